@@ -1,0 +1,98 @@
+"""Domain exceptions. Messages are built here so every caller (CLI, API, jobs) says the same thing."""
+
+from __future__ import annotations
+
+
+class StockcastError(Exception):
+    """Base class for every error stockcast reports to a user."""
+
+    code = "stockcast_error"
+
+
+class ConfigError(StockcastError):
+    code = "bad_config"
+
+
+class InvalidTicker(StockcastError):
+    code = "invalid_ticker"
+
+    def __init__(self, ticker: str) -> None:
+        super().__init__(f"malformed ticker symbol {ticker!r}")
+        self.ticker = ticker
+
+
+class UnknownTicker(StockcastError):
+    code = "unknown_ticker"
+
+    def __init__(self, ticker: str, detail: str = "") -> None:
+        message = f"unknown ticker {ticker!r}"
+        super().__init__(f"{message}: {detail}" if detail else message)
+        self.ticker = ticker
+
+
+class InvalidDateRange(StockcastError):
+    code = "bad_date_range"
+
+
+class UnknownProvider(StockcastError):
+    code = "unknown_provider"
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(f"unknown provider {name!r} (known: {', '.join(sorted(known))})")
+        self.name = name
+
+
+class ProviderError(StockcastError):
+    """The data source failed (network, rate limit past the retry cap, malformed response)."""
+
+    code = "provider_error"
+
+
+class RateLimited(ProviderError):
+    code = "rate_limited"
+
+
+class ValidationFailed(StockcastError):
+    """A batch of prices failed validation and --strict was asked for: nothing was stored."""
+
+    code = "validation_failed"
+
+
+class InsufficientHistory(StockcastError):
+    code = "insufficient_history"
+
+    def __init__(self, ticker: str, have: int, need: int) -> None:
+        super().__init__(
+            f"{ticker}: {have} stored trading days, at least {need} are needed to train and evaluate"
+        )
+        self.ticker = ticker
+        self.have = have
+        self.need = need
+
+
+class NoChampion(StockcastError):
+    code = "no_champion"
+
+    def __init__(self, ticker: str) -> None:
+        super().__init__(f"{ticker}: no champion model yet; run `stockcast train {ticker}` first")
+        self.ticker = ticker
+
+
+class ModelArtifactError(StockcastError):
+    code = "model_artifact_error"
+
+
+class DatabaseUnavailable(StockcastError):
+    code = "database_unavailable"
+
+
+class LockBusy(StockcastError):
+    """Another process holds the pipeline lock for this ticker."""
+
+    code = "lock_busy"
+
+    def __init__(self, name: str, owner: str | None = None) -> None:
+        who = f" (held by {owner})" if owner else ""
+        super().__init__(f"lock {name!r} is held by another run{who}")
+        self.name = name
+        self.owner = owner

@@ -1,0 +1,72 @@
+"""The one small interface every market-data source implements, and the canonical frame shape."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Protocol, runtime_checkable
+
+import pandas as pd
+
+from forecaster.errors import InvalidDateRange, InvalidTicker
+
+# Canonical columns every provider returns (adj_close is NaN where a source has none).
+PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "adj_close", "volume")
+
+# Yahoo-style symbols: AAPL, BRK-B, ^GSPC, EURUSD=X, BTC-USD, 0700.HK. Checked before any I/O.
+TICKER_PATTERN = re.compile(r"^\^?[A-Z0-9][A-Z0-9.\-=]{0,19}$")
+
+
+def normalize_ticker(ticker: str) -> str:
+    """Upper-case and check a symbol; raise InvalidTicker for anything else."""
+    symbol = ticker.strip().upper()
+    if not TICKER_PATTERN.fullmatch(symbol):
+        raise InvalidTicker(ticker)
+    return symbol
+
+
+def check_range(start: date | None, end: date | None) -> None:
+    if start is not None and end is not None and end < start:
+        raise InvalidDateRange(f"end {end.isoformat()} is before start {start.isoformat()}")
+
+
+def empty_frame() -> pd.DataFrame:
+    frame = pd.DataFrame({c: pd.Series(dtype="float64") for c in PRICE_COLUMNS})
+    frame.index = pd.DatetimeIndex([], name="date")
+    return frame
+
+
+def canonicalize(frame: pd.DataFrame) -> pd.DataFrame:
+    """Lower-case/rename columns, make the index tz-naive dates named `date`, keep PRICE_COLUMNS.
+
+    Rows are neither sorted nor de-duplicated here: validation reports those problems.
+    """
+    renamed = frame.rename(columns=lambda c: str(c).strip().lower().replace(" ", "_"))
+    missing = [c for c in ("open", "high", "low", "close", "volume") if c not in renamed.columns]
+    if missing:
+        from forecaster.errors import ProviderError
+
+        raise ProviderError(f"price data is missing columns: {', '.join(missing)}")
+    if "adj_close" not in renamed.columns:
+        renamed["adj_close"] = float("nan")
+    index = pd.DatetimeIndex(pd.to_datetime(renamed.index))
+    if index.tz is not None:
+        # A daily bar belongs to the exchange's local calendar day: drop the zone, keep the date.
+        index = index.tz_localize(None)
+    out = renamed.loc[:, list(PRICE_COLUMNS)].astype("float64")
+    out.index = index.normalize().rename("date")
+    return out
+
+
+@runtime_checkable
+class PriceProvider(Protocol):
+    """fetch(ticker, start, end) -> canonical frame of daily bars, start and end inclusive.
+
+    `adjusted` records whether OHLC are split/dividend adjusted, and is stored with every row.
+    An empty frame means "no bars in that range"; an unknown symbol raises UnknownTicker.
+    """
+
+    name: str
+    adjusted: bool
+
+    def fetch(self, ticker: str, start: date | None, end: date | None) -> pd.DataFrame: ...

@@ -1,0 +1,177 @@
+"""Configuration: one frozen Settings object, read from the environment in exactly one place."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from forecaster.errors import ConfigError
+
+DEFAULT_FEATURES: tuple[str, ...] = ("open", "high", "low", "volume", "close")
+SAMPLE_TICKERS: tuple[str, ...] = ("^GSPC", "GOOG")
+
+
+def _int(env: Mapping[str, str], key: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{key} must be an integer, got {raw!r}") from exc
+    if value < minimum:
+        raise ConfigError(f"{key} must be >= {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], key: str, default: float) -> float:
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{key} must be a number, got {raw!r}") from exc
+
+
+def _csv(env: Mapping[str, str], key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = env.get(key)
+    if raw is None or raw.strip() == "":
+        return default
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable. Build with `Settings.from_env()`; tests use `replace()`."""
+
+    data_dir: Path = Path("data")
+    database_url: str = ""  # empty -> SQLite file in data_dir (see resolved_database_url)
+    models_dir: Path | None = None  # None -> data_dir / "models"
+    default_provider: str = "sample"
+    tickers: tuple[str, ...] = SAMPLE_TICKERS  # what the nightly pipeline tracks by default
+
+    # windows
+    window: int = 7
+    features: tuple[str, ...] = DEFAULT_FEATURES
+
+    # model / training
+    lstm_units: tuple[int, ...] = (32, 16)
+    epochs: int = 30
+    batch_size: int = 64
+    patience: int = 5
+    learning_rate: float = 1e-3
+    seed: int = 42
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+
+    # promotion and intervals
+    persistence_tolerance: float = 0.02  # candidate MAE may be up to 2% worse than persistence
+    champion_tolerance: float = 0.0  # candidate MAE may be this much worse than the champion
+    interval_coverage: float = 0.9
+
+    # yfinance
+    yf_max_retries: int = 5
+    yf_backoff_base: float = 1.0
+    yf_backoff_cap: float = 60.0
+    yf_auto_adjust: bool = False
+
+    # scheduler
+    schedule_cron: str = "30 18 * * mon-fri"
+    schedule_timezone: str = "America/New_York"
+    misfire_grace_seconds: int = 6 * 3600
+    exchange_calendar: str = "XNYS"
+
+    # api
+    api_cache_max_age: int = 60
+    api_max_limit: int = 1000
+
+    # logging
+    log_level: str = "INFO"
+    log_format: str = "json"  # json | text
+
+    extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'stockcast.db').resolve()}"
+
+    @property
+    def resolved_models_dir(self) -> Path:
+        return self.models_dir if self.models_dir is not None else self.data_dir / "models"
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read STOCKCAST_* variables (and DATABASE_URL); anything unset keeps its default."""
+        env = os.environ if env is None else env
+        d = cls()
+        units = _csv(env, "STOCKCAST_LSTM_UNITS", tuple(str(u) for u in d.lstm_units))
+        try:
+            lstm_units = tuple(int(u) for u in units)
+        except ValueError as exc:
+            raise ConfigError(f"STOCKCAST_LSTM_UNITS must be integers, got {units!r}") from exc
+        if len(lstm_units) < 2 or min(lstm_units) < 1:
+            raise ConfigError(
+                "STOCKCAST_LSTM_UNITS needs at least two positive sizes (stacked LSTM)"
+            )
+        features = _csv(env, "STOCKCAST_FEATURES", d.features)
+        unknown = set(features) - set(DEFAULT_FEATURES)
+        if unknown or "close" not in features:
+            raise ConfigError(
+                f"STOCKCAST_FEATURES must be drawn from {DEFAULT_FEATURES} and include close"
+            )
+        log_format = env.get("STOCKCAST_LOG_FORMAT", d.log_format).lower()
+        if log_format not in ("json", "text"):
+            raise ConfigError("STOCKCAST_LOG_FORMAT must be json or text")
+        models_dir = env.get("STOCKCAST_MODELS_DIR")
+        val_fraction = _float(env, "STOCKCAST_VAL_FRACTION", d.val_fraction)
+        test_fraction = _float(env, "STOCKCAST_TEST_FRACTION", d.test_fraction)
+        if not (0 < val_fraction < 0.5 and 0 < test_fraction < 0.5):
+            raise ConfigError("validation and test fractions must be between 0 and 0.5")
+        coverage = _float(env, "STOCKCAST_INTERVAL_COVERAGE", d.interval_coverage)
+        if not 0 < coverage < 1:
+            raise ConfigError("STOCKCAST_INTERVAL_COVERAGE must be between 0 and 1")
+        return cls(
+            data_dir=Path(env.get("STOCKCAST_DATA_DIR", str(d.data_dir))),
+            database_url=env.get("DATABASE_URL", d.database_url),
+            models_dir=Path(models_dir) if models_dir else None,
+            default_provider=env.get("STOCKCAST_PROVIDER", d.default_provider),
+            tickers=tuple(t.upper() for t in _csv(env, "STOCKCAST_TICKERS", d.tickers)),
+            window=_int(env, "STOCKCAST_WINDOW", d.window, minimum=2),
+            features=features,
+            lstm_units=lstm_units,
+            epochs=_int(env, "STOCKCAST_EPOCHS", d.epochs, minimum=1),
+            batch_size=_int(env, "STOCKCAST_BATCH_SIZE", d.batch_size, minimum=1),
+            patience=_int(env, "STOCKCAST_PATIENCE", d.patience, minimum=1),
+            learning_rate=_float(env, "STOCKCAST_LEARNING_RATE", d.learning_rate),
+            seed=_int(env, "STOCKCAST_SEED", d.seed),
+            val_fraction=val_fraction,
+            test_fraction=test_fraction,
+            persistence_tolerance=_float(
+                env, "STOCKCAST_PERSISTENCE_TOLERANCE", d.persistence_tolerance
+            ),
+            champion_tolerance=_float(env, "STOCKCAST_CHAMPION_TOLERANCE", d.champion_tolerance),
+            interval_coverage=coverage,
+            yf_max_retries=_int(env, "STOCKCAST_YF_MAX_RETRIES", d.yf_max_retries),
+            yf_backoff_base=_float(env, "STOCKCAST_YF_BACKOFF_BASE", d.yf_backoff_base),
+            yf_backoff_cap=_float(env, "STOCKCAST_YF_BACKOFF_CAP", d.yf_backoff_cap),
+            yf_auto_adjust=env.get("STOCKCAST_YF_AUTO_ADJUST", "false").lower()
+            in ("1", "true", "yes"),
+            schedule_cron=env.get("STOCKCAST_SCHEDULE_CRON", d.schedule_cron),
+            schedule_timezone=env.get("STOCKCAST_SCHEDULE_TIMEZONE", d.schedule_timezone),
+            misfire_grace_seconds=_int(
+                env, "STOCKCAST_MISFIRE_GRACE_SECONDS", d.misfire_grace_seconds, minimum=1
+            ),
+            exchange_calendar=env.get("STOCKCAST_EXCHANGE_CALENDAR", d.exchange_calendar),
+            api_cache_max_age=_int(env, "STOCKCAST_API_CACHE_MAX_AGE", d.api_cache_max_age),
+            api_max_limit=_int(env, "STOCKCAST_API_MAX_LIMIT", d.api_max_limit, minimum=1),
+            log_level=env.get("STOCKCAST_LOG_LEVEL", d.log_level).upper(),
+            log_format=log_format,
+        )

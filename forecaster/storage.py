@@ -1,0 +1,499 @@
+"""Sole owner of the database schema: typed SQLAlchemy 2.0 models, engine/session factory, queries.
+
+The schema itself is created only by the Alembic migrations in `migrations/`; nothing here calls
+`create_all`. Every write path is idempotent: prices upsert on (ticker_id, date), predictions on
+(ticker_id, as_of_date), model versions are numbered per ticker.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, ClassVar
+
+import pandas as pd
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Double,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    Session,
+    mapped_column,
+    relationship,
+    sessionmaker,
+)
+
+from forecaster.providers.base import PRICE_COLUMNS
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: DateTime(timezone=True),
+        float: Double(),
+    }
+
+
+class Ticker(Base):
+    __tablename__ = "tickers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(20), unique=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    prices: Mapped[list[Price]] = relationship(back_populates="ticker", passive_deletes=True)
+
+
+class Price(Base):
+    __tablename__ = "prices"
+
+    ticker_id: Mapped[int] = mapped_column(
+        ForeignKey("tickers.id", ondelete="CASCADE"), primary_key=True
+    )
+    date: Mapped[date] = mapped_column(Date, primary_key=True)
+    open: Mapped[float]
+    high: Mapped[float]
+    low: Mapped[float]
+    close: Mapped[float]
+    adj_close: Mapped[float | None]
+    volume: Mapped[float]
+    source: Mapped[str] = mapped_column(String(32))
+    adjusted: Mapped[bool] = mapped_column(Boolean)
+    fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    ticker: Mapped[Ticker] = relationship(back_populates="prices")
+
+
+class ModelVersion(Base):
+    __tablename__ = "model_versions"
+    __table_args__ = (
+        UniqueConstraint("ticker_id", "version"),
+        Index("ix_model_versions_ticker_status", "ticker_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticker_id: Mapped[int] = mapped_column(ForeignKey("tickers.id", ondelete="CASCADE"))
+    version: Mapped[int]
+    # candidate (being decided) | champion | retired (was champion) | rejected
+    status: Mapped[str] = mapped_column(String(16))
+    rejection_reason: Mapped[str | None] = mapped_column(Text)
+    artifact_path: Mapped[str] = mapped_column(String(500))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    train_start: Mapped[date] = mapped_column(Date)
+    train_end: Mapped[date] = mapped_column(Date)
+    test_start: Mapped[date] = mapped_column(Date)
+    test_end: Mapped[date] = mapped_column(Date)
+    n_train: Mapped[int]
+    train_seconds: Mapped[float]
+    mae: Mapped[float]
+    persistence_mae: Mapped[float]
+    mae_ratio: Mapped[float]
+    interval_halfwidth: Mapped[float]
+    interval_coverage: Mapped[float]
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    trained_at: Mapped[datetime] = mapped_column(default=utcnow)
+    promoted_at: Mapped[datetime | None]
+
+    ticker: Mapped[Ticker] = relationship()
+
+
+class Prediction(Base):
+    __tablename__ = "predictions"
+    __table_args__ = (
+        UniqueConstraint("ticker_id", "as_of_date"),
+        Index("ix_predictions_ticker_target", "ticker_id", "target_date"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticker_id: Mapped[int] = mapped_column(ForeignKey("tickers.id", ondelete="CASCADE"))
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    as_of_date: Mapped[date] = mapped_column(Date)
+    target_date: Mapped[date] = mapped_column(Date)
+    last_close: Mapped[float]
+    predicted_close: Mapped[float]
+    lower: Mapped[float]
+    upper: Mapped[float]
+    coverage: Mapped[float]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    ticker: Mapped[Ticker] = relationship()
+    model_version: Mapped[ModelVersion] = relationship()
+
+
+class JobRun(Base):
+    __tablename__ = "job_runs"
+    __table_args__ = (Index("ix_job_runs_status_started", "status", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))  # pipeline | backfill
+    trigger: Mapped[str] = mapped_column(String(32))  # scheduler | cli
+    status: Mapped[str] = mapped_column(String(16))  # running | succeeded | partial | failed
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+    host: Mapped[str | None] = mapped_column(String(255))
+    pid: Mapped[int | None]
+    tickers: Mapped[list[str]] = mapped_column(JSON, default=list)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    steps: Mapped[list[JobStep]] = relationship(
+        back_populates="run", order_by="JobStep.id", passive_deletes=True
+    )
+
+
+class JobStep(Base):
+    __tablename__ = "job_steps"
+    __table_args__ = (Index("ix_job_steps_run_ticker", "run_id", "ticker"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("job_runs.id", ondelete="CASCADE"))
+    ticker: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(16))  # running | succeeded | failed | skipped
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    duration_seconds: Mapped[float | None]
+    rows_fetched: Mapped[int | None]
+    rows_rejected: Mapped[int | None]
+    model_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="SET NULL")
+    )
+    promoted: Mapped[bool | None]
+    error: Mapped[str | None] = mapped_column(Text)
+
+    run: Mapped[JobRun] = relationship(back_populates="steps")
+
+
+class Lock(Base):
+    """Lock rows for databases without advisory locks (SQLite); PostgreSQL uses pg_advisory_lock."""
+
+    __tablename__ = "locks"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255))
+    acquired_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+
+
+# --------------------------------------------------------------------------- engine / sessions
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """Create an engine; SQLite gets foreign keys, WAL and a busy timeout so readers never block."""
+    if url.startswith("sqlite"):
+        kwargs.setdefault("connect_args", {"timeout": 30})
+        engine = create_engine(url, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, **kwargs)
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def ensure_sqlite_dir(url: str) -> None:
+    """Create the directory of a SQLite file URL (the embedded default lives in data_dir)."""
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+
+
+# --------------------------------------------------------------------------- tickers
+
+
+def get_ticker(session: Session, symbol: str) -> Ticker | None:
+    return session.scalar(select(Ticker).where(Ticker.symbol == symbol))
+
+
+def get_or_create_ticker(
+    session: Session, symbol: str, provider: str, name: str | None = None
+) -> Ticker:
+    ticker = get_ticker(session, symbol)
+    if ticker is None:
+        ticker = Ticker(symbol=symbol, provider=provider, name=name)
+        session.add(ticker)
+        session.flush()
+    return ticker
+
+
+@dataclass(frozen=True)
+class TickerSummary:
+    symbol: str
+    provider: str
+    rows: int
+    first_date: date | None
+    last_date: date | None
+    last_close: float | None
+
+
+def ticker_summaries(session: Session) -> list[TickerSummary]:
+    stats = (
+        select(
+            Price.ticker_id,
+            func.count().label("rows"),
+            func.min(Price.date).label("first"),
+            func.max(Price.date).label("last"),
+        )
+        .group_by(Price.ticker_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(Ticker, stats.c.rows, stats.c.first, stats.c.last)
+        .outerjoin(stats, stats.c.ticker_id == Ticker.id)
+        .order_by(Ticker.symbol)
+    ).all()
+    out = []
+    for ticker, n, first, last in rows:
+        last_close = None
+        if last is not None:
+            last_close = session.scalar(
+                select(Price.close).where(Price.ticker_id == ticker.id, Price.date == last)
+            )
+        out.append(TickerSummary(ticker.symbol, ticker.provider, n or 0, first, last, last_close))
+    return out
+
+
+# --------------------------------------------------------------------------- prices
+
+
+def price_bounds(session: Session, ticker_id: int) -> tuple[date | None, date | None]:
+    first, last = session.execute(
+        select(func.min(Price.date), func.max(Price.date)).where(Price.ticker_id == ticker_id)
+    ).one()
+    return first, last
+
+
+@dataclass(frozen=True)
+class UpsertCounts:
+    inserted: int
+    updated: int
+    unchanged: int
+
+
+_VALUE_COLUMNS = ("open", "high", "low", "close", "adj_close", "volume")
+
+
+def _same(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-12)
+
+
+def upsert_prices(
+    session: Session,
+    ticker: Ticker,
+    frame: pd.DataFrame,
+    *,
+    source: str,
+    adjusted: bool,
+) -> UpsertCounts:
+    """Insert new days and update changed ones; identical rows are left alone.
+
+    `frame` is a validated canonical frame. The caller's transaction makes the batch atomic.
+    """
+    if frame.empty:
+        return UpsertCounts(0, 0, 0)
+    first, last = frame.index.min().date(), frame.index.max().date()
+    existing = {
+        row.date: row
+        for row in session.execute(
+            select(Price.date, *[getattr(Price, c) for c in _VALUE_COLUMNS]).where(
+                Price.ticker_id == ticker.id, Price.date >= first, Price.date <= last
+            )
+        )
+    }
+    now = utcnow()
+    to_write: list[dict[str, Any]] = []
+    inserted = updated = 0
+    for when, values in zip(
+        frame.index, frame.loc[:, list(PRICE_COLUMNS)].itertuples(index=False), strict=True
+    ):
+        day = when.date()
+        record = {
+            c: (None if pd.isna(v) else float(v))
+            for c, v in zip(PRICE_COLUMNS, values, strict=True)
+        }
+        old = existing.get(day)
+        if old is None:
+            inserted += 1
+        elif all(_same(getattr(old, c), record[c]) for c in _VALUE_COLUMNS):
+            continue
+        else:
+            updated += 1
+        to_write.append(
+            {
+                "ticker_id": ticker.id,
+                "date": day,
+                **record,
+                "source": source,
+                "adjusted": adjusted,
+                "fetched_at": now,
+            }
+        )
+    if to_write:
+        _upsert(session, Price, to_write, ["ticker_id", "date"])
+    return UpsertCounts(inserted, updated, len(frame) - inserted - updated)
+
+
+def _upsert(
+    session: Session, model: type[Base], rows: Sequence[dict[str, Any]], keys: list[str]
+) -> None:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        stmt = postgresql.insert(model)
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(model)
+    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+        raise NotImplementedError(f"upsert not supported on {dialect}")
+    update_cols = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
+    stmt = stmt.on_conflict_do_update(index_elements=keys, set_=update_cols)
+    for start in range(0, len(rows), 1000):
+        session.execute(stmt, list(rows[start : start + 1000]))
+
+
+def load_prices(
+    session: Session,
+    ticker_id: int,
+    start: date | None = None,
+    end: date | None = None,
+    limit: int | None = None,
+) -> pd.DataFrame:
+    """Stored prices as a canonical frame (DatetimeIndex `date`, PRICE_COLUMNS), oldest first.
+
+    With `limit`, the newest `limit` rows of the range.
+    """
+    query = select(Price.date, *[getattr(Price, c) for c in PRICE_COLUMNS]).where(
+        Price.ticker_id == ticker_id
+    )
+    if start is not None:
+        query = query.where(Price.date >= start)
+    if end is not None:
+        query = query.where(Price.date <= end)
+    if limit is not None:
+        query = query.order_by(Price.date.desc()).limit(limit)
+    else:
+        query = query.order_by(Price.date)
+    rows = session.execute(query).all()
+    frame = pd.DataFrame(rows, columns=["date", *PRICE_COLUMNS])
+    frame.index = pd.DatetimeIndex(pd.to_datetime(frame.pop("date")), name="date")
+    frame = frame.astype("float64")
+    return frame.sort_index()
+
+
+def price_rows(
+    session: Session, ticker_id: int, start: date | None, end: date | None, limit: int
+) -> list[Price]:
+    query = select(Price).where(Price.ticker_id == ticker_id)
+    if start is not None:
+        query = query.where(Price.date >= start)
+    if end is not None:
+        query = query.where(Price.date <= end)
+    return list(session.scalars(query.order_by(Price.date).limit(limit)))
+
+
+# --------------------------------------------------------------------------- models and predictions
+
+
+def champion(session: Session, ticker_id: int) -> ModelVersion | None:
+    return session.scalar(
+        select(ModelVersion).where(
+            ModelVersion.ticker_id == ticker_id, ModelVersion.status == "champion"
+        )
+    )
+
+
+def model_versions(session: Session, ticker_id: int) -> list[ModelVersion]:
+    return list(
+        session.scalars(
+            select(ModelVersion)
+            .where(ModelVersion.ticker_id == ticker_id)
+            .order_by(ModelVersion.version.desc())
+        )
+    )
+
+
+def next_version_number(session: Session, ticker_id: int) -> int:
+    current = session.scalar(
+        select(func.max(ModelVersion.version)).where(ModelVersion.ticker_id == ticker_id)
+    )
+    return (current or 0) + 1
+
+
+def upsert_prediction(session: Session, values: dict[str, Any]) -> Prediction:
+    """One forecast per (ticker, as-of date): a re-run or a new champion replaces it."""
+    row = {**values, "created_at": utcnow()}
+    _upsert(session, Prediction, [row], ["ticker_id", "as_of_date"])
+    prediction = session.scalar(
+        select(Prediction).where(
+            Prediction.ticker_id == values["ticker_id"],
+            Prediction.as_of_date == values["as_of_date"],
+        )
+    )
+    assert prediction is not None
+    session.refresh(prediction)
+    return prediction
+
+
+def latest_prediction(session: Session, ticker_id: int) -> Prediction | None:
+    return session.scalar(
+        select(Prediction)
+        .where(Prediction.ticker_id == ticker_id)
+        .order_by(Prediction.as_of_date.desc())
+        .limit(1)
+    )
+
+
+def all_symbols(session: Session) -> list[str]:
+    return list(session.scalars(select(Ticker.symbol).order_by(Ticker.symbol)))
+
+
+def symbols_with_prices(session: Session) -> Iterable[str]:
+    return session.scalars(select(Ticker.symbol).where(Ticker.prices.any()).order_by(Ticker.symbol))

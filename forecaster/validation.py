@@ -1,0 +1,78 @@
+"""OHLCV sanity rules: pure functions on canonical frames, reporting every offending row."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from forecaster.providers.base import PRICE_COLUMNS
+
+REQUIRED = ("open", "high", "low", "close", "volume")
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    valid: pd.DataFrame  # sorted by date, unique dates, every rule passed
+    rejected: pd.DataFrame  # offending rows with a `reason` column (all reasons, joined by "; ")
+
+    @property
+    def ok(self) -> bool:
+        return self.rejected.empty
+
+    def summary(self, limit: int = 5) -> str:
+        if self.rejected.empty:
+            return "all rows valid"
+        lines = [f"{len(self.rejected)} row(s) rejected:"]
+        for when, row in self.rejected.head(limit).iterrows():
+            stamp = when.date().isoformat() if isinstance(when, pd.Timestamp) else str(when)
+            lines.append(f"  {stamp}: {row['reason']}")
+        if len(self.rejected) > limit:
+            lines.append(f"  ... and {len(self.rejected) - limit} more")
+        return "\n".join(lines)
+
+
+def validate_prices(frame: pd.DataFrame) -> ValidationReport:
+    """Split a canonical frame into valid rows and rejected rows with reasons.
+
+    Rules: no NaN in open/high/low/close/volume; prices > 0; high >= low; open and close within
+    [low, high]; volume >= 0; dates unique (every copy of a duplicated date is rejected: we cannot
+    know which is right) and increasing (a row dated before an earlier row is rejected).
+    """
+    n = len(frame)
+    reasons: list[list[str]] = [[] for _ in range(n)]
+
+    def flag(mask: np.ndarray, reason: str) -> None:
+        for i in np.flatnonzero(mask):
+            reasons[i].append(reason)
+
+    values = {c: frame[c].to_numpy(dtype="float64") for c in REQUIRED}
+    for c in REQUIRED:
+        flag(np.isnan(values[c]), f"{c} is NaN")
+    with np.errstate(invalid="ignore"):
+        for c in ("open", "high", "low", "close"):
+            flag(values[c] <= 0, f"{c} is not positive")
+        flag(values["high"] < values["low"], "high < low")
+        for c in ("open", "close"):
+            flag(
+                (values[c] < values["low"]) | (values[c] > values["high"]),
+                f"{c} outside [low, high]",
+            )
+        flag(values["volume"] < 0, "volume is negative")
+
+    dates = pd.DatetimeIndex(frame.index)
+    flag(np.asarray(dates.duplicated(keep=False)), "duplicate date")
+    # Non-monotonic: a row whose date is earlier than some row before it.
+    if n:
+        as_int = dates.asi8
+        running_max = np.maximum.accumulate(as_int)
+        back = np.zeros(n, dtype=bool)
+        back[1:] = as_int[1:] < running_max[:-1]
+        flag(back, "date out of order")
+
+    bad = np.array([bool(r) for r in reasons], dtype=bool) if n else np.zeros(0, dtype=bool)
+    rejected = frame.loc[bad].copy()
+    rejected["reason"] = ["; ".join(r) for r in reasons if r]
+    valid = frame.loc[~bad, list(PRICE_COLUMNS)].sort_index()
+    return ValidationReport(valid=valid, rejected=rejected)
