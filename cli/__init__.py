@@ -1,0 +1,1 @@
+"""The `stockcast` admin CLI: thin click commands over forecaster.service and jobs."""

@@ -1,0 +1,68 @@
+"""The object every command receives: settings plus a lazily created engine and session factory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date
+
+import click
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from forecaster import migrate, storage
+from forecaster.errors import DatabaseUnavailable
+from forecaster.settings import Settings
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    _engine: Engine | None = field(default=None, repr=False)
+    _sessions: sessionmaker[Session] | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return self.settings.resolved_database_url
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            storage.ensure_sqlite_dir(self.url)
+            self._engine = storage.make_engine(self.url)
+        return self._engine
+
+    def check_schema(self) -> None:
+        from sqlalchemy.exc import OperationalError
+
+        try:
+            at_head = migrate.is_at_head(self.engine)
+        except OperationalError as exc:
+            raise DatabaseUnavailable(f"database unreachable: {exc.orig}") from exc
+        if not at_head:
+            raise click.ClickException(
+                "the database schema is not at the latest migration; run `stockcast db upgrade`"
+            )
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One unit of work: commit on success, roll back on any error."""
+        if self._sessions is None:
+            self.check_schema()
+            self._sessions = storage.make_session_factory(self.engine)
+        with self._sessions.begin() as session:
+            yield session
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+pass_app = click.make_pass_decorator(AppContext)
+
+DATE = click.DateTime(formats=["%Y-%m-%d"])
+
+
+def as_date(value: object) -> date | None:
+    return value.date() if value is not None else None  # type: ignore[attr-defined]

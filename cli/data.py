@@ -1,0 +1,159 @@
+"""`stockcast backfill`, `tickers list`, `prices show`: market data in and out of the database."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import click
+
+from cli.context import AppContext, pass_app
+from forecaster import service, storage
+from forecaster.errors import InvalidDateRange, StockcastError, UnknownTicker
+from forecaster.providers import get_provider
+from forecaster.providers.base import check_range, normalize_ticker
+
+
+def parse_day(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidDateRange(f"{option} must be a date like 2018-12-31, got {value!r}") from exc
+
+
+def resolve_tickers(app: AppContext, tickers: tuple[str, ...]) -> list[str]:
+    """Validate every symbol before any work; no symbols means the tracked list (STOCKCAST_TICKERS)."""
+    return [normalize_ticker(t) for t in (tickers or app.settings.tickers)]
+
+
+@click.command()
+@click.argument("tickers", nargs=-1)
+@click.option("--start", help="First day (YYYY-MM-DD, inclusive). Default: all available history.")
+@click.option("--end", help="Last day (YYYY-MM-DD, inclusive). Default: today.")
+@click.option("--provider", help="sample | yfinance | csv (default: STOCKCAST_PROVIDER, sample).")
+@click.option(
+    "--csv",
+    "csv_path",
+    type=click.Path(path_type=Path),
+    help="CSV file or directory for --provider csv.",
+)
+@click.option(
+    "--force", is_flag=True, help="Re-fetch the whole range instead of only missing days."
+)
+@click.option(
+    "--strict", is_flag=True, help="Store nothing for a ticker if any row fails validation."
+)
+@pass_app
+def backfill(
+    app: AppContext,
+    tickers: tuple[str, ...],
+    start: str | None,
+    end: str | None,
+    provider: str | None,
+    csv_path: Path | None,
+    force: bool,
+    strict: bool,
+) -> None:
+    """Fetch, validate and store daily prices for TICKERS (default: the tracked tickers).
+
+    Incremental: only days missing before or after what is stored are fetched, unless --force.
+    Re-running never duplicates a row.
+    """
+    first, last = parse_day(start, "--start"), parse_day(end, "--end")
+    check_range(first, last)
+    symbols = resolve_tickers(app, tickers)
+    source = get_provider(provider or app.settings.default_provider, app.settings, csv_path)
+    failures = 0
+    with click.progressbar(
+        symbols,
+        label="backfill",
+        show_pos=True,
+        item_show_func=lambda s: s or "",
+        file=click.get_text_stream("stderr"),
+    ) as bar:
+        results = []
+        for symbol in bar:
+            try:
+                with app.transaction() as session:
+                    results.append(
+                        service.backfill_ticker(
+                            session, source, symbol, first, last, force=force, strict=strict
+                        )
+                    )
+            except StockcastError as exc:
+                failures += 1
+                results.append(exc)
+    for symbol, outcome in zip(symbols, results, strict=True):
+        if isinstance(outcome, Exception):
+            click.echo(f"{symbol}: error: {outcome}", err=True)
+            continue
+        span = f"{outcome.first_date} .. {outcome.last_date}" if outcome.last_date else "no data"
+        click.echo(
+            f"{symbol}: fetched {outcome.fetched}, inserted {outcome.inserted}, updated {outcome.updated}, "
+            f"unchanged {outcome.unchanged}, rejected {outcome.rejected}  [{span}]"
+            + ("  (already up to date)" if outcome.fetched == 0 else "")
+        )
+        if outcome.rejected_summary:
+            click.echo(outcome.rejected_summary, err=True)
+    if failures:
+        raise click.ClickException(f"{failures} of {len(symbols)} ticker(s) failed")
+
+
+@click.group()
+def tickers() -> None:
+    """Tracked tickers."""
+
+
+@tickers.command("list")
+@pass_app
+def tickers_list(app: AppContext) -> None:
+    """Tickers in the database with their stored range."""
+    with app.transaction() as session:
+        rows = storage.ticker_summaries(session)
+    if not rows:
+        click.echo("no tickers yet; run `stockcast backfill`")
+        return
+    click.echo(
+        f"{'ticker':<10} {'provider':<9} {'rows':>6}  {'first':<10}  {'last':<10}  {'last close':>12}"
+    )
+    for r in rows:
+        close = f"{r.last_close:12.2f}" if r.last_close is not None else f"{'-':>12}"
+        click.echo(
+            f"{r.symbol:<10} {r.provider:<9} {r.rows:>6}  {r.first_date or '-'!s:<10}  {r.last_date or '-'!s:<10}  {close}"
+        )
+
+
+@click.group()
+def prices() -> None:
+    """Stored daily prices."""
+
+
+@prices.command("show")
+@click.argument("ticker")
+@click.option(
+    "--last",
+    "last_n",
+    type=click.IntRange(1, 100_000),
+    default=10,
+    show_default=True,
+    help="Newest N trading days.",
+)
+@pass_app
+def prices_show(app: AppContext, ticker: str, last_n: int) -> None:
+    """Print the newest stored OHLCV rows of TICKER."""
+    symbol = normalize_ticker(ticker)
+    with app.transaction() as session:
+        row = storage.get_ticker(session, symbol)
+        if row is None:
+            raise UnknownTicker(symbol, "not in the database; run `stockcast backfill` first")
+        frame = storage.load_prices(session, row.id, limit=last_n)
+    click.echo(f"{'date':<10} {'open':>12} {'high':>12} {'low':>12} {'close':>12} {'volume':>15}")
+    for when, r in frame.iterrows():
+        click.echo(
+            f"{when.date()!s:<10} {r.open:12.2f} {r.high:12.2f} {r.low:12.2f} {r.close:12.2f} {r.volume:15,.0f}"
+        )
+
+
+COMMANDS = [backfill, tickers, prices]

@@ -1,0 +1,34 @@
+"""Market-data providers behind one interface; `get_provider` picks one by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from forecaster.errors import ConfigError, UnknownProvider
+from forecaster.providers.base import PriceProvider
+from forecaster.settings import Settings
+
+PROVIDERS = ("sample", "yfinance", "csv")
+
+
+def get_provider(
+    name: str, settings: Settings, csv_path: Path | str | None = None
+) -> PriceProvider:
+    if name == "sample":
+        from forecaster.providers.sample import SampleProvider
+
+        return SampleProvider()
+    if name == "yfinance":
+        from forecaster.providers.yfinance import YFinanceProvider
+
+        return YFinanceProvider.from_settings(settings)
+    if name == "csv":
+        from forecaster.providers.csv import CsvProvider
+
+        if csv_path is None:
+            raise ConfigError("the csv provider needs a file or directory (--csv PATH)")
+        return CsvProvider(csv_path)
+    raise UnknownProvider(name, list(PROVIDERS))
+
+
+__all__ = ["PROVIDERS", "PriceProvider", "get_provider"]

@@ -1,0 +1,136 @@
+"""Use cases (backfill, train, evaluate, predict). Callers own the session and its transaction."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import pandas as pd
+from sqlalchemy.orm import Session
+
+from forecaster import storage
+from forecaster.errors import UnknownTicker, ValidationFailed
+from forecaster.providers.base import PriceProvider, check_range, normalize_ticker
+from forecaster.validation import validate_prices
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BackfillResult:
+    symbol: str
+    provider: str
+    fetched: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    rejected_summary: str = ""
+    ranges: list[tuple[date | None, date | None]] = field(default_factory=list)
+    first_date: date | None = None
+    last_date: date | None = None
+
+    @property
+    def up_to_date(self) -> bool:
+        return not self.ranges
+
+
+def _missing_ranges(
+    first: date | None, last: date | None, start: date | None, end: date | None
+) -> list[tuple[date | None, date | None]]:
+    """What to fetch for an incremental backfill: before the stored range and after it."""
+    if first is None or last is None:
+        return [(start, end)]
+    ranges: list[tuple[date | None, date | None]] = []
+    if start is not None and start < first:
+        ranges.append(
+            (start, min(first - timedelta(days=1), end) if end else first - timedelta(days=1))
+        )
+    after = last + timedelta(days=1)
+    if end is None or end >= after:
+        ranges.append((max(after, start) if start else after, end))
+    return ranges
+
+
+def backfill_ticker(
+    session: Session,
+    provider: PriceProvider,
+    ticker: str,
+    start: date | None = None,
+    end: date | None = None,
+    *,
+    force: bool = False,
+    strict: bool = False,
+) -> BackfillResult:
+    """Fetch, validate and upsert daily prices for one ticker, atomically within the caller's transaction.
+
+    Incremental unless `force`: only ranges before the first / after the last stored day are fetched.
+    Invalid rows are rejected and reported; with `strict`, any rejected row aborts the whole batch.
+    """
+    symbol = normalize_ticker(ticker)
+    check_range(start, end)
+    result = BackfillResult(symbol=symbol, provider=provider.name)
+    existing = storage.get_ticker(session, symbol)
+    first = last = None
+    if existing is not None and not force:
+        first, last = storage.price_bounds(session, existing.id)
+    result.ranges = _missing_ranges(first, last, start, end)
+    frames = []
+    for a, b in result.ranges:
+        if a is not None and b is not None and b < a:
+            continue
+        frame = provider.fetch(symbol, a, b)
+        log.info(
+            "fetched prices",
+            extra={
+                "ticker": symbol,
+                "provider": provider.name,
+                "start": str(a),
+                "end": str(b),
+                "rows": len(frame),
+            },
+        )
+        frames.append(frame)
+    if not frames:
+        result.ranges = []
+        result.first_date, result.last_date = first, last
+        return result
+    combined = pd.concat(frames) if len(frames) > 1 else frames[0]
+    result.fetched = len(combined)
+    report = validate_prices(combined)
+    result.rejected = len(report.rejected)
+    if not report.ok:
+        result.rejected_summary = report.summary()
+        log.warning(
+            "rows rejected by validation", extra={"ticker": symbol, "rejected": result.rejected}
+        )
+        if strict:
+            raise ValidationFailed(f"{symbol}: {report.summary()}\nnothing was stored (--strict)")
+    if report.valid.empty and existing is None:
+        if result.rejected:
+            raise ValidationFailed(f"{symbol}: no valid rows to store\n{report.summary()}")
+        raise UnknownTicker(symbol, f"{provider.name} returned no prices for the requested range")
+    row = storage.get_or_create_ticker(session, symbol, provider.name)
+    row.provider = provider.name
+    counts = storage.upsert_prices(
+        session, row, report.valid, source=provider.name, adjusted=provider.adjusted
+    )
+    result.inserted, result.updated, result.unchanged = (
+        counts.inserted,
+        counts.updated,
+        counts.unchanged,
+    )
+    session.flush()
+    result.first_date, result.last_date = storage.price_bounds(session, row.id)
+    log.info(
+        "backfill stored",
+        extra={
+            "ticker": symbol,
+            "inserted": counts.inserted,
+            "updated": counts.updated,
+            "unchanged": counts.unchanged,
+            "rejected": result.rejected,
+        },
+    )
+    return result

@@ -1,0 +1,161 @@
+"""Shared fixtures: every database test runs on SQLite and on a throwaway PostgreSQL database.
+
+PostgreSQL: a database `stockcast_test_<random>` is created on STOCKCAST_TEST_PG_URL's server
+(default 127.0.0.1:5432, user postgres), migrated once, truncated after each test, dropped at the
+end. If the server is unreachable the PostgreSQL half is skipped locally, but under CI (CI=true or
+STOCKCAST_REQUIRE_POSTGRES=1) the whole run fails instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from forecaster import migrate, storage
+from forecaster.settings import Settings
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+PG_ADMIN_URL = os.environ.get(
+    "STOCKCAST_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+REQUIRE_PG = os.environ.get("CI", "").lower() in ("1", "true", "yes") or os.environ.get(
+    "STOCKCAST_REQUIRE_POSTGRES", ""
+) in ("1", "true")
+
+
+def _pg_reachable() -> str | None:
+    try:
+        engine = create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(text("select 1"))
+        engine.dispose()
+        return None
+    except Exception as exc:  # any failure means "no PostgreSQL here"
+        return str(exc).splitlines()[0]
+
+
+_PG_ERROR = _pg_reachable()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if _PG_ERROR and REQUIRE_PG:
+        raise pytest.UsageError(
+            f"PostgreSQL is required in CI but unreachable at {PG_ADMIN_URL}: {_PG_ERROR}"
+        )
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if REQUIRE_PG:
+        skipped = [
+            r for r in terminalreporter.stats.get("skipped", []) if "postgres" in r.nodeid.lower()
+        ]
+        if skipped:
+            terminalreporter.write_line(
+                f"ERROR: {len(skipped)} PostgreSQL test(s) skipped in CI", red=True
+            )
+            terminalreporter._session.exitstatus = 1  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    if _PG_ERROR:
+        pytest.skip(f"PostgreSQL unreachable: {_PG_ERROR}")
+    name = f"stockcast_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    migrate.upgrade(url)
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    migrate.upgrade(f"sqlite:///{path}")
+    return path
+
+
+TABLES = ("job_steps", "job_runs", "predictions", "model_versions", "prices", "tickers", "locks")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty database URL, once for SQLite and once for PostgreSQL."""
+    if request.param == "sqlite":
+        path = tmp_path / "stockcast.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
+        return
+    url = request.getfixturevalue("pg_url")
+    yield url
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    """Tiny, fast model settings on the parametrised database."""
+    return replace(
+        Settings(),
+        data_dir=tmp_path / "data",
+        database_url=db_url,
+        lstm_units=(8, 4),
+        epochs=3,
+        batch_size=32,
+        patience=2,
+        log_format="text",
+    )
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Iterator[Engine]:
+    eng = storage.make_engine(settings.resolved_database_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def sessions(engine: Engine) -> sessionmaker[Session]:
+    return storage.make_session_factory(engine)
+
+
+@pytest.fixture
+def session(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    with sessions() as s:
+        yield s
+        s.rollback()
+
+
+@pytest.fixture
+def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Environment for the CLI / app factory pointing at the test database and data dir."""
+    values = {
+        "DATABASE_URL": settings.resolved_database_url,
+        "STOCKCAST_DATA_DIR": str(settings.data_dir),
+        "STOCKCAST_LSTM_UNITS": ",".join(str(u) for u in settings.lstm_units),
+        "STOCKCAST_EPOCHS": str(settings.epochs),
+        "STOCKCAST_BATCH_SIZE": str(settings.batch_size),
+        "STOCKCAST_PATIENCE": str(settings.patience),
+        "STOCKCAST_LOG_FORMAT": "text",
+    }
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    return values
