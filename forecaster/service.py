@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Any
 
 import pandas as pd
 from sqlalchemy.orm import Session
 
 from forecaster import storage
-from forecaster.errors import UnknownTicker, ValidationFailed
+from forecaster.errors import InvalidDateRange, UnknownTicker, ValidationFailed
 from forecaster.providers.base import PriceProvider, check_range, normalize_ticker
+from forecaster.settings import Settings
 from forecaster.validation import validate_prices
 
 log = logging.getLogger(__name__)
@@ -134,3 +136,106 @@ def backfill_ticker(
         },
     )
     return result
+
+
+# --------------------------------------------------------------------------- train / evaluate / predict
+
+
+def require_ticker(session: Session, ticker: str) -> storage.Ticker:
+    symbol = normalize_ticker(ticker)
+    row = storage.get_ticker(session, symbol)
+    if row is None:
+        raise UnknownTicker(symbol, "not in the database; run `stockcast backfill` first")
+    return row
+
+
+@dataclass
+class TrainResult:
+    model_version: storage.ModelVersion
+    promoted: bool
+    reason: str | None
+    train_seconds: float
+    samples_per_second: float
+    evaluation: dict[str, Any]
+
+
+def train_ticker(session: Session, settings: Settings, ticker: str) -> TrainResult:
+    """Train a candidate on all stored prices, evaluate it walk-forward, register and promote/reject."""
+    from forecaster import registry
+    from forecaster.training import train
+
+    row = require_ticker(session, ticker)
+    prices = storage.load_prices(session, row.id)
+    outcome = train(prices, settings, ticker=row.symbol)
+    version, decision = registry.register(session, settings, row, outcome, prices)
+    return TrainResult(
+        model_version=version,
+        promoted=decision.promoted,
+        reason=decision.reason,
+        train_seconds=outcome.train_seconds,
+        samples_per_second=outcome.samples_per_second,
+        evaluation=version.metrics,
+    )
+
+
+@dataclass
+class EvaluateResult:
+    model_version: storage.ModelVersion
+    start: date
+    report: Any  # forecaster.evaluation.EvaluationReport
+
+
+def evaluate_ticker(
+    session: Session, settings: Settings, ticker: str, start: date | None = None
+) -> EvaluateResult:
+    """Walk-forward evaluation of the champion from `start` (default: its own test window) to the
+    last stored day, against persistence and the other baselines."""
+    from forecaster import registry
+
+    row = require_ticker(session, ticker)
+    version, bundle = registry.load_champion(session, row)
+    begin = start or version.test_start
+    if begin <= version.train_end:
+        raise InvalidDateRange(
+            f"--start {begin} overlaps the champion's training data (up to {version.train_end}); "
+            "evaluate only on data the model never saw"
+        )
+    prices = storage.load_prices(session, row.id)
+    return EvaluateResult(version, begin, bundle.evaluate(prices, begin))
+
+
+def predict_ticker(session: Session, settings: Settings, ticker: str) -> storage.Prediction:
+    """The champion forecasts the close of the next trading session after the last stored day."""
+    from forecaster import registry
+    from forecaster.calendar import next_trading_day
+
+    row = require_ticker(session, ticker)
+    version, bundle = registry.load_champion(session, row)
+    # Enough recent rows for the window; the bundle uses only what it needs.
+    prices = storage.load_prices(session, row.id, limit=max(settings.window, 64))
+    forecast = bundle.predict_next(prices)
+    prediction = storage.upsert_prediction(
+        session,
+        {
+            "ticker_id": row.id,
+            "model_version_id": version.id,
+            "as_of_date": forecast.as_of,
+            "target_date": next_trading_day(forecast.as_of, settings.exchange_calendar),
+            "last_close": float(forecast.last_close),
+            "predicted_close": float(forecast.predicted_close),
+            "lower": float(forecast.lower),
+            "upper": float(forecast.upper),
+            "coverage": float(forecast.coverage),
+        },
+    )
+    log.info(
+        "forecast stored",
+        extra={
+            "ticker": row.symbol,
+            "as_of": str(prediction.as_of_date),
+            "target": str(prediction.target_date),
+            "predicted_close": round(prediction.predicted_close, 4),
+            "model_version": version.version,
+        },
+    )
+    return prediction

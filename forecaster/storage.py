@@ -423,7 +423,7 @@ def load_prices(
         query = query.order_by(Price.date)
     rows = session.execute(query).all()
     frame = pd.DataFrame(rows, columns=["date", *PRICE_COLUMNS])
-    frame.index = pd.DatetimeIndex(pd.to_datetime(frame.pop("date")), name="date")
+    frame.index = pd.DatetimeIndex(pd.to_datetime(frame.pop("date")), name="date").as_unit("ns")
     frame = frame.astype("float64")
     return frame.sort_index()
 

@@ -32,7 +32,7 @@ def check_range(start: date | None, end: date | None) -> None:
 
 def empty_frame() -> pd.DataFrame:
     frame = pd.DataFrame({c: pd.Series(dtype="float64") for c in PRICE_COLUMNS})
-    frame.index = pd.DatetimeIndex([], name="date")
+    frame.index = pd.DatetimeIndex([], name="date").as_unit("ns")
     return frame
 
 
@@ -54,7 +54,7 @@ def canonicalize(frame: pd.DataFrame) -> pd.DataFrame:
         # A daily bar belongs to the exchange's local calendar day: drop the zone, keep the date.
         index = index.tz_localize(None)
     out = renamed.loc[:, list(PRICE_COLUMNS)].astype("float64")
-    out.index = index.normalize().rename("date")
+    out.index = index.normalize().as_unit("ns").rename("date")
     return out
 
 

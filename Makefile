@@ -1,0 +1,37 @@
+# The two set-up commands (see README):
+#   make run   install, migrate, backfill the offline sample tickers, train, predict, serve the API
+#   make test  install and run the whole test suite (SQLite + PostgreSQL)
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export STOCKCAST_LOG_FORMAT ?= text
+
+.PHONY: install run stop test lint bench
+
+$(BIN)/stockcast: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit("stockcast needs Python >= 3.11") if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	@touch $@
+
+install: $(BIN)/stockcast
+
+run: install
+	bash scripts/quickstart.sh
+
+stop:
+	-$(BIN)/stockcast serve --stop
+
+test: install
+	bash scripts/test.sh
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: install
+	$(BIN)/python bench/accuracy.py
+	$(BIN)/python bench/api_load.py

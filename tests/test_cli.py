@@ -1,0 +1,78 @@
+"""The admin CLI as an operator meets it: CliRunner over the real command group, on both databases."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import cli
+
+
+@pytest.fixture
+def runner(env: dict[str, str]) -> CliRunner:
+    return CliRunner()
+
+
+def run(runner: CliRunner, *args: str) -> tuple[int, str, str]:
+    result = runner.invoke(cli, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_help_lists_commands(runner: CliRunner) -> None:
+    code, out, _ = run(runner, "--help")
+    assert code == 0
+    for command in ("db", "backfill", "tickers", "prices"):
+        assert command in out
+
+
+def test_upgrade_backfill_show(runner: CliRunner) -> None:
+    assert run(runner, "db", "upgrade")[0] == 0
+    code, out, _ = run(runner, "backfill", "^GSPC", "--start", "2018-06-01")
+    assert code == 0, out
+    assert "^GSPC: fetched 147, inserted 147, updated 0" in out
+    code, out, _ = run(runner, "backfill", "^GSPC", "--start", "2018-06-01")
+    assert code == 0
+    assert "inserted 0, updated 0" in out and "already up to date" in out
+    code, out, _ = run(runner, "prices", "show", "^GSPC", "--last", "5")
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert len(lines) == 6
+    assert lines[-1].startswith("2018-12-31") and "2506.85" in lines[-1]
+    assert lines[1].startswith("2018-12-24")
+    code, out, _ = run(runner, "tickers", "list")
+    assert code == 0 and "^GSPC" in out and "147" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["backfill", "BAD$"], "malformed ticker"),
+        (["backfill", "GOOG", "--provider", "nope"], "unknown provider 'nope'"),
+        (["backfill", "GOOG", "--start", "2013-02-01", "--end", "2013-01-01"], "before start"),
+        (["backfill", "GOOG", "--start", "01/02/2013"], "--start must be a date"),
+        (["backfill", "AAPL"], "unknown ticker 'AAPL'"),
+        (["prices", "show", "MSFT"], "unknown ticker 'MSFT'"),
+    ],
+)
+def test_bad_input_is_a_one_line_error(runner: CliRunner, args: list[str], message: str) -> None:
+    code, out, err = run(runner, *args)
+    assert code != 0
+    assert message in err
+    assert "Traceback" not in err + out
+
+
+def test_database_unreachable_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none")
+    result = CliRunner().invoke(cli, ["tickers", "list"])
+    assert result.exit_code == 1
+    assert "database unreachable" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unmigrated_database_says_to_upgrade(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: pytest.TempPathFactory
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/empty.db")
+    result = CliRunner().invoke(cli, ["tickers", "list"])
+    assert result.exit_code == 1
+    assert "stockcast db upgrade" in result.stderr
