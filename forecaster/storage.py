@@ -32,6 +32,7 @@ from sqlalchemy import (
     event,
     func,
     select,
+    text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import (
@@ -103,6 +104,14 @@ class ModelVersion(Base):
     __table_args__ = (
         UniqueConstraint("ticker_id", "version"),
         Index("ix_model_versions_ticker_status", "ticker_id", "status"),
+        # At most one champion per ticker, enforced by the database itself.
+        Index(
+            "uq_model_versions_one_champion",
+            "ticker_id",
+            unique=True,
+            sqlite_where=text("status = 'champion'"),
+            postgresql_where=text("status = 'champion'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

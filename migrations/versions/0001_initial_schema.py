@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 14:20:34.691750
+Create Date: 2026-11-24
 """
 
 from __future__ import annotations
@@ -93,6 +93,13 @@ def upgrade() -> None:
     with op.batch_alter_table("model_versions", schema=None) as batch_op:
         batch_op.create_index(
             "ix_model_versions_ticker_status", ["ticker_id", "status"], unique=False
+        )
+        batch_op.create_index(
+            "uq_model_versions_one_champion",
+            ["ticker_id"],
+            unique=True,
+            sqlite_where=sa.text("status = 'champion'"),
+            postgresql_where=sa.text("status = 'champion'"),
         )
 
     op.create_table(
@@ -196,6 +203,7 @@ def downgrade() -> None:
     op.drop_table("job_steps")
     op.drop_table("prices")
     with op.batch_alter_table("model_versions", schema=None) as batch_op:
+        batch_op.drop_index("uq_model_versions_one_champion")
         batch_op.drop_index("ix_model_versions_ticker_status")
 
     op.drop_table("model_versions")
