@@ -76,9 +76,10 @@ def evaluate(app: AppContext, ticker: str, start: str | None) -> None:
         result = service.evaluate_ticker(session, app.settings, ticker, begin)
         v = result.model_version
         report = result.report.to_dict()
+        symbol = v.ticker.symbol
     click.echo(
-        f"{v.ticker.symbol if v.ticker else ticker} champion v{v.version}: walk-forward from {result.start} "
-        f"({report.get('n', '?')} forecasts)"
+        f"{symbol} champion v{v.version}: walk-forward from {result.start} "
+        f"({report['n']} forecasts, model fixed, one step ahead)"
     )
     print_report(report)
 

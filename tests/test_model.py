@@ -1,0 +1,105 @@
+"""The Keras model and its artifact: estimator contract, determinism, atomic save, fast inference."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecaster.errors import ModelArtifactError
+from forecaster.model import ForecastBundle, LSTMForecaster, NotFittedError
+from forecaster.providers.sample import SampleProvider
+from forecaster.settings import Settings
+from forecaster.training import TrainingOutcome, train
+
+pytestmark = pytest.mark.slow
+
+TINY = replace(Settings(), lstm_units=(8, 4), epochs=3, batch_size=32, patience=2)
+
+
+@pytest.fixture(scope="module")
+def prices() -> pd.DataFrame:
+    return SampleProvider().fetch("GOOG", date(2011, 1, 1), date(2013, 3, 1))
+
+
+@pytest.fixture(scope="module")
+def outcome(prices: pd.DataFrame) -> TrainingOutcome:
+    return train(prices, TINY, "GOOG")
+
+
+def test_predict_before_fit_raises() -> None:
+    with pytest.raises(NotFittedError, match="not fitted"):
+        LSTMForecaster().predict(np.zeros((1, 7, 5), dtype="float32"))
+
+
+def test_stacked_lstm_with_dense_head(outcome: TrainingOutcome) -> None:
+    layers = [type(layer).__name__ for layer in outcome.bundle.model.model_.layers]
+    assert layers.count("LSTM") >= 2
+    assert layers[-1] == "Dense"
+
+
+def test_training_outcome(outcome: TrainingOutcome, prices: pd.DataFrame) -> None:
+    assert outcome.train_end < outcome.test_start <= outcome.test_end == prices.index[-1].date()
+    assert outcome.n_train + outcome.n_val + outcome.n_test == len(prices) - 7
+    assert 1 <= outcome.epochs_run <= TINY.epochs
+    report = outcome.evaluation.to_dict()
+    assert set(report["metrics"]) == {"model", "persistence", "drift", "moving_average"}
+    assert report["n"] == outcome.n_test
+    assert report["mae_ratio"] > 0
+    assert 0 <= report["interval_coverage"] <= 1
+
+
+def test_training_is_deterministic(outcome: TrainingOutcome, prices: pd.DataFrame) -> None:
+    again = train(prices, TINY, "GOOG")
+    for method in ("model", "persistence"):
+        a = outcome.evaluation.metrics[method]["mae"]
+        b = again.evaluation.metrics[method]["mae"]
+        assert f"{a:.3g}" == f"{b:.3g}"
+
+
+def test_predict_next_interval(outcome: TrainingOutcome, prices: pd.DataFrame) -> None:
+    f = outcome.bundle.predict_next(prices)
+    assert f.as_of == date(2013, 3, 1)
+    assert f.last_close == pytest.approx(806.19)
+    assert f.lower <= f.predicted_close <= f.upper
+    assert f.coverage == TINY.interval_coverage
+
+
+def test_save_load_round_trip(
+    outcome: TrainingOutcome, prices: pd.DataFrame, tmp_path: Path
+) -> None:
+    path = outcome.bundle.save(tmp_path / "v0001")
+    loaded = ForecastBundle.load(path)
+    assert loaded.stats == outcome.bundle.stats
+    assert loaded.predict_next(prices) == outcome.bundle.predict_next(prices)
+    with pytest.raises(ModelArtifactError, match="already exists"):
+        outcome.bundle.save(path)
+
+
+def test_failed_save_leaves_nothing(
+    outcome: TrainingOutcome, prices: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = outcome.bundle.save(tmp_path / "v0001")
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr("forecaster.model.json.dumps", crash)  # dies after the weights are written
+    with pytest.raises(OSError, match="disk full"):
+        outcome.bundle.save(tmp_path / "v0002")
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v0001"]  # no v0002, no temp dir
+    assert ForecastBundle.load(good).predict_next(prices).predicted_close > 0
+
+
+def test_corrupt_or_missing_artifact(outcome: TrainingOutcome, tmp_path: Path) -> None:
+    with pytest.raises(ModelArtifactError):
+        ForecastBundle.load(tmp_path / "nope")
+    path = outcome.bundle.save(tmp_path / "v0001")
+    (path / "model.keras").write_bytes(b"not a zip file")
+    with pytest.raises(ModelArtifactError, match="cannot load"):
+        ForecastBundle.load(path)
