@@ -121,7 +121,10 @@ def test_crash_during_training_keeps_previous_champion(
 def test_insufficient_history(settings: Settings, sessions: sessionmaker[Session]) -> None:
     with sessions.begin() as s:
         service.backfill_ticker(s, SampleProvider(), "GOOG", date(2013, 1, 1), date(2013, 3, 1))
-    with sessions() as s, pytest.raises(InsufficientHistory, match="GOOG: 41 stored trading days, at least 67"):
+    with (
+        sessions() as s,
+        pytest.raises(InsufficientHistory, match="GOOG: 41 stored trading days, at least 67"),
+    ):
         service.train_ticker(s, settings, "GOOG")
 
 
