@@ -60,9 +60,9 @@ def cli(ctx: click.Context, verbose: bool, log_format: str | None) -> None:
 
 
 def _register() -> None:
-    from cli import data, db, models
+    from cli import data, db, models, serve
 
-    for module in (db, data, models):
+    for module in (db, data, models, serve):
         for command in module.COMMANDS:
             cli.add_command(command)
 

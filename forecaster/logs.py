@@ -48,5 +48,5 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Quieten chatty libraries; their warnings still come through.
-    for name in ("yfinance", "peewee", "urllib3", "alembic.runtime.migration", "absl", "h5py"):
+    for name in ("yfinance", "peewee", "urllib3", "alembic.runtime", "absl", "h5py"):
         logging.getLogger(name).setLevel(logging.WARNING)

@@ -1,0 +1,96 @@
+"""Flask application factory: read-only HTTP API over stored forecasts, models and prices."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from typing import Any
+
+from flask import Flask, Response, g, request
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.errors import register_error_handlers
+from api.metrics import Metrics
+from forecaster import storage
+from forecaster.settings import Settings
+
+log = logging.getLogger("stockcast.api")
+
+
+class ApiState:
+    """What every request needs, built once per app (one engine and pool per worker process)."""
+
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.sessions: sessionmaker[Session] = storage.make_session_factory(engine)
+        self.metrics = Metrics()
+
+
+def state() -> ApiState:
+    from flask import current_app
+
+    return current_app.extensions["stockcast"]
+
+
+def db() -> Session:
+    """The request's session: opened on first use, always closed in teardown."""
+    if "db" not in g:
+        g.db = state().sessions()
+    return g.db
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.config["MAX_CONTENT_LENGTH"] = 1024  # GET-only API: refuse request bodies
+    if engine is None:
+        storage.ensure_sqlite_dir(settings.resolved_database_url)
+        engine = storage.make_engine(settings.resolved_database_url)
+    app.extensions["stockcast"] = ApiState(settings, engine)
+
+    from api import docs, forecasts, health, models, prices, runs, tickers
+
+    for module in (tickers, forecasts, models, prices, runs, health, docs):
+        app.register_blueprint(module.bp)
+    register_error_handlers(app)
+
+    @app.before_request
+    def _start_timer() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        if (
+            request.path.startswith("/v1/")
+            and request.method in ("GET", "HEAD")
+            and response.status_code == 200
+        ):
+            max_age = app.extensions["stockcast"].settings.api_cache_max_age
+            response.headers["Cache-Control"] = f"public, max-age={max_age}"
+            response.set_etag(hashlib.sha256(response.get_data()).hexdigest()[:32])
+            response.make_conditional(request)
+        rule = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
+        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        app.extensions["stockcast"].metrics.observe(
+            request.method, rule, response.status_code, elapsed
+        )
+        return response
+
+    @app.teardown_appcontext
+    def _release(exc: BaseException | None) -> None:
+        session: Session | None = g.pop("db", None)
+        if session is not None:
+            session.rollback()  # read-only API: nothing to commit, end the transaction
+            session.close()
+
+    return app
+
+
+def json_ok(payload: dict[str, Any]) -> Response:
+    from flask import jsonify
+
+    return jsonify(payload)

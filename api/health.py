@@ -1,0 +1,65 @@
+"""GET /healthz (process up), /readyz (database reachable, migrations at head), /metrics."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from flask import Blueprint, Response, jsonify
+from sqlalchemy import func, select, text
+
+from api import db, state
+from api.errors import error_response
+from forecaster import migrate, storage
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz() -> tuple[Response, int]:
+    engine = state().engine
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        current = migrate.current_revision(engine)
+        head = migrate.head_revision()
+    except Exception as exc:  # any failure to reach the database means "not ready"
+        return error_response(
+            503, "database_unavailable", f"database unreachable: {type(exc).__name__}"
+        )
+    if current != head:
+        return error_response(
+            503,
+            "migrations_pending",
+            f"schema at {current or 'base'}, code expects {head}; run `stockcast db upgrade`",
+        )
+    return jsonify({"status": "ready", "database": engine.dialect.name, "revision": current}), 200
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    today = datetime.now(UTC).date()
+    ages: dict[str, float] = {}
+    try:
+        rows = (
+            db()
+            .execute(
+                select(storage.Ticker.symbol, func.max(storage.Prediction.as_of_date))
+                .join(storage.Prediction, storage.Prediction.ticker_id == storage.Ticker.id)
+                .group_by(storage.Ticker.symbol)
+            )
+            .all()
+        )
+        ages = {symbol: float((today - as_of).days) for symbol, as_of in rows if as_of is not None}
+    except Exception:  # metrics must render even when the database is down
+        ages = {}
+    body = state().metrics.render(ages)
+    return Response(
+        body,
+        mimetype="text/plain",
+        headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
+    )

@@ -1,0 +1,394 @@
+"""The OpenAPI 3.0 description of every endpoint (kept beside api/serialize.py, which it mirrors)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import forecaster
+
+TICKER_PATTERN = r"^\^?[A-Za-z0-9][A-Za-z0-9.\-=]{0,19}$"
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {**schema, "nullable": True}
+
+
+NUM = {"type": "number"}
+INT = {"type": "integer"}
+STR = {"type": "string"}
+DATE = {"type": "string", "format": "date"}
+DATETIME = {"type": "string", "format": "date-time"}
+
+
+def _obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": props,
+        "required": required if required is not None else list(props),
+    }
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ref("Error")}}}
+
+
+def _ok(description: str, schema: dict[str, Any], cached: bool = True) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"schema": schema}},
+    }
+    if cached:
+        response["headers"] = {
+            "ETag": {
+                "description": "Strong validator of the body; send it back in If-None-Match.",
+                "schema": STR,
+            },
+            "Cache-Control": {
+                "description": "public, max-age=STOCKCAST_API_CACHE_MAX_AGE",
+                "schema": STR,
+            },
+        }
+    return response
+
+
+TICKER_PARAM = {
+    "name": "ticker",
+    "in": "path",
+    "required": True,
+    "description": "Yahoo-style symbol, e.g. ^GSPC (URL-encoded as %5EGSPC), GOOG, BRK-B.",
+    "schema": {"type": "string", "pattern": TICKER_PATTERN, "maxLength": 21},
+}
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
+
+
+START = _query("start", DATE, "First date (inclusive), YYYY-MM-DD.")
+END = _query("end", DATE, "Last date (inclusive), YYYY-MM-DD; must not be before start.")
+OFFSET = _query(
+    "offset",
+    {"type": "integer", "minimum": 0, "maximum": 10_000_000, "default": 0},
+    "Rows to skip.",
+)
+
+
+def _limit(default: int, maximum: int) -> dict[str, Any]:
+    return _query(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": maximum, "default": default},
+        "Page size.",
+    )
+
+
+COMMON_ERRORS = {
+    "400": _error("Malformed ticker, date or parameter; unknown query parameter."),
+    "405": _error("Method not allowed: the API is read-only (GET)."),
+    "500": _error("Unexpected error (logged); never a stack trace."),
+    "503": _error("The database is unavailable."),
+}
+
+
+def build_spec(max_limit: int = 1000) -> dict[str, Any]:
+    interval = _obj({"low": NUM, "high": NUM, "coverage": NUM})
+    model_summary = _obj(
+        {
+            "version": INT,
+            "status": {"type": "string", "enum": ["candidate", "champion", "retired", "rejected"]},
+            "trained_at": DATETIME,
+            "mae": NUM,
+            "persistence_mae": NUM,
+            "mae_ratio_vs_persistence": NUM,
+            "directional_accuracy": _nullable(NUM),
+            "test_start": DATE,
+            "test_end": DATE,
+        }
+    )
+    schemas = {
+        "Error": _obj({"error": _obj({"code": STR, "message": STR})}),
+        "Interval": interval,
+        "ModelSummary": model_summary,
+        "Forecast": _obj(
+            {
+                "ticker": STR,
+                "as_of": DATE,
+                "target_date": DATE,
+                "predicted_close": NUM,
+                "interval": _ref("Interval"),
+                "last_close": NUM,
+                "persistence_forecast": NUM,
+                "predicted_change_pct": NUM,
+                "model": _ref("ModelSummary"),
+                "created_at": DATETIME,
+            }
+        ),
+        "HistoryItem": _obj(
+            {
+                "as_of": DATE,
+                "target_date": DATE,
+                "predicted_close": NUM,
+                "interval": _ref("Interval"),
+                "last_close": NUM,
+                "actual_close": _nullable(NUM),
+                "error": _nullable(NUM),
+                "abs_error": _nullable(NUM),
+                "persistence_abs_error": _nullable(NUM),
+                "within_interval": _nullable({"type": "boolean"}),
+                "model_version": INT,
+            }
+        ),
+        "ModelVersion": {
+            "allOf": [
+                _ref("ModelSummary"),
+                _obj(
+                    {
+                        "champion": {"type": "boolean"},
+                        "rejection_reason": _nullable(STR),
+                        "promoted_at": _nullable(DATETIME),
+                        "train_start": DATE,
+                        "train_end": DATE,
+                        "n_train": INT,
+                        "train_seconds": NUM,
+                        "interval_halfwidth_log": NUM,
+                        "interval_coverage": NUM,
+                        "config": {"type": "object"},
+                        "evaluation": {"type": "object"},
+                    }
+                ),
+            ]
+        },
+        "Price": _obj(
+            {
+                "date": DATE,
+                "open": NUM,
+                "high": NUM,
+                "low": NUM,
+                "close": NUM,
+                "adj_close": _nullable(NUM),
+                "volume": NUM,
+                "source": STR,
+                "adjusted": {"type": "boolean"},
+            }
+        ),
+        "Ticker": _obj(
+            {
+                "ticker": STR,
+                "provider": STR,
+                "rows": INT,
+                "first_date": _nullable(DATE),
+                "last_date": _nullable(DATE),
+                "last_close": _nullable(NUM),
+                "champion_version": _nullable(INT),
+            }
+        ),
+        "Step": _obj(
+            {
+                "ticker": STR,
+                "status": STR,
+                "started_at": DATETIME,
+                "finished_at": _nullable(DATETIME),
+                "duration_seconds": _nullable(NUM),
+                "rows_fetched": _nullable(INT),
+                "rows_rejected": _nullable(INT),
+                "model_version_id": _nullable(INT),
+                "promoted": _nullable({"type": "boolean"}),
+                "error": _nullable(STR),
+            }
+        ),
+        "Run": _obj(
+            {
+                "id": INT,
+                "kind": STR,
+                "trigger": STR,
+                "status": STR,
+                "started_at": DATETIME,
+                "finished_at": _nullable(DATETIME),
+                "host": _nullable(STR),
+                "tickers": {"type": "array", "items": STR},
+                "error": _nullable(STR),
+                "steps": {"type": "array", "items": _ref("Step")},
+            }
+        ),
+    }
+    not_found = _error("Unknown ticker.")
+    paths = {
+        "/v1/tickers": {
+            "get": {
+                "summary": "Tracked tickers",
+                "description": "Every stored ticker with its data range, last close and champion model version.",
+                "operationId": "listTickers",
+                "responses": {
+                    "200": _ok(
+                        "Tickers", _obj({"tickers": {"type": "array", "items": _ref("Ticker")}})
+                    ),
+                    **COMMON_ERRORS,
+                },
+            }
+        },
+        "/v1/forecasts/{ticker}": {
+            "get": {
+                "summary": "Latest next-trading-day close forecast",
+                "description": "The newest stored forecast with its prediction interval, the last actual close "
+                "(which is also the persistence baseline's forecast) and the model's walk-forward MAE "
+                "as a ratio to persistence (below 1 means it beat 'tomorrow = today').",
+                "operationId": "getForecast",
+                "parameters": [TICKER_PARAM],
+                "responses": {
+                    "200": _ok("Forecast", _ref("Forecast")),
+                    "304": {"description": "Not modified (If-None-Match matched the ETag)."},
+                    "404": _error("Unknown ticker, or no forecast yet."),
+                    **COMMON_ERRORS,
+                },
+            }
+        },
+        "/v1/forecasts/{ticker}/history": {
+            "get": {
+                "summary": "Past forecasts with the actual close once known",
+                "operationId": "getForecastHistory",
+                "parameters": [TICKER_PARAM, START, END, _limit(100, max_limit), OFFSET],
+                "responses": {
+                    "200": _ok(
+                        "Forecast history, newest first",
+                        _obj(
+                            {
+                                "ticker": STR,
+                                "total": INT,
+                                "limit": INT,
+                                "offset": INT,
+                                "next_offset": _nullable(INT),
+                                "forecasts": {"type": "array", "items": _ref("HistoryItem")},
+                            }
+                        ),
+                    ),
+                    "404": not_found,
+                    **COMMON_ERRORS,
+                },
+            }
+        },
+        "/v1/models/{ticker}": {
+            "get": {
+                "summary": "Model versions with metrics, champion flag and rejection reasons",
+                "operationId": "listModels",
+                "parameters": [TICKER_PARAM],
+                "responses": {
+                    "200": _ok(
+                        "Model versions, newest first (at most 100)",
+                        _obj(
+                            {
+                                "ticker": STR,
+                                "champion_version": _nullable(INT),
+                                "models": {"type": "array", "items": _ref("ModelVersion")},
+                            }
+                        ),
+                    ),
+                    "404": not_found,
+                    **COMMON_ERRORS,
+                },
+            }
+        },
+        "/v1/prices/{ticker}": {
+            "get": {
+                "summary": "Stored daily OHLCV",
+                "description": "Rows in [start, end], oldest first, at most `limit`; without start, the newest `limit` rows.",
+                "operationId": "listPrices",
+                "parameters": [TICKER_PARAM, START, END, _limit(100, max_limit)],
+                "responses": {
+                    "200": _ok(
+                        "Prices",
+                        _obj(
+                            {
+                                "ticker": STR,
+                                "count": INT,
+                                "limit": INT,
+                                "truncated": {"type": "boolean"},
+                                "prices": {"type": "array", "items": _ref("Price")},
+                            }
+                        ),
+                    ),
+                    "404": not_found,
+                    **COMMON_ERRORS,
+                },
+            }
+        },
+        "/v1/runs": {
+            "get": {
+                "summary": "Pipeline runs and their per-ticker steps, newest first",
+                "operationId": "listRuns",
+                "parameters": [_limit(20, 200), OFFSET],
+                "responses": {
+                    "200": _ok(
+                        "Runs",
+                        _obj(
+                            {
+                                "total": INT,
+                                "limit": INT,
+                                "offset": INT,
+                                "runs": {"type": "array", "items": _ref("Run")},
+                            }
+                        ),
+                    ),
+                    **COMMON_ERRORS,
+                },
+            }
+        },
+        "/healthz": {
+            "get": {
+                "summary": "Liveness: the process is up",
+                "operationId": "healthz",
+                "responses": {
+                    "200": _ok("Up", _obj({"status": STR}), cached=False),
+                    **COMMON_ERRORS,
+                },
+            }
+        },
+        "/readyz": {
+            "get": {
+                "summary": "Readiness: database reachable and migrations at head",
+                "operationId": "readyz",
+                "responses": {
+                    "200": _ok(
+                        "Ready",
+                        _obj({"status": STR, "database": STR, "revision": STR}),
+                        cached=False,
+                    ),
+                    **COMMON_ERRORS,
+                    "503": _error("Database unreachable or migrations pending."),
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics",
+                "operationId": "metrics",
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text format 0.0.4",
+                        "content": {"text/plain": {"schema": STR}},
+                    },
+                    **COMMON_ERRORS,
+                },
+            }
+        },
+    }
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "stockcast API",
+            "version": forecaster.__version__,
+            "description": "Next-trading-day close forecasts with intervals, evaluated walk-forward "
+            "against the naive persistence baseline. Read-only; every error is "
+            '{"error": {"code", "message"}}.',
+        },
+        "paths": paths,
+        "components": {"schemas": schemas},
+    }

@@ -1,0 +1,64 @@
+"""Strict query-string parsing: unknown parameters, bad dates and out-of-range numbers are 400s."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+
+from flask import request
+
+from api.errors import ApiError
+from forecaster.providers.base import normalize_ticker
+
+
+def ticker_param(raw: str) -> str:
+    """Validate the path symbol against the strict pattern before any query touches the database."""
+    return normalize_ticker(raw)
+
+
+def reject_unknown(allowed: Iterable[str]) -> None:
+    allowed = set(allowed)
+    unknown = sorted(set(request.args) - allowed)
+    if unknown:
+        raise ApiError(
+            400,
+            "bad_parameter",
+            f"unknown query parameter(s): {', '.join(unknown)}; allowed: {', '.join(sorted(allowed)) or 'none'}",
+        )
+    for key in request.args:
+        if len(request.args.getlist(key)) > 1:
+            raise ApiError(400, "bad_parameter", f"query parameter {key!r} given more than once")
+
+
+def date_arg(name: str) -> date | None:
+    raw = request.args.get(name)
+    if raw is None:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise ApiError(
+            400, "bad_date", f"{name} must be a date like 2018-12-31, got {raw!r}"
+        ) from None
+
+
+def date_range() -> tuple[date | None, date | None]:
+    start, end = date_arg("start"), date_arg("end")
+    if start and end and start > end:
+        raise ApiError(400, "bad_date_range", f"start {start} is after end {end}")
+    return start, end
+
+
+def int_arg(name: str, default: int, minimum: int, maximum: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, "bad_parameter", f"{name} must be an integer, got {raw!r}") from None
+    if not minimum <= value <= maximum:
+        raise ApiError(
+            400, "bad_parameter", f"{name} must be between {minimum} and {maximum}, got {value}"
+        )
+    return value

@@ -1,0 +1,131 @@
+"""`stockcast serve`: the API under gunicorn (foreground, or --daemon with a pid file)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from cli.context import AppContext, pass_app
+
+
+def gunicorn_argv(host: str, port: int, workers: int, threads: int) -> list[str]:
+    exe = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or shutil.which(
+        "gunicorn"
+    )
+    if exe is None:
+        raise click.ClickException("gunicorn is not installed (pip install gunicorn)")
+    return [
+        exe,
+        "api.wsgi:app",
+        "--bind",
+        f"{host}:{port}",
+        "--workers",
+        str(workers),
+        "--worker-class",
+        "gthread",  # keep-alive connections, threads overlap database waits
+        "--threads",
+        str(threads),
+        "--timeout",
+        "30",
+        "--graceful-timeout",
+        "10",
+        "--keep-alive",
+        "5",
+        "--max-requests",
+        "100000",  # recycle workers now and then; jitter keeps them from restarting together
+        "--max-requests-jitter",
+        "10000",
+        "--no-control-socket",  # one shared socket path would clash between instances
+    ]
+
+
+def _read_pid(pidfile: Path) -> int | None:
+    try:
+        pid = int(pidfile.read_text().strip())
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError):
+        return None
+
+
+def _stop(pidfile: Path) -> bool:
+    pid = _read_pid(pidfile)
+    if pid is None:
+        return False
+    os.kill(pid, signal.SIGTERM)
+    for _ in range(100):
+        if _read_pid(pidfile) is None:
+            break
+        time.sleep(0.1)
+    return True
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="STOCKCAST_API_HOST")
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    envvar="STOCKCAST_API_PORT",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    envvar="STOCKCAST_API_WORKERS",
+    help="Worker processes (default: number of cores).",
+)
+@click.option(
+    "--threads",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    envvar="STOCKCAST_API_THREADS",
+)
+@click.option(
+    "--daemon",
+    is_flag=True,
+    help="Run in the background; pid and log files go to the data directory.",
+)
+@click.option("--stop", is_flag=True, help="Stop a server started with --daemon.")
+@pass_app
+def serve(
+    app: AppContext,
+    host: str,
+    port: int,
+    workers: int | None,
+    threads: int,
+    daemon: bool,
+    stop: bool,
+) -> None:
+    """Serve the HTTP API with gunicorn (`api.wsgi:app`)."""
+    run_dir = app.settings.data_dir
+    pidfile, logfile = run_dir / "gunicorn.pid", run_dir / "gunicorn.log"
+    if stop:
+        click.echo("stopped" if _stop(pidfile) else "no server running")
+        return
+    app.check_schema()  # fail fast with a clear message instead of 503s
+    argv = gunicorn_argv(host, port, workers or os.cpu_count() or 2, threads)
+    if not daemon:
+        os.execv(argv[0], argv)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if _stop(pidfile):
+        click.echo("stopped the previous server", err=True)
+    argv += ["--daemon", "--pid", str(pidfile.resolve()), "--error-logfile", str(logfile.resolve())]
+    subprocess.run(argv, check=True)
+    for _ in range(100):
+        if _read_pid(pidfile):
+            click.echo(f"serving on http://{host}:{port} (pid {_read_pid(pidfile)}, log {logfile})")
+            return
+        time.sleep(0.1)
+    raise click.ClickException(f"gunicorn did not start; see {logfile}")
+
+
+COMMANDS = [serve]
