@@ -58,8 +58,6 @@ def metrics() -> Response:
     except Exception:  # metrics must render even when the database is down
         ages = {}
     body = state().metrics.render(ages)
-    return Response(
-        body,
-        mimetype="text/plain",
-        headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
-    )
+    response = Response(body)
+    response.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
+    return response

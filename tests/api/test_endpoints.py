@@ -1,0 +1,228 @@
+"""Every endpoint and every error case, with Flask's test client, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from api import create_app
+from forecaster.settings import Settings
+
+
+def get(client: FlaskClient, url: str, status: int = 200, **kwargs: Any) -> Any:
+    response = client.get(url, **kwargs)
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.is_json
+    return response.get_json()
+
+
+def assert_error(body: Any, code: str) -> None:
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message"}
+    assert body["error"]["code"] == code
+    assert "Traceback" not in body["error"]["message"]
+
+
+def test_tickers(client: FlaskClient) -> None:
+    body = get(client, "/v1/tickers")
+    by = {t["ticker"]: t for t in body["tickers"]}
+    assert by["GOOG"]["champion_version"] == 2
+    assert by["GOOG"]["last_date"] == "2013-03-01"
+    assert by["GOOG"]["last_close"] == pytest.approx(806.19)
+    assert by["^GSPC"]["champion_version"] is None
+    assert by["^GSPC"]["rows"] == 19
+
+
+def test_latest_forecast(client: FlaskClient) -> None:
+    body = get(client, "/v1/forecasts/GOOG")
+    assert body["ticker"] == "GOOG"
+    assert body["as_of"] == "2013-03-01"
+    assert body["target_date"] == "2013-03-04"
+    assert body["last_close"] == pytest.approx(806.19)
+    assert body["persistence_forecast"] == body["last_close"]
+    assert body["interval"]["low"] < body["predicted_close"] < body["interval"]["high"]
+    assert body["interval"]["coverage"] == 0.9
+    assert body["model"]["version"] == 2
+    assert body["model"]["mae_ratio_vs_persistence"] == pytest.approx(0.98)
+    assert body["created_at"].endswith("+00:00")
+    # lower-case symbols are accepted; ^ must be URL-encoded
+    assert get(client, "/v1/forecasts/goog")["ticker"] == "GOOG"
+
+
+def test_forecast_caching_headers_and_304(client: FlaskClient) -> None:
+    first = client.get("/v1/forecasts/GOOG")
+    etag = first.headers["ETag"]
+    assert first.headers["Cache-Control"] == "public, max-age=60"
+    again = client.get("/v1/forecasts/GOOG", headers={"If-None-Match": etag})
+    assert again.status_code == 304
+    assert again.get_data() == b""
+
+
+def test_forecast_404s(client: FlaskClient) -> None:
+    assert_error(get(client, "/v1/forecasts/AAPL", 404), "unknown_ticker")
+    assert_error(get(client, "/v1/forecasts/%5EGSPC", 404), "no_forecast")
+
+
+@pytest.mark.parametrize("bad", ["BAD$", "a%20b", "X" * 30, "..%2F..%2Fetc"])
+def test_malformed_ticker_is_400(client: FlaskClient, bad: str) -> None:
+    response = client.get(f"/v1/forecasts/{bad}")
+    assert response.status_code in (400, 404)
+    assert_error(
+        response.get_json(), "invalid_ticker" if response.status_code == 400 else "not_found"
+    )
+
+
+def test_history_joins_actuals_and_paginates(client: FlaskClient) -> None:
+    body = get(client, "/v1/forecasts/GOOG/history")
+    assert body["total"] == 6 and body["next_offset"] is None
+    newest, older = body["forecasts"][0], body["forecasts"][1]
+    assert newest["actual_close"] is None and newest["error"] is None  # target not known yet
+    assert older["target_date"] == "2013-03-01"
+    assert older["actual_close"] == pytest.approx(806.19)
+    assert older["error"] == pytest.approx(older["predicted_close"] - 806.19, abs=1e-3)
+    assert older["within_interval"] is True
+    page = get(client, "/v1/forecasts/GOOG/history?limit=2&offset=2")
+    assert len(page["forecasts"]) == 2 and page["next_offset"] == 4
+    ranged = get(client, "/v1/forecasts/GOOG/history?start=2013-02-26&end=2013-02-27")
+    assert [f["as_of"] for f in ranged["forecasts"]] == ["2013-02-27", "2013-02-26"]
+
+
+@pytest.mark.parametrize(
+    ("query", "code"),
+    [
+        ("start=2013-13-01", "bad_date"),
+        ("end=yesterday", "bad_date"),
+        ("start=2013-03-01&end=2013-02-01", "bad_date_range"),
+        ("limit=0", "bad_parameter"),
+        ("limit=100000", "bad_parameter"),
+        ("limit=ten", "bad_parameter"),
+        ("offset=-1", "bad_parameter"),
+        ("sort=asc", "bad_parameter"),
+        ("limit=1&limit=2", "bad_parameter"),
+    ],
+)
+def test_history_bad_parameters(client: FlaskClient, query: str, code: str) -> None:
+    assert_error(get(client, f"/v1/forecasts/GOOG/history?{query}", 400), code)
+
+
+def test_history_unknown_ticker(client: FlaskClient) -> None:
+    assert_error(get(client, "/v1/forecasts/MSFT/history", 404), "unknown_ticker")
+
+
+def test_models(client: FlaskClient) -> None:
+    body = get(client, "/v1/models/GOOG")
+    assert body["champion_version"] == 2
+    assert [(m["version"], m["status"], m["champion"]) for m in body["models"]] == [
+        (3, "rejected", False),
+        (2, "champion", True),
+        (1, "retired", False),
+    ]
+    assert body["models"][0]["rejection_reason"] == "worse"
+    assert body["models"][1]["mae_ratio_vs_persistence"] == pytest.approx(0.98)
+    assert_error(get(client, "/v1/models/MSFT", 404), "unknown_ticker")
+    assert_error(get(client, "/v1/models/GOOG?x=1", 400), "bad_parameter")
+
+
+def test_prices(client: FlaskClient) -> None:
+    newest = get(client, "/v1/prices/GOOG?limit=3")
+    assert [p["date"] for p in newest["prices"]] == ["2013-02-27", "2013-02-28", "2013-03-01"]
+    assert newest["truncated"] is True
+    ranged = get(client, "/v1/prices/GOOG?start=2013-02-01&end=2013-02-05")
+    assert [p["date"] for p in ranged["prices"]] == ["2013-02-01", "2013-02-04", "2013-02-05"]
+    assert ranged["truncated"] is False
+    row = ranged["prices"][0]
+    assert set(row) == {
+        "date",
+        "open",
+        "high",
+        "low",
+        "close",
+        "adj_close",
+        "volume",
+        "source",
+        "adjusted",
+    }
+    assert_error(
+        get(client, "/v1/prices/GOOG?start=2013-02-05&end=2013-02-01", 400), "bad_date_range"
+    )
+    assert_error(get(client, "/v1/prices/GOOG?limit=1001", 400), "bad_parameter")
+    assert_error(get(client, "/v1/prices/NOPE", 404), "unknown_ticker")
+
+
+def test_runs(client: FlaskClient) -> None:
+    body = get(client, "/v1/runs")
+    assert body == {"total": 0, "limit": 20, "offset": 0, "runs": []}
+    assert_error(get(client, "/v1/runs?limit=500", 400), "bad_parameter")
+
+
+def test_health_and_readiness(client: FlaskClient) -> None:
+    assert get(client, "/healthz") == {"status": "ok"}
+    ready = get(client, "/readyz")
+    assert ready["status"] == "ready" and ready["revision"] == "0001"
+
+
+def test_metrics(client: FlaskClient) -> None:
+    client.get("/v1/forecasts/GOOG")
+    client.get("/v1/forecasts/NOPE")
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    text = response.get_data(as_text=True)
+    assert (
+        'stockcast_http_requests_total{method="GET",route="/v1/forecasts/<ticker>",status="200"'
+        in text
+    )
+    assert 'route="/v1/forecasts/<ticker>",status="404"' in text
+    assert (
+        'stockcast_http_request_duration_seconds_bucket{method="GET",route="/v1/forecasts/<ticker>"'
+        in text
+    )
+    assert 'stockcast_forecast_age_days{ticker="GOOG"}' in text
+
+
+def test_docs(client: FlaskClient) -> None:
+    spec = get(client, "/openapi.json")
+    assert "/v1/forecasts/{ticker}" in spec["paths"]
+    page = client.get("/docs")
+    assert page.status_code == 200 and b"/v1/forecasts/{ticker}" in page.data
+
+
+@pytest.mark.parametrize("method", ["post", "put", "delete", "patch"])
+def test_other_methods_are_405(client: FlaskClient, method: str) -> None:
+    response = getattr(client, method)("/v1/forecasts/GOOG")
+    assert response.status_code == 405
+    assert "GET" in response.headers["Allow"]
+    assert_error(response.get_json(), "method_not_allowed")
+
+
+def test_unknown_route_is_json_404(client: FlaskClient) -> None:
+    assert_error(get(client, "/v2/everything", 404), "not_found")
+
+
+def test_unexpected_error_is_generic_json_500(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr("forecaster.storage.ticker_summaries", boom)
+    response = app.test_client().get("/v1/tickers")
+    assert response.status_code == 500
+    body = response.get_json()
+    assert_error(body, "internal_error")
+    assert "secret" not in response.get_data(as_text=True)
+
+
+def test_database_down_is_503(settings: Settings) -> None:
+    down = create_app(
+        Settings(
+            database_url="postgresql+psycopg://nobody@127.0.0.1:1/none", data_dir=settings.data_dir
+        )
+    )
+    client = down.test_client()
+    assert_error(get(client, "/v1/forecasts/GOOG", 503), "database_unavailable")
+    assert client.get("/v1/forecasts/GOOG").headers["Retry-After"] == "5"
+    assert_error(get(client, "/readyz", 503), "database_unavailable")
+    assert get(client, "/healthz") == {"status": "ok"}
+    assert client.get("/metrics").status_code == 200
