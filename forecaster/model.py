@@ -34,7 +34,9 @@ META_FILE = "meta.json"
 
 
 def _tf() -> Any:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Level 3: TensorFlow 2.21 still prints INFO lines at level 2; it only honours a value that
+    # was in the environment at process start (entry points export it), this is a fallback.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if os.environ.get("STOCKCAST_USE_GPU", "").lower() not in ("1", "true", "yes"):
         # These networks are tiny: the CPU is faster than a GPU round trip, and hiding GPUs keeps
         # CUDA probing noise out of CLI output on machines without one.
