@@ -8,11 +8,18 @@ from datetime import date
 from flask import request
 
 from api.errors import ApiError
+from forecaster.errors import InvalidTicker
 from forecaster.providers.base import normalize_ticker
 
 
 def ticker_param(raw: str) -> str:
-    """Validate the path symbol against the strict pattern before any query touches the database."""
+    """Validate the path symbol against the strict pattern before any query touches the database.
+
+    Lower case is accepted (goog == GOOG); surrounding whitespace is not (the CLI strips it, a URL
+    has no reason to carry it).
+    """
+    if raw != raw.strip():
+        raise InvalidTicker(raw)
     return normalize_ticker(raw)
 
 

@@ -17,7 +17,8 @@ class InvalidTicker(StockcastError):
     code = "invalid_ticker"
 
     def __init__(self, ticker: str) -> None:
-        super().__init__(f"malformed ticker symbol {ticker!r}")
+        shown = ticker if len(ticker) <= 24 else ticker[:24] + "..."  # bounded echo of user input
+        super().__init__(f"malformed ticker symbol {shown!r}")
         self.ticker = ticker
 
 

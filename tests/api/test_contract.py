@@ -3,6 +3,7 @@ the app really serves under gunicorn over loopback HTTP."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import socket
@@ -19,6 +20,7 @@ import schemathesis
 from apidata import seed
 from hypothesis import HealthCheck, given, settings
 from openapi_spec_validator import validate
+from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from api import create_app
@@ -48,9 +50,11 @@ def test_schema_fuzz(fuzz_app: object) -> None:
     api = schemathesis.openapi.from_wsgi("/openapi.json", fuzz_app)
     operations = [result.ok() for result in api.get_all_operations()]
     assert len(operations) == 9
-    for operation in operations:
+    for operation, mode in itertools.product(operations, GenerationMode):
+        if mode is GenerationMode.NEGATIVE and not list(operation.iter_parameters()):
+            continue  # nothing to make invalid
 
-        @given(case=operation.as_strategy())
+        @given(case=operation.as_strategy(generation_mode=mode))
         @settings(
             max_examples=40,
             derandomize=True,

@@ -9,6 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from api import create_app
+from forecaster import migrate
 from forecaster.settings import Settings
 
 
@@ -158,10 +159,28 @@ def test_runs(client: FlaskClient) -> None:
     assert_error(get(client, "/v1/runs?limit=500", 400), "bad_parameter")
 
 
-def test_health_and_readiness(client: FlaskClient) -> None:
+def test_health_and_readiness(client: FlaskClient, db_url: str) -> None:
     assert get(client, "/healthz") == {"status": "ok"}
     ready = get(client, "/readyz")
-    assert ready["status"] == "ready" and ready["revision"] == "0001"
+    assert ready["status"] == "ready" and ready["revision"] == migrate.head_revision()
+    migrate.downgrade(db_url, "0001")  # a deploy whose migration has not run yet
+    try:
+        body = get(client, "/readyz", 503)
+        assert_error(body, "migrations_pending")
+        assert "run `stockcast db upgrade`" in body["error"]["message"]
+        assert get(client, "/healthz") == {"status": "ok"}  # alive, just not ready
+    finally:
+        migrate.upgrade(db_url)
+
+
+def test_head_requests_and_surrounding_whitespace(client: FlaskClient) -> None:
+    head = client.head("/v1/forecasts/GOOG")
+    assert head.status_code == 200 and head.get_data() == b"" and head.headers["ETag"]
+    again = client.head("/v1/forecasts/GOOG", headers={"If-None-Match": head.headers["ETag"]})
+    assert again.status_code == 304
+    assert_error(get(client, "/v1/forecasts/%20GOOG", 400), "invalid_ticker")
+    body = get(client, "/v1/forecasts/" + "A" * 200, 400)
+    assert len(body["error"]["message"]) < 80  # user input is echoed, but bounded
 
 
 def test_metrics(client: FlaskClient) -> None:
