@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
+
 import click
 
 from cli.context import AppContext, pass_app
 from cli.data import parse_day, resolve_tickers
-from forecaster import service, storage
+from forecaster import locks, service, storage
 from forecaster.errors import StockcastError
 
 
@@ -26,11 +28,18 @@ def print_report(report_dict: dict) -> None:
     click.echo(f"  MAE ratio model/persistence: {report_dict['mae_ratio']:.4f}")
 
 
-def _each(app: AppContext, symbols: list[str], label: str, work: object) -> int:
+def _each(
+    app: AppContext, symbols: list[str], label: str, work: object, *, locked: bool = False
+) -> int:
+    """Run `work` per ticker in its own transaction; with `locked`, inside the ticker's lock
+    (taken before the transaction opens and released after it commits)."""
     failures = 0
     for symbol in symbols:
         try:
-            with app.transaction() as session:
+            with ExitStack() as stack:
+                if locked:
+                    stack.enter_context(locks.hold(app.engine, locks.ticker_lock_name(symbol)))
+                session = stack.enter_context(app.transaction())
                 work(session, symbol)  # type: ignore[operator]
         except StockcastError as exc:
             failures += 1
@@ -61,7 +70,8 @@ def train(app: AppContext, tickers: tuple[str, ...]) -> None:
             f"(ratio {v.mae_ratio:.4f}) -> {verdict}"
         )
 
-    if _each(app, symbols, "train", work):
+    # The pipeline's lock: never two trainings of one ticker at once (scheduler, CLI, replicas).
+    if _each(app, symbols, "train", work, locked=True):
         raise click.ClickException("training failed for some tickers")
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
+import uuid
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -31,9 +33,41 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def artifact_dir(settings: Settings, symbol: str, version: int) -> Path:
+def ticker_models_dir(settings: Settings, symbol: str) -> Path:
     safe = re.sub(r"[^A-Za-z0-9.=-]", "_", symbol)
-    return (settings.resolved_models_dir / safe / f"v{version:04d}").resolve()
+    return (settings.resolved_models_dir / safe).resolve()
+
+
+def artifact_dir(settings: Settings, symbol: str, version: int) -> Path:
+    """A fresh directory name per attempt: a process killed after saving but before committing
+    leaves an orphan that can never collide with the next attempt at the same version number."""
+    return ticker_models_dir(settings, symbol) / f"v{version:04d}-{uuid.uuid4().hex[:8]}"
+
+
+def remove_orphans(session: Session, settings: Settings, ticker: storage.Ticker) -> list[Path]:
+    """Delete artifact directories of `ticker` that no model version points at.
+
+    They are left by processes killed between saving an artifact and committing its row (or by
+    a failed temporary write). Call only while holding the ticker's lock: then no other process
+    can be between those two steps for this ticker.
+    """
+    root = ticker_models_dir(settings, ticker.symbol)
+    if not root.is_dir():
+        return []
+    referenced = {
+        Path(v.artifact_path).resolve() for v in storage.model_versions(session, ticker.id)
+    }
+    removed = []
+    for child in sorted(root.iterdir()):
+        if child.is_dir() and child.resolve() not in referenced:
+            shutil.rmtree(child, ignore_errors=True)
+            removed.append(child)
+    if removed:
+        log.warning(
+            "removed orphaned model artifacts",
+            extra={"ticker": ticker.symbol, "paths": [p.name for p in removed]},
+        )
+    return removed
 
 
 @lru_cache(maxsize=32)

@@ -45,6 +45,8 @@ def _missing_ranges(
     if first is None or last is None:
         return [(start, end)]
     ranges: list[tuple[date | None, date | None]] = []
+    if start is None and end is not None and end < first:
+        return [(None, end)]  # explicitly asked for days before anything stored
     if start is not None and start < first:
         ranges.append(
             (start, min(first - timedelta(days=1), end) if end else first - timedelta(days=1))
@@ -160,13 +162,31 @@ class TrainResult:
 
 
 def train_ticker(session: Session, settings: Settings, ticker: str) -> TrainResult:
-    """Train a candidate on all stored prices, evaluate it walk-forward, register and promote/reject."""
-    from forecaster import registry
+    """Train a candidate on all stored prices, evaluate it walk-forward, register and promote/reject.
+
+    Everything happens in the caller's transaction. Long-running callers (the pipeline) use
+    `training_data`, `forecaster.training.train` and `register_candidate` in separate
+    transactions instead, so no transaction stays open while the network trains.
+    """
     from forecaster.training import train
 
-    row = require_ticker(session, ticker)
-    prices = storage.load_prices(session, row.id)
+    row, prices = training_data(session, ticker)
     outcome = train(prices, settings, ticker=row.symbol)
+    return register_candidate(session, settings, row.symbol, outcome, prices)
+
+
+def training_data(session: Session, ticker: str) -> tuple[storage.Ticker, pd.DataFrame]:
+    row = require_ticker(session, ticker)
+    return row, storage.load_prices(session, row.id)
+
+
+def register_candidate(
+    session: Session, settings: Settings, symbol: str, outcome: Any, prices: pd.DataFrame
+) -> TrainResult:
+    """Save a trained candidate's artifact, record its version and promote or reject it."""
+    from forecaster import registry
+
+    row = require_ticker(session, symbol)
     version, decision = registry.register(session, settings, row, outcome, prices)
     return TrainResult(
         model_version=version,
@@ -176,6 +196,21 @@ def train_ticker(session: Session, settings: Settings, ticker: str) -> TrainResu
         samples_per_second=outcome.samples_per_second,
         evaluation=version.metrics,
     )
+
+
+def latest_model_covers_data(session: Session, ticker: str) -> storage.ModelVersion | None:
+    """The newest model version if it was trained on data up to the last stored day, else None.
+
+    Such a model saw exactly the prices stored now (its test window ends on the last stored
+    day), so retraining would repeat the same work: the pipeline skips it.
+    """
+    row = require_ticker(session, ticker)
+    versions = storage.model_versions(session, row.id)
+    if not versions:
+        return None
+    _, last = storage.price_bounds(session, row.id)
+    latest = versions[0]
+    return latest if last is not None and latest.test_end >= last else None
 
 
 @dataclass
@@ -195,12 +230,17 @@ def evaluate_ticker(
     row = require_ticker(session, ticker)
     version, bundle = registry.load_champion(session, row)
     begin = start or version.test_start
-    if begin <= version.train_end:
+    if begin < version.test_start:
+        # Before test_start lie the training days and the validation days that chose the
+        # early-stopping epoch and calibrated the interval: the model has seen them all.
         raise InvalidDateRange(
-            f"--start {begin} overlaps the champion's training data (up to {version.train_end}); "
+            f"--start {begin} is before the champion's test window ({version.test_start}); "
             "evaluate only on data the model never saw"
         )
     prices = storage.load_prices(session, row.id)
+    last = prices.index[-1].date()
+    if begin > last:
+        raise InvalidDateRange(f"--start {begin} is after the last stored day ({last})")
     return EvaluateResult(version, begin, bundle.evaluate(prices, begin))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -59,5 +60,9 @@ def test_nan_metrics_are_rejected() -> None:
 
 
 def test_artifact_dir_is_filesystem_safe(tmp_path: Any) -> None:
-    path = artifact_dir(replace(Settings(), data_dir=tmp_path), "^GSPC", 12)
-    assert path == (tmp_path / "models" / "_GSPC" / "v0012").resolve()
+    settings = replace(Settings(), data_dir=tmp_path)
+    path = artifact_dir(settings, "^GSPC", 12)
+    assert path.parent == (tmp_path / "models" / "_GSPC").resolve()
+    assert re.fullmatch(r"v0012-[0-9a-f]{8}", path.name)
+    # every attempt gets its own directory: an orphan of a killed attempt never blocks the next
+    assert artifact_dir(settings, "^GSPC", 12) != path
