@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import forecaster
+from forecaster.storage import RUN_STATUSES, STEP_STATUSES
 
 TICKER_PATTERN = r"^\^?[A-Za-z0-9][A-Za-z0-9.\-=]{0,19}$"
 
@@ -194,14 +195,16 @@ def build_spec(max_limit: int = 1000) -> dict[str, Any]:
         "Step": _obj(
             {
                 "ticker": STR,
-                "status": STR,
+                "status": {"type": "string", "enum": list(STEP_STATUSES)},
                 "started_at": DATETIME,
                 "finished_at": _nullable(DATETIME),
                 "duration_seconds": _nullable(NUM),
                 "rows_fetched": _nullable(INT),
+                "rows_inserted": _nullable(INT),
                 "rows_rejected": _nullable(INT),
                 "model_version_id": _nullable(INT),
                 "promoted": _nullable({"type": "boolean"}),
+                "detail": _nullable(STR),
                 "error": _nullable(STR),
             }
         ),
@@ -210,7 +213,7 @@ def build_spec(max_limit: int = 1000) -> dict[str, Any]:
                 "id": INT,
                 "kind": STR,
                 "trigger": STR,
-                "status": STR,
+                "status": {"type": "string", "enum": list(RUN_STATUSES)},
                 "started_at": DATETIME,
                 "finished_at": _nullable(DATETIME),
                 "host": _nullable(STR),

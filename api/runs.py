@@ -52,9 +52,11 @@ def list_runs() -> Response:
                             "finished_at": iso(s.finished_at),
                             "duration_seconds": num(s.duration_seconds, 3),
                             "rows_fetched": s.rows_fetched,
+                            "rows_inserted": s.rows_inserted,
                             "rows_rejected": s.rows_rejected,
                             "model_version_id": s.model_version_id,
                             "promoted": s.promoted,
+                            "detail": s.detail,
                             "error": s.error,
                         }
                         for s in r.steps

@@ -45,6 +45,12 @@ def resolve_tickers(app: AppContext, tickers: tuple[str, ...]) -> list[str]:
 @click.option(
     "--strict", is_flag=True, help="Store nothing for a ticker if any row fails validation."
 )
+@click.option(
+    "--retrain",
+    is_flag=True,
+    help="Afterwards retrain, evaluate, promote and forecast each backfilled ticker "
+    "(recorded as a pipeline run). Use after a --force backfill that rewrote history.",
+)
 @pass_app
 def backfill(
     app: AppContext,
@@ -55,6 +61,7 @@ def backfill(
     csv_path: Path | None,
     force: bool,
     strict: bool,
+    retrain: bool,
 ) -> None:
     """Fetch, validate and store daily prices for TICKERS (default: the tracked tickers).
 
@@ -97,6 +104,12 @@ def backfill(
         )
         if outcome.rejected_summary:
             click.echo(outcome.rejected_summary, err=True)
+    if retrain:
+        from cli.jobs import run_and_report
+
+        stored = [s for s, r in zip(symbols, results, strict=True) if not isinstance(r, Exception)]
+        if stored:
+            run_and_report(app, stored, kind="retrain", fetch=False, force_train=True)
     if failures:
         raise click.ClickException(f"{failures} of {len(symbols)} ticker(s) failed")
 

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 import click
+from alembic.util.exc import CommandError as AlembicCommandError
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from cli.context import AppContext
@@ -25,6 +26,8 @@ class StockcastGroup(click.Group):
             return super().invoke(ctx)
         except StockcastError as exc:
             raise click.ClickException(str(exc)) from exc
+        except AlembicCommandError as exc:  # e.g. `db downgrade` to a revision that does not exist
+            raise click.ClickException(f"migration error: {exc}") from exc
         except OperationalError as exc:
             raise click.ClickException(
                 f"database unreachable: {str(exc.orig).strip().splitlines()[0]}"
@@ -60,9 +63,9 @@ def cli(ctx: click.Context, verbose: bool, log_format: str | None) -> None:
 
 
 def _register() -> None:
-    from cli import data, db, models, serve
+    from cli import data, db, jobs, models, serve
 
-    for module in (db, data, models, serve):
+    for module in (db, data, models, jobs, serve):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -78,6 +78,11 @@ class Settings:
     yf_backoff_cap: float = 60.0
     yf_auto_adjust: bool = False
 
+    # pipeline
+    pipeline_isolation: str = "process"  # process: each ticker's work in a fresh child process
+    step_timeout_seconds: int = 3600  # a ticker step running longer is killed and marked failed
+    run_stale_seconds: int = 900  # a "running" run without a heartbeat this long is dead
+
     # scheduler
     schedule_cron: str = "30 18 * * mon-fri"
     schedule_timezone: str = "America/New_York"
@@ -138,6 +143,9 @@ class Settings:
         coverage = _float(env, "STOCKCAST_INTERVAL_COVERAGE", d.interval_coverage)
         if not 0 < coverage < 1:
             raise ConfigError("STOCKCAST_INTERVAL_COVERAGE must be between 0 and 1")
+        isolation = env.get("STOCKCAST_PIPELINE_ISOLATION", d.pipeline_isolation).lower()
+        if isolation not in ("process", "inline"):
+            raise ConfigError("STOCKCAST_PIPELINE_ISOLATION must be process or inline")
         return cls(
             data_dir=Path(env.get("STOCKCAST_DATA_DIR", str(d.data_dir))),
             database_url=env.get("DATABASE_URL", d.database_url),
@@ -164,6 +172,13 @@ class Settings:
             yf_backoff_cap=_float(env, "STOCKCAST_YF_BACKOFF_CAP", d.yf_backoff_cap),
             yf_auto_adjust=env.get("STOCKCAST_YF_AUTO_ADJUST", "false").lower()
             in ("1", "true", "yes"),
+            pipeline_isolation=isolation,
+            step_timeout_seconds=_int(
+                env, "STOCKCAST_STEP_TIMEOUT_SECONDS", d.step_timeout_seconds, minimum=1
+            ),
+            run_stale_seconds=_int(
+                env, "STOCKCAST_RUN_STALE_SECONDS", d.run_stale_seconds, minimum=60
+            ),
             schedule_cron=env.get("STOCKCAST_SCHEDULE_CRON", d.schedule_cron),
             schedule_timezone=env.get("STOCKCAST_SCHEDULE_TIMEZONE", d.schedule_timezone),
             misfire_grace_seconds=_int(

@@ -163,14 +163,21 @@ class Prediction(Base):
     model_version: Mapped[ModelVersion] = relationship()
 
 
+RUN_STATUSES = ("running", "succeeded", "partial", "failed", "skipped")
+STEP_STATUSES = ("running", "succeeded", "failed", "skipped")
+
+
 class JobRun(Base):
     __tablename__ = "job_runs"
-    __table_args__ = (Index("ix_job_runs_status_started", "status", "started_at"),)
+    __table_args__ = (
+        Index("ix_job_runs_status_started", "status", "started_at"),
+        Index("ix_job_runs_started_at", "started_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(32))  # pipeline | backfill
-    trigger: Mapped[str] = mapped_column(String(32))  # scheduler | cli
-    status: Mapped[str] = mapped_column(String(16))  # running | succeeded | partial | failed
+    kind: Mapped[str] = mapped_column(String(32))  # pipeline | retrain
+    trigger: Mapped[str] = mapped_column(String(32))  # scheduler | catch-up | cli
+    status: Mapped[str] = mapped_column(String(16))  # RUN_STATUSES
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
     heartbeat_at: Mapped[datetime | None]
@@ -191,16 +198,18 @@ class JobStep(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("job_runs.id", ondelete="CASCADE"))
     ticker: Mapped[str] = mapped_column(String(20))
-    status: Mapped[str] = mapped_column(String(16))  # running | succeeded | failed | skipped
+    status: Mapped[str] = mapped_column(String(16))  # STEP_STATUSES
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
     duration_seconds: Mapped[float | None]
     rows_fetched: Mapped[int | None]
+    rows_inserted: Mapped[int | None]
     rows_rejected: Mapped[int | None]
     model_version_id: Mapped[int | None] = mapped_column(
         ForeignKey("model_versions.id", ondelete="SET NULL")
     )
     promoted: Mapped[bool | None]
+    detail: Mapped[str | None] = mapped_column(Text)  # what happened, e.g. "up to date, no retrain"
     error: Mapped[str | None] = mapped_column(Text)
 
     run: Mapped[JobRun] = relationship(back_populates="steps")

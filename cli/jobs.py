@@ -1,0 +1,138 @@
+"""`stockcast run-now`, `scheduler`, `runs list`: the pipeline by hand, on schedule, and its record."""
+
+from __future__ import annotations
+
+import click
+
+from cli.context import AppContext, pass_app
+from cli.data import resolve_tickers
+from jobs.records import StepOutcome
+
+
+def _duration(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:.1f}s"
+
+
+def echo_outcome(symbol: str, outcome: StepOutcome) -> None:
+    line = f"{symbol}: {outcome.status}"
+    if outcome.detail:
+        line += f"; {outcome.detail}"
+    if outcome.error:
+        line += f"; error: {outcome.error}"
+    click.echo(line)
+
+
+def run_and_report(
+    app: AppContext, symbols: list[str], *, kind: str, fetch: bool, force_train: bool
+) -> None:
+    from jobs.pipeline import run_pipeline
+
+    app.check_schema()
+    total = len(symbols)
+    position = {s: i for i, s in enumerate(symbols, start=1)}
+
+    def progress(symbol: str, outcome: StepOutcome | None) -> None:
+        if outcome is None:
+            click.echo(f"[{position[symbol]}/{total}] {symbol}: working ...", err=True)
+        else:
+            echo_outcome(symbol, outcome)
+
+    report = run_pipeline(
+        app.settings,
+        symbols,
+        trigger="cli",
+        kind=kind,
+        fetch=fetch,
+        force_train=force_train,
+        progress=progress,
+    )
+    if report.reaped:
+        click.echo(
+            f"marked {len(report.reaped)} run(s) left running by a dead process as failed", err=True
+        )
+    click.echo(f"run {report.run_id}: {report.status} in {report.seconds:.1f}s")
+    if report.status in ("failed", "partial"):
+        raise click.ClickException(
+            f"run {report.run_id} {report.status}; see `stockcast runs list`"
+        )
+
+
+@click.command("run-now")
+@click.argument("tickers", nargs=-1)
+@click.option(
+    "--force-train",
+    is_flag=True,
+    help="Retrain even if the newest model already covers the stored prices.",
+)
+@pass_app
+def run_now(app: AppContext, tickers: tuple[str, ...], force_train: bool) -> None:
+    """Run the pipeline once in the foreground for TICKERS (default: the tracked tickers).
+
+    For each ticker: fetch new prices, validate and store them, retrain and evaluate against
+    persistence, promote or reject, and forecast the next trading day. A ticker another run is
+    working on is skipped; a failing ticker is recorded and the others go on.
+    """
+    run_and_report(
+        app, resolve_tickers(app, tickers), kind="pipeline", fetch=True, force_train=force_train
+    )
+
+
+@click.command()
+@click.option(
+    "--no-catch-up",
+    is_flag=True,
+    help="Do not run at start-up when a scheduled run was missed while no scheduler was up.",
+)
+@pass_app
+def scheduler(app: AppContext, no_catch_up: bool) -> None:
+    """Run the nightly pipeline on schedule (STOCKCAST_SCHEDULE_CRON) until stopped.
+
+    Start exactly this process for scheduling, not the API workers. Several replicas are safe:
+    per-ticker database locks keep them from working on the same ticker.
+    """
+    from jobs.scheduler import run_scheduler
+
+    app.check_schema()
+    run_scheduler(app.settings, catch_up=not no_catch_up)
+
+
+@click.group()
+def runs() -> None:
+    """Pipeline runs."""
+
+
+@runs.command("list")
+@click.option("--limit", type=click.IntRange(1, 500), default=10, show_default=True)
+@pass_app
+def runs_list(app: AppContext, limit: int) -> None:
+    """Recent pipeline runs, newest first, with each ticker's step."""
+    from jobs.records import recent_runs
+
+    with app.transaction() as session:
+        rows = recent_runs(session, limit)
+        if not rows:
+            click.echo(
+                "no pipeline runs yet; run `stockcast run-now` or start `stockcast scheduler`"
+            )
+            return
+        for run in rows:
+            finished = run.finished_at
+            duration = (finished - run.started_at).total_seconds() if finished else None
+            click.echo(
+                f"run {run.id:<5} {run.status:<9} {run.kind:<8} {run.trigger:<9} "
+                f"{run.started_at:%Y-%m-%d %H:%M:%S}  {_duration(duration):>8}  "
+                f"{run.host or '-'}:{run.pid or '-'}"
+                + (f"  error: {run.error}" if run.error else "")
+            )
+            for step in run.steps:
+                parts = [
+                    f"    {step.ticker:<10} {step.status:<9} {_duration(step.duration_seconds):>8}"
+                ]
+                if step.detail:
+                    parts.append(step.detail)
+                if step.error:
+                    parts.append(f"error: {step.error}")
+                click.echo("  ".join(parts))
+
+
+COMMANDS = [run_now, scheduler, runs]

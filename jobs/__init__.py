@@ -1,0 +1,1 @@
+"""Scheduled work: the pipeline (fetch, retrain, promote, predict) and its APScheduler process."""

@@ -1,0 +1,203 @@
+"""Pipeline run and step records (job_runs, job_steps): written as the work happens, each in its
+own short transaction, so `stockcast runs list` and GET /v1/runs show a run while it is going."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from forecaster import storage
+from forecaster.locks import pid_alive
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StepOutcome:
+    """What one ticker's step did. Plain data: it crosses the process boundary from the child."""
+
+    ticker: str
+    status: str = "succeeded"  # succeeded | failed | skipped
+    rows_fetched: int | None = None
+    rows_inserted: int | None = None
+    rows_rejected: int | None = None
+    model_version_id: int | None = None  # the version trained in this step, if any
+    model_version: int | None = None
+    promoted: bool | None = None
+    forecast: dict[str, Any] | None = None  # as_of, target_date, predicted_close, model_version
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def detail(self) -> str | None:
+        return "; ".join(self.notes) or None
+
+
+def start_run(
+    sessions: sessionmaker[Session], *, kind: str, trigger: str, tickers: list[str]
+) -> int:
+    now = storage.utcnow()
+    with sessions.begin() as s:
+        run = storage.JobRun(
+            kind=kind,
+            trigger=trigger,
+            status="running",
+            started_at=now,
+            heartbeat_at=now,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            tickers=tickers,
+        )
+        s.add(run)
+        s.flush()
+        return run.id
+
+
+def start_step(sessions: sessionmaker[Session], run_id: int, ticker: str) -> int:
+    with sessions.begin() as s:
+        step = storage.JobStep(
+            run_id=run_id, ticker=ticker, status="running", started_at=storage.utcnow()
+        )
+        s.add(step)
+        s.flush()
+        return step.id
+
+
+def finish_step(
+    sessions: sessionmaker[Session], step_id: int, outcome: StepOutcome, duration: float
+) -> None:
+    with sessions.begin() as s:
+        s.execute(
+            update(storage.JobStep)
+            .where(storage.JobStep.id == step_id)
+            .values(
+                status=outcome.status,
+                finished_at=storage.utcnow(),
+                duration_seconds=duration,
+                rows_fetched=outcome.rows_fetched,
+                rows_inserted=outcome.rows_inserted,
+                rows_rejected=outcome.rows_rejected,
+                model_version_id=outcome.model_version_id,
+                promoted=outcome.promoted,
+                detail=outcome.detail,
+                error=outcome.error,
+            )
+        )
+
+
+def run_status(outcomes: list[StepOutcome]) -> str:
+    statuses = [o.status for o in outcomes]
+    failed = statuses.count("failed")
+    succeeded = statuses.count("succeeded")
+    if failed:
+        return "partial" if succeeded else "failed"
+    if statuses and not succeeded:
+        return "skipped"  # e.g. every ticker was being handled by another run
+    return "succeeded"
+
+
+def finish_run(
+    sessions: sessionmaker[Session], run_id: int, status: str, error: str | None = None
+) -> None:
+    now = storage.utcnow()
+    with sessions.begin() as s:
+        s.execute(
+            update(storage.JobRun)
+            .where(storage.JobRun.id == run_id)
+            .values(status=status, finished_at=now, heartbeat_at=now, error=error)
+        )
+        # Steps never reached (interrupted run) must not stay "running" forever.
+        s.execute(
+            update(storage.JobStep)
+            .where(storage.JobStep.run_id == run_id, storage.JobStep.status == "running")
+            .values(status="failed", finished_at=now, error=error or "run ended before the step")
+        )
+
+
+def beat(sessions: sessionmaker[Session], run_id: int) -> None:
+    with sessions.begin() as s:
+        s.execute(
+            update(storage.JobRun)
+            .where(storage.JobRun.id == run_id)
+            .values(heartbeat_at=storage.utcnow())
+        )
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:  # SQLite keeps no zone; stored times are UTC
+        return value.replace(tzinfo=storage.utcnow().tzinfo)
+    return value
+
+
+def reap_stale_runs(
+    sessions: sessionmaker[Session], stale_seconds: int, now: datetime | None = None
+) -> list[int]:
+    """Mark runs left in `running` by a dead process as failed (and their running steps).
+
+    Dead means: its process is gone (same host), or it sent no heartbeat for `stale_seconds`
+    (any host; runs heartbeat every few seconds while alive, whatever they are doing).
+    """
+    now = now or storage.utcnow()
+    cutoff = now - timedelta(seconds=stale_seconds)
+    here = socket.gethostname()
+    reaped: list[tuple[int, str]] = []
+    with sessions.begin() as s:
+        running = s.scalars(
+            select(storage.JobRun).where(storage.JobRun.status == "running").with_for_update()
+        ).all()
+        for run in running:
+            last = _aware(run.heartbeat_at) or _aware(run.started_at)
+            same_host = run.host == here and run.pid is not None and run.pid != os.getpid()
+            if same_host and not pid_alive(run.pid):  # type: ignore[arg-type]
+                reaped.append((run.id, f"process {run.pid} on {here} died mid-run"))
+                continue
+            if last is not None and last < cutoff:
+                reaped.append((run.id, f"no heartbeat since {last.isoformat(timespec='seconds')}"))
+        for run_id, reason in reaped:
+            message = f"marked failed by a later run: {reason}"
+            s.execute(
+                update(storage.JobRun)
+                .where(storage.JobRun.id == run_id)
+                .values(status="failed", finished_at=now, error=message)
+            )
+            s.execute(
+                update(storage.JobStep)
+                .where(
+                    storage.JobStep.run_id == run_id,
+                    or_(storage.JobStep.status == "running", storage.JobStep.finished_at.is_(None)),
+                )
+                .values(status="failed", finished_at=now, error=message)
+            )
+    for run_id, reason in reaped:
+        log.warning("stale run marked failed", extra={"run_id": run_id, "reason": reason})
+    return [run_id for run_id, _ in reaped]
+
+
+def recent_runs(session: Session, limit: int = 20, offset: int = 0) -> list[storage.JobRun]:
+    return list(
+        session.scalars(
+            select(storage.JobRun)
+            .options(selectinload(storage.JobRun.steps))
+            .order_by(storage.JobRun.started_at.desc(), storage.JobRun.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+    )
+
+
+def last_run_started_after(
+    session: Session, when: datetime, triggers: tuple[str, ...]
+) -> storage.JobRun | None:
+    return session.scalar(
+        select(storage.JobRun)
+        .where(storage.JobRun.started_at >= when, storage.JobRun.trigger.in_(triggers))
+        .order_by(storage.JobRun.started_at.desc())
+        .limit(1)
+    )

@@ -1,0 +1,55 @@
+"""A pipeline run in its own process, for the crash and concurrency tests.
+
+    python pipeline_worker.py [--start-at EPOCH] [--die-before-promotion] [--slow-train S] TICKER...
+
+Configuration comes from the environment (DATABASE_URL, STOCKCAST_*), as for `stockcast run-now`.
+--die-before-promotion kills the process (os._exit, no cleanup) after the new model's artifact is
+saved and before its database row is committed. --slow-train adds S seconds to every training,
+so that two processes started together are sure to overlap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from forecaster import registry, training
+from forecaster.logs import configure_logging
+from forecaster.settings import Settings
+from jobs.pipeline import run_pipeline
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("tickers", nargs="+")
+    parser.add_argument("--start-at", type=float, default=0.0)
+    parser.add_argument("--die-before-promotion", action="store_true")
+    parser.add_argument("--slow-train", type=float, default=0.0)
+    parser.add_argument("--force-train", action="store_true")
+    args = parser.parse_args()
+    settings = Settings.from_env()
+    configure_logging("INFO", "text")
+    if args.die_before_promotion:
+
+        def die(*_args: object, **_kwargs: object) -> None:
+            os._exit(137)  # like SIGKILL: no finally blocks, no rollback, no lock release
+
+        registry.decide = die  # type: ignore[assignment]
+    if args.slow_train:
+        real_train = training.train
+
+        def slow(*a, **k):  # type: ignore[no-untyped-def]
+            time.sleep(args.slow_train)
+            return real_train(*a, **k)
+
+        training.train = slow  # type: ignore[assignment]
+    time.sleep(max(0.0, args.start_at - time.time()))
+    report = run_pipeline(settings, args.tickers, force_train=args.force_train)
+    print(f"run {report.run_id} {report.status}", flush=True)
+    sys.exit(0 if report.status in ("succeeded", "skipped") else 1)
+
+
+if __name__ == "__main__":
+    main()

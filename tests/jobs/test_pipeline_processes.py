@@ -1,0 +1,139 @@
+"""Real processes against one database: a run killed between training and promotion leaves a
+consistent state that the next run repairs; two runs started together never train a ticker
+twice and never duplicate a row."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from forecaster import registry, service, storage
+from forecaster.providers.sample import SampleProvider
+from forecaster.settings import Settings
+from jobs.pipeline import run_pipeline
+
+pytestmark = pytest.mark.slow
+WORKER = Path(__file__).with_name("pipeline_worker.py")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def worker(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(WORKER), *args],
+        env={
+            **os.environ,
+            **env,
+            "STOCKCAST_PIPELINE_ISOLATION": "inline",
+            "STOCKCAST_PERSISTENCE_TOLERANCE": "10",
+            "PYTHONPATH": str(ROOT),
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def versions(sessions: sessionmaker[Session], symbol: str) -> list[tuple[int, str]]:
+    with sessions() as s:
+        ticker = storage.get_ticker(s, symbol)
+        assert ticker is not None
+        return [(v.version, v.status) for v in storage.model_versions(s, ticker.id)]
+
+
+def test_killed_between_training_and_promotion(
+    pipeline_settings: Settings, sessions: sessionmaker[Session], env: dict[str, str]
+) -> None:
+    settings = pipeline_settings
+    first = run_pipeline(settings, ["GOOG"])
+    assert first.status == "succeeded" and versions(sessions, "GOOG") == [(1, "champion")]
+    with sessions() as s:
+        before = storage.latest_prediction(s, storage.get_ticker(s, "GOOG").id)  # type: ignore[union-attr]
+        assert before is not None
+
+    proc = worker(env, "GOOG", "--force-train", "--die-before-promotion")
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 137, out
+
+    # The dead run: its record still says running, its new artifact has no row (an orphan).
+    models = registry.ticker_models_dir(settings, "GOOG")
+    assert len(list(models.iterdir())) == 2
+    assert versions(sessions, "GOOG") == [(1, "champion")]
+    with sessions() as s:
+        dead = s.scalars(select(storage.JobRun).order_by(storage.JobRun.id.desc())).first()
+        assert dead is not None and dead.status == "running"
+    # The previous champion still loads (in a fresh cache, as a new API worker would) and predicts.
+    registry._load_cached.cache_clear()
+    with sessions.begin() as s:
+        again = service.predict_ticker(s, settings, "GOOG")
+        assert again.predicted_close == pytest.approx(before.predicted_close)
+
+    # The next run: marks the dead run failed, takes the lock the dead process never released,
+    # removes the orphan and trains the version the dead run could not commit.
+    report = run_pipeline(settings, ["GOOG"], force_train=True)
+    assert report.status == "succeeded"
+    assert report.reaped == [dead.id]
+    assert versions(sessions, "GOOG") == [(2, "champion"), (1, "retired")]
+    assert len(list(models.iterdir())) == 2  # v1 and v2: the orphan is gone
+    with sessions() as s:
+        assert s.get(storage.JobRun, dead.id).status == "failed"  # type: ignore[union-attr]
+
+
+def test_two_runs_started_together_train_each_ticker_once(
+    pipeline_settings: Settings, sessions: sessionmaker[Session], env: dict[str, str]
+) -> None:
+    start_at = f"{time.time() + 6:.3f}"  # both processes import everything first, then go
+    procs = [
+        worker(env, "^GSPC", "GOOG", "--start-at", start_at, "--slow-train", "2") for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+
+    with sessions() as s:
+        # exactly one model version per ticker: nobody trained a ticker twice
+        per_ticker = dict(
+            s.execute(
+                select(storage.Ticker.symbol, func.count(storage.ModelVersion.id))
+                .join(storage.ModelVersion, storage.ModelVersion.ticker_id == storage.Ticker.id)
+                .group_by(storage.Ticker.symbol)
+            ).all()
+        )
+        assert per_ticker == {"^GSPC": 1, "GOOG": 1}
+        trained_steps = s.scalars(
+            select(storage.JobStep.ticker).where(storage.JobStep.model_version_id.is_not(None))
+        ).all()
+        assert sorted(trained_steps) == ["GOOG", "^GSPC"]
+        # the runs really overlapped: at least one step found its ticker locked by the other run
+        details = s.scalars(select(storage.JobStep.detail)).all()
+        assert any("held by another run" in (d or "") for d in details), details
+        # no duplicate rows: exactly the sample's days, one forecast per ticker
+        for symbol in ("^GSPC", "GOOG"):
+            ticker = storage.get_ticker(s, symbol)
+            assert ticker is not None
+            n_prices = s.scalar(
+                select(func.count())
+                .select_from(storage.Price)
+                .where(storage.Price.ticker_id == ticker.id)
+            )
+            assert n_prices == len(SampleProvider().fetch(symbol, None, None))
+            n_forecasts = s.scalar(
+                select(func.count())
+                .select_from(storage.Prediction)
+                .where(storage.Prediction.ticker_id == ticker.id)
+            )
+            assert n_forecasts == 1
+        assert s.scalar(select(func.count()).select_from(storage.JobRun)) == 2
+        assert (
+            s.scalar(
+                select(func.count())
+                .select_from(storage.JobRun)
+                .where(storage.JobRun.status == "running")
+            )
+            == 0
+        )

@@ -1,0 +1,144 @@
+"""The nightly scheduler: the real APScheduler drives the real pipeline; schedule configuration,
+trading-day skipping, missed-run catch-up and a clean shutdown of the `stockcast scheduler` process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from forecaster import storage
+from forecaster.errors import ConfigError
+from forecaster.settings import Settings
+from jobs.scheduler import JOB_ID, build_scheduler, cron_trigger, missed_fire_time, nightly_job
+
+NY = ZoneInfo("America/New_York")
+
+
+def at(*args: int) -> datetime:
+    return datetime(*args, tzinfo=NY)  # type: ignore[misc]
+
+
+@pytest.mark.slow
+def test_real_scheduler_runs_the_pipeline_for_two_tickers(
+    pipeline_settings: Settings, sessions: sessionmaker[Session], env: dict
+) -> None:
+    """APScheduler with a fast cron trigger (every second) and a clock fixed on a trading day;
+    each ticker runs in its own child process, as in production."""
+    settings = replace(pipeline_settings, pipeline_isolation="process")
+    done = threading.Event()
+    failures: list[BaseException] = []
+
+    def listener(event: JobExecutionEvent) -> None:
+        if event.exception is not None:
+            failures.append(event.exception)
+        done.set()
+
+    sched = build_scheduler(
+        settings,
+        scheduler=BackgroundScheduler(timezone=NY),
+        trigger=CronTrigger(second="*", timezone=NY),
+        clock=lambda: at(2019, 1, 2, 18, 30),  # a Wednesday session, after the close
+    )
+    sched.add_listener(listener, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+    sched.start()
+    try:
+        assert done.wait(timeout=240), "the scheduled pipeline did not finish"
+    finally:
+        sched.shutdown(wait=True)
+    assert not failures
+    with sessions() as s:
+        runs = s.scalars(select(storage.JobRun)).all()
+        assert runs and all(r.trigger == "scheduler" for r in runs)
+        first = min(runs, key=lambda r: r.id)
+        assert first.status == "succeeded", [(st.ticker, st.error) for st in first.steps]
+        for symbol in ("^GSPC", "GOOG"):
+            ticker = storage.get_ticker(s, symbol)
+            assert ticker is not None
+            assert storage.champion(s, ticker.id) is not None
+            assert storage.latest_prediction(s, ticker.id) is not None
+        assert s.scalar(select(func.count()).select_from(storage.ModelVersion)) == 2
+
+
+def test_days_without_a_session_are_skipped(
+    pipeline_settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    for day in (at(2026, 11, 26, 18, 30), at(2026, 11, 28, 18, 30)):  # Thanksgiving, Saturday
+        assert nightly_job(pipeline_settings, clock=lambda day=day: day) is None
+    with sessions() as s:
+        assert s.scalar(select(func.count()).select_from(storage.JobRun)) == 0
+
+
+def test_schedule_configuration() -> None:
+    settings = Settings()
+    trigger = cron_trigger(settings)
+    # Friday evening -> Monday 18:30 New York time (EST in winter)
+    assert trigger.get_next_fire_time(None, at(2026, 11, 27, 19, 0)) == at(2026, 11, 30, 18, 30)
+    sched = build_scheduler(settings, scheduler=BackgroundScheduler(timezone=NY))
+    job = sched.get_job(JOB_ID)
+    assert job.coalesce is True and job.max_instances == 1
+    assert job.misfire_grace_time == 6 * 3600
+    with pytest.raises(ConfigError, match="not a crontab expression"):
+        cron_trigger(replace(settings, schedule_cron="every night"))
+    with pytest.raises(ConfigError, match="unknown time zone"):
+        cron_trigger(replace(settings, schedule_timezone="Mars/Olympus"))
+
+
+def test_missed_run_is_caught_up_once(
+    pipeline_settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    settings = pipeline_settings
+    evening = at(2026, 11, 24, 19, 0)  # Tuesday, 30 minutes after the scheduled 18:30
+    assert missed_fire_time(settings, evening) == at(2026, 11, 24, 18, 30)
+    assert missed_fire_time(settings, at(2026, 11, 24, 12, 0)) is None  # last fire > 6 h ago
+    assert missed_fire_time(settings, at(2026, 11, 26, 19, 0)) is None  # Thanksgiving: no session
+    with sessions.begin() as s:  # a run started after the fire time: nothing to catch up
+        s.add(
+            storage.JobRun(
+                kind="pipeline", trigger="cli", status="succeeded", tickers=["GOOG"],
+                started_at=at(2026, 11, 24, 18, 45),
+            )
+        )  # fmt: skip
+    assert missed_fire_time(settings, evening) is None
+
+
+def test_scheduler_process_starts_and_stops_cleanly(env: dict, tmp_path: Path) -> None:
+    """`stockcast scheduler` as its own process: logs its next run, exits 0 on SIGTERM."""
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "stockcast"), "--log-format", "json", "scheduler",
+         "--no-catch-up"],
+        env={**os.environ, "STOCKCAST_SCHEDULE_CRON": "30 18 * * mon-fri"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        lines = []
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()  # type: ignore[union-attr]
+            lines.append(line)
+            if '"scheduler started"' in line or proc.poll() is not None:
+                break
+        assert any('"scheduler started"' in line for line in lines), lines
+        assert '"next_run"' in lines[-1] and "T18:30:00-0" in lines[-1]  # EST or EDT
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
