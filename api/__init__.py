@@ -11,6 +11,7 @@ from flask import Flask, Response, g, request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.cache import ResponseCache
 from api.errors import register_error_handlers
 from api.metrics import Metrics
 from forecaster import storage
@@ -27,6 +28,7 @@ class ApiState:
         self.engine = engine
         self.sessions: sessionmaker[Session] = storage.make_session_factory(engine)
         self.metrics = Metrics()
+        self.responses = ResponseCache(settings.api_response_ttl)
 
 
 def state() -> ApiState:

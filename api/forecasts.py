@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import aliased
 
@@ -27,7 +27,16 @@ def _require_ticker(symbol: str) -> storage.Ticker:
 def latest(ticker: str) -> Response:
     symbol = ticker_param(ticker)
     reject_unknown(())
-    # One query on the hot path: ticker -> newest prediction -> its model version.
+    cache = state().responses
+    body = cache.get(symbol)
+    if body is None:
+        body = _render_latest(symbol)
+        cache.put(symbol, body)
+    return Response(body, mimetype="application/json")
+
+
+def _render_latest(symbol: str) -> bytes:
+    # One query: ticker -> newest prediction -> its model version.
     row = (
         db()
         .execute(
@@ -48,7 +57,7 @@ def latest(ticker: str) -> Response:
             404, "no_forecast", f"{symbol}: no forecast yet; run `stockcast predict {symbol}`"
         )
     prediction, version = row
-    return jsonify(forecast(symbol, prediction, version))
+    return (current_app.json.dumps(forecast(symbol, prediction, version)) + "\n").encode()
 
 
 @bp.get("/v1/forecasts/<ticker>/history")

@@ -3,7 +3,8 @@
 For each database: migrate a fresh one, backfill ^GSPC from the offline sample provider, train
 and predict (real model, small epoch budget), start `gunicorn api.wsgi:app` the way
 `stockcast serve` does, then drive it with wrk (if installed: `apt-get install wrk`) or a bounded
-Python keep-alive client, and print requests/second and p50/p99 latency. Traffic goes to
+Python keep-alive client, and print requests/second and p50/p99 latency, with the per-worker
+response micro-cache (STOCKCAST_API_RESPONSE_TTL=5, the default) and without it. Traffic goes to
 127.0.0.1 only and every run is bounded in time.
 
 Run: .venv/bin/python bench/api_load.py [--seconds 10] [--connections 32] [--workers 2] [--threads 4]
@@ -117,38 +118,45 @@ def run_python(base: str, seconds: int, connections: int) -> tuple[float, float,
 
 
 def measure(label: str, url: str, args: argparse.Namespace) -> None:
+    """Prepare one database, then load it twice: with the per-worker micro-cache of the rendered
+    forecast (the default) and without it (every request queries the database)."""
     with tempfile.TemporaryDirectory() as tmp:
         prepare(url, Path(tmp))
-        port = free_port()
-        env = {
-            **os.environ,
-            "DATABASE_URL": url,
-            "STOCKCAST_DATA_DIR": tmp,
-            "STOCKCAST_LOG_LEVEL": "WARNING",
-        }
-        argv = gunicorn_argv("127.0.0.1", port, args.workers, args.threads)
-        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(100):
-                try:
-                    urllib.request.urlopen(base + PATH, timeout=1).read()
-                    break
-                except OSError:
-                    time.sleep(0.1)
-            runner = run_wrk if shutil.which("wrk") and not args.python_client else run_python
-            runner(base, 2, args.connections)  # warm-up
-            rps, p50, p99 = runner(base, args.seconds, args.connections)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=15)
-    tool = "wrk" if shutil.which("wrk") and not args.python_client else "python client"
-    print(
-        f"{label:<10} {rps:10,.0f} req/s   p50 {p50:7.2f} ms   p99 {p99:7.2f} ms   "
-        f"({tool}, {args.connections} connections, {args.seconds}s, "
-        f"{args.workers} workers x {args.threads} threads)",
-        flush=True,
-    )
+        for ttl in ("5", "0"):
+            port = free_port()
+            env = {
+                **os.environ,
+                "DATABASE_URL": url,
+                "STOCKCAST_DATA_DIR": tmp,
+                "STOCKCAST_LOG_LEVEL": "WARNING",
+                "STOCKCAST_API_RESPONSE_TTL": ttl,
+            }
+            argv = gunicorn_argv("127.0.0.1", port, args.workers, args.threads)
+            proc = subprocess.Popen(
+                argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            base = f"http://127.0.0.1:{port}"
+            try:
+                for _ in range(100):
+                    try:
+                        urllib.request.urlopen(base + PATH, timeout=1).read()
+                        break
+                    except OSError:
+                        time.sleep(0.1)
+                runner = run_wrk if shutil.which("wrk") and not args.python_client else run_python
+                runner(base, 2, args.connections)  # warm-up
+                rps, p50, p99 = runner(base, args.seconds, args.connections)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=15)
+            tool = "wrk" if shutil.which("wrk") and not args.python_client else "python client"
+            mode = "cached 5s" if ttl != "0" else "uncached"
+            print(
+                f"{label:<9} {mode:<10} {rps:9,.0f} req/s   p50 {p50:7.2f} ms   p99 {p99:7.2f} ms"
+                f"   ({tool}, {args.connections} connections, {args.seconds}s, "
+                f"{args.workers} workers x {args.threads} threads)",
+                flush=True,
+            )
 
 
 def main() -> None:

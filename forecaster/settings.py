@@ -91,6 +91,7 @@ class Settings:
 
     # api
     api_cache_max_age: int = 60
+    api_response_ttl: float = 5.0  # seconds a worker reuses a rendered latest forecast (0: off)
     api_max_limit: int = 1000
 
     # logging
@@ -186,6 +187,7 @@ class Settings:
             ),
             exchange_calendar=env.get("STOCKCAST_EXCHANGE_CALENDAR", d.exchange_calendar),
             api_cache_max_age=_int(env, "STOCKCAST_API_CACHE_MAX_AGE", d.api_cache_max_age),
+            api_response_ttl=_float(env, "STOCKCAST_API_RESPONSE_TTL", d.api_response_ttl),
             api_max_limit=_int(env, "STOCKCAST_API_MAX_LIMIT", d.api_max_limit, minimum=1),
             log_level=env.get("STOCKCAST_LOG_LEVEL", d.log_level).upper(),
             log_format=log_format,

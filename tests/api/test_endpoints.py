@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -245,3 +246,34 @@ def test_database_down_is_503(settings: Settings) -> None:
     assert_error(get(client, "/readyz", 503), "database_unavailable")
     assert get(client, "/healthz") == {"status": "ok"}
     assert client.get("/metrics").status_code == 200
+
+
+def test_latest_forecast_micro_cache(
+    app: Flask, settings: Settings, engine: Any, sessions: Any
+) -> None:
+    """A worker reuses a rendered forecast for at most STOCKCAST_API_RESPONSE_TTL seconds;
+    errors are never cached, so a ticker's first forecast shows up at once."""
+    from dataclasses import replace
+
+    from sqlalchemy import update
+
+    from api.cache import ResponseCache
+    from forecaster import storage
+
+    client = create_app(replace(settings, api_response_ttl=0.3), engine).test_client()
+    assert_error(get(client, "/v1/forecasts/%5EGSPC", 404), "no_forecast")  # not cached
+    before = get(client, "/v1/forecasts/GOOG")["predicted_close"]
+    with sessions.begin() as s:
+        s.execute(update(storage.Prediction).values(predicted_close=123.0))
+    assert get(client, "/v1/forecasts/GOOG")["predicted_close"] == before  # within the TTL
+    time.sleep(0.35)
+    assert get(client, "/v1/forecasts/GOOG")["predicted_close"] == 123.0  # refreshed after it
+    fresh = create_app(replace(settings, api_response_ttl=0), engine).test_client()
+    with sessions.begin() as s:
+        s.execute(update(storage.Prediction).values(predicted_close=124.0))
+    assert get(fresh, "/v1/forecasts/GOOG")["predicted_close"] == 124.0  # TTL 0: no cache
+
+    bounded = ResponseCache(60, max_entries=3)
+    for i in range(10):
+        bounded.put(f"T{i}", b"x")
+    assert len(bounded._items) <= 3 and bounded.get("T9") == b"x"
