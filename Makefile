@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 export STOCKCAST_LOG_FORMAT ?= text
-# TensorFlow reads its C++ log level at start-up only: 3 hides its INFO/WARNING banners.
+# TensorFlow's C++ log level (3: errors hidden too; a few import-time lines print regardless).
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
 .PHONY: install run stop test lint bench

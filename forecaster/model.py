@@ -34,8 +34,8 @@ META_FILE = "meta.json"
 
 
 def _tf() -> Any:
-    # Level 3: TensorFlow 2.21 still prints INFO lines at level 2; it only honours a value that
-    # was in the environment at process start (entry points export it), this is a fallback.
+    # Level 3 hides TensorFlow's C++ warnings/errors (e.g. CUDA probing). Since TF 2.19 a few
+    # import-time INFO lines print regardless (tensorflow/tensorflow#100442); harmless.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if os.environ.get("STOCKCAST_USE_GPU", "").lower() not in ("1", "true", "yes"):
         # These networks are tiny: the CPU is faster than a GPU round trip, and hiding GPUs keeps

@@ -198,8 +198,7 @@ def _run_in_child(
     stop: threading.Event | None,
     today: date | None,
 ) -> StepOutcome:
-    # TensorFlow 2.21 reads its C++ log level at process start (setting it later in-process has
-    # no effect), so the child must inherit it: it keeps INFO banners out of the logs.
+    # Children inherit TensorFlow's C++ log level from the environment at start-up.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     ctx = multiprocessing.get_context("spawn")  # fresh interpreter: no inherited TF/DB state
     reader, writer = ctx.Pipe(duplex=False)

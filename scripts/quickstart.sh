@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job on the embedded default: SQLite in ./data + the offline sample tickers.
-# migrate -> backfill -> train -> predict -> serve the API on http://$HOST:$PORT (in the background).
+# migrate -> backfill -> the pipeline once (train, evaluate vs persistence, promote, predict)
+# -> serve the API on http://$HOST:$PORT (in the background). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${VENV:-.venv}/bin
@@ -15,10 +16,9 @@ step "migrating the database"
 "$BIN/stockcast" db upgrade
 step "backfilling ${SYMBOLS[*]} from the offline sample provider"
 "$BIN/stockcast" backfill "${SYMBOLS[@]}" --provider sample
-step "training and evaluating against the persistence baseline"
-"$BIN/stockcast" train "${SYMBOLS[@]}"
-step "forecasting the next trading day"
-"$BIN/stockcast" predict "${SYMBOLS[@]}"
+step "running the pipeline: train, evaluate against persistence, promote, forecast the next trading day"
+"$BIN/stockcast" run-now "${SYMBOLS[@]}"
+"$BIN/stockcast" models list "${SYMBOLS[0]}"
 step "serving the API on http://$HOST:$PORT"
 "$BIN/stockcast" serve --daemon --host "$HOST" --port "$PORT"
 for _ in $(seq 1 60); do

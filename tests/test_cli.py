@@ -76,3 +76,17 @@ def test_unmigrated_database_says_to_upgrade(
     result = CliRunner().invoke(cli, ["tickers", "list"])
     assert result.exit_code == 1
     assert "stockcast db upgrade" in result.stderr
+
+
+def test_migration_errors_are_one_line(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["db", "downgrade", "nonsense"])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        "Error: migration error: Can't locate revision identified by 'nonsense'"
+    ]
+
+
+def test_backfill_before_the_stored_range(runner: CliRunner) -> None:
+    run(runner, "backfill", "GOOG", "--start", "2013-02-01")
+    code, out, _ = run(runner, "backfill", "GOOG", "--end", "2013-01-31")
+    assert code == 0 and "GOOG: fetched 2128, inserted 2128" in out  # 2004-08-19 .. 2013-01-31

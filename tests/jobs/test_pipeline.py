@@ -276,3 +276,27 @@ def test_child_process_isolation_and_timeout(
     assert step.status == "failed" and "timed out after 1s" in (step.error or "")
     assert champions(sessions) == {"GOOG": 1}
     assert count(sessions, storage.ModelVersion) == 1
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_cli_run_now_and_backfill_retrain(
+    env: dict, monkeypatch: pytest.MonkeyPatch, sessions: sessionmaker[Session]
+) -> None:
+    monkeypatch.setenv("STOCKCAST_PIPELINE_ISOLATION", "inline")
+    monkeypatch.setenv("STOCKCAST_PERSISTENCE_TOLERANCE", "10")
+    runner = CliRunner()
+    result = runner.invoke(cli, ["backfill", "GOOG", "--start", "2011-06-01", "--retrain"])
+    assert result.exit_code == 0, result.output
+    assert "GOOG: succeeded" in result.stdout and "trained v1" in result.stdout
+    assert "retrain" in runner.invoke(cli, ["runs", "list"]).stdout
+
+    result = runner.invoke(cli, ["run-now", "GOOG"])
+    assert result.exit_code == 0, result.output
+    assert "[1/1] GOOG: working" in result.stderr
+    assert "retraining skipped" in result.stdout and "forecast 2013-03-04" in result.stdout
+
+    result = runner.invoke(cli, ["run-now", "GOOG", "NOPE"])  # the sample provider has no NOPE
+    assert result.exit_code == 1
+    assert "NOPE: failed; error: unknown ticker 'NOPE'" in result.stdout
+    assert "GOOG: succeeded" in result.stdout
+    assert "partial; see `stockcast runs list`" in result.stderr
