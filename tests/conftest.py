@@ -12,6 +12,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -66,27 +67,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             terminalreporter._session.exitstatus = 1  # type: ignore[attr-defined]
 
 
-@pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    if _PG_ERROR:
-        pytest.skip(f"PostgreSQL unreachable: {_PG_ERROR}")
-    name = f"stockcast_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    migrate.upgrade(url)
-    try:
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@pytest.fixture
-def fresh_pg_url() -> Iterator[str]:
-    """A new, empty (unmigrated) PostgreSQL database, dropped afterwards."""
+@contextmanager
+def throwaway_pg_database() -> Iterator[str]:
+    """Create `stockcast_test_<random>` on the test server, yield its URL, drop it afterwards."""
     if _PG_ERROR:
         pytest.skip(f"PostgreSQL unreachable: {_PG_ERROR}")
     name = f"stockcast_test_{uuid.uuid4().hex[:10]}"
@@ -99,6 +82,21 @@ def fresh_pg_url() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """One migrated PostgreSQL database for the session (tables truncated after each test)."""
+    with throwaway_pg_database() as url:
+        migrate.upgrade(url)
+        yield url
+
+
+@pytest.fixture
+def fresh_pg_url() -> Iterator[str]:
+    """A new, empty (unmigrated) PostgreSQL database, dropped afterwards."""
+    with throwaway_pg_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
