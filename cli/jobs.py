@@ -45,6 +45,7 @@ def run_and_report(
         fetch=fetch,
         force_train=force_train,
         progress=progress,
+        engine=app.engine,
     )
     if report.reaped:
         click.echo(

@@ -374,6 +374,8 @@ def run_pipeline(
             raise
         status = records.run_status(outcomes)
         interrupted = stop is not None and stop.is_set()
+        if interrupted:  # shut down before every ticker was done: never "succeeded"
+            status = "partial" if any(o.status == "succeeded" for o in outcomes) else "failed"
         records.finish_run(sessions, run_id, status, "interrupted" if interrupted else None)
         seconds = time.perf_counter() - started
         log.info(

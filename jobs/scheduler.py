@@ -112,27 +112,40 @@ def build_scheduler(
     trigger: BaseTrigger | None = None,
     stop: threading.Event | None = None,
     clock: Clock | None = None,
-    first_run: datetime | None = None,
+    catch_up: datetime | None = None,
 ) -> BaseScheduler:
-    """The scheduler with the nightly job added (not started). Tests pass their own scheduler
-    class, a fast trigger and a clock; production uses the defaults."""
+    """The scheduler with the nightly job added (not started). Tests pass their own scheduler,
+    a fast trigger and a clock; production uses the defaults.
+
+    `catch_up`: a fire time that was missed; a one-off run is added for it at once, judged by
+    that time's date (a run missed on Friday evening still happens when started on Saturday).
+    """
     zone = exchange_zone(settings)
     sched = scheduler or BackgroundScheduler(timezone=zone)
-    options: dict[str, Any] = {}
-    if first_run is not None:
-        options["next_run_time"] = first_run  # catch-up: first run now, then the trigger's times
+    common: dict[str, Any] = {
+        "replace_existing": True,
+        "coalesce": True,
+        "max_instances": 1,
+        "misfire_grace_time": settings.misfire_grace_seconds,
+    }
     sched.add_job(
         nightly_job,
         trigger or cron_trigger(settings),
         id=JOB_ID,
         name="nightly pipeline: fetch, retrain, promote, predict",
         kwargs={"settings": settings, "stop": stop, "clock": clock},
-        replace_existing=True,
-        coalesce=True,
-        max_instances=1,
-        misfire_grace_time=settings.misfire_grace_seconds,
-        **options,
+        **common,
     )
+    if catch_up is not None:
+        sched.add_job(
+            nightly_job,
+            "date",
+            run_date=datetime.now(zone),
+            id=f"{JOB_ID}-catch-up",
+            name=f"catch-up of the run due {catch_up.isoformat()}",
+            kwargs={"settings": settings, "stop": stop, "clock": lambda: catch_up},
+            **common,
+        )
     sched.add_listener(
         _on_event, EVENT_JOB_MISSED | EVENT_JOB_ERROR | EVENT_JOB_MAX_INSTANCES | EVENT_JOB_EXECUTED
     )
@@ -163,18 +176,15 @@ def run_scheduler(settings: Settings, *, catch_up: bool = True) -> None:
     zone = exchange_zone(settings)
     stop = threading.Event()
     now = datetime.now(zone)
-    first_run = None
-    if catch_up:
-        missed = missed_fire_time(settings, now)
-        if missed is not None:
-            log.warning(
-                "a scheduled run was missed while no scheduler was up: running it now",
-                extra={"missed": missed.isoformat()},
-            )
-            first_run = now
+    missed = missed_fire_time(settings, now) if catch_up else None
+    if missed is not None:
+        log.warning(
+            "a scheduled run was missed while no scheduler was up: running it now",
+            extra={"missed": missed.isoformat()},
+        )
     # A background scheduler with the main thread waiting on `stop`: the signal handler only
     # sets the event, so a signal at any moment (even before start-up finished) is safe.
-    sched = build_scheduler(settings, stop=stop, first_run=first_run)
+    sched = build_scheduler(settings, stop=stop, catch_up=missed)
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("scheduler stopping", extra={"signal": signal.Signals(signum).name})

@@ -300,3 +300,30 @@ def test_cli_run_now_and_backfill_retrain(
     assert "NOPE: failed; error: unknown ticker 'NOPE'" in result.stdout
     assert "GOOG: succeeded" in result.stdout
     assert "partial; see `stockcast runs list`" in result.stderr
+
+
+def test_interrupted_run_is_recorded_as_such(
+    pipeline_settings: Settings, engine: Engine, sessions: sessionmaker[Session]
+) -> None:
+    """SIGTERM to the scheduler sets `stop`: the tickers not reached are skipped, and the run
+    says it was interrupted instead of claiming success."""
+    import threading
+
+    stop = threading.Event()
+
+    def progress(symbol: str, outcome: object) -> None:
+        if outcome is not None:
+            stop.set()  # shut down once the first ticker is done
+
+    report = run_pipeline(
+        pipeline_settings,
+        provider_factory=factory_of(ShortSample()),
+        engine=engine,
+        stop=stop,
+        progress=progress,
+    )
+    assert report.status == "partial"
+    assert [o.status for o in report.steps] == ["succeeded", "skipped"]
+    with sessions() as s:
+        run = s.get(storage.JobRun, report.run_id)
+        assert run is not None and run.status == "partial" and run.error == "interrupted"

@@ -92,6 +92,13 @@ def test_schedule_configuration() -> None:
     job = sched.get_job(JOB_ID)
     assert job.coalesce is True and job.max_instances == 1
     assert job.misfire_grace_time == 6 * 3600
+    assert sched.get_job(f"{JOB_ID}-catch-up") is None
+    # a run missed on Friday evening, scheduler started on Saturday: caught up for Friday's date
+    friday = at(2026, 11, 27, 18, 30)
+    sched = build_scheduler(settings, scheduler=BackgroundScheduler(timezone=NY), catch_up=friday)
+    catch_up = sched.get_job(f"{JOB_ID}-catch-up")
+    assert catch_up is not None and catch_up.kwargs["clock"]() == friday
+    assert sched.get_job(JOB_ID) is not None  # the regular schedule goes on
     with pytest.raises(ConfigError, match="not a crontab expression"):
         cron_trigger(replace(settings, schedule_cron="every night"))
     with pytest.raises(ConfigError, match="unknown time zone"):
