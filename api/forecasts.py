@@ -57,7 +57,8 @@ def _render_latest(symbol: str) -> bytes:
             404, "no_forecast", f"{symbol}: no forecast yet; run `stockcast predict {symbol}`"
         )
     prediction, version = row
-    return (current_app.json.dumps(forecast(symbol, prediction, version)) + "\n").encode()
+    # Flask's own JSON rendering, so the body is byte-for-byte what jsonify would send.
+    return current_app.json.response(forecast(symbol, prediction, version)).get_data()
 
 
 @bp.get("/v1/forecasts/<ticker>/history")
