@@ -38,6 +38,11 @@ def ticker_models_dir(settings: Settings, symbol: str) -> Path:
     return (settings.resolved_models_dir / safe).resolve()
 
 
+# What save() writes: v0007-1a2b3c4d, and its temporary sibling .v0007-1a2b3c4d.tmp-5e6f7a8b.
+_ARTIFACT_NAME = re.compile(r"v\d{4,}-[0-9a-f]{8}")
+_TEMP_NAME = re.compile(r"\.v\d{4,}-[0-9a-f]{8}\.tmp-[0-9a-f]{8}")
+
+
 def artifact_dir(settings: Settings, symbol: str, version: int) -> Path:
     """A fresh directory name per attempt: a process killed after saving but before committing
     leaves an orphan that can never collide with the next attempt at the same version number."""
@@ -54,12 +59,13 @@ def remove_orphans(session: Session, settings: Settings, ticker: storage.Ticker)
     root = ticker_models_dir(settings, ticker.symbol)
     if not root.is_dir():
         return []
-    referenced = {
-        Path(v.artifact_path).resolve() for v in storage.model_versions(session, ticker.id)
-    }
+    # Compare directory names, not absolute paths: names are unique per attempt, and a volume
+    # mounted at another path on another host must never make live artifacts look orphaned.
+    referenced = {Path(v.artifact_path).name for v in storage.model_versions(session, ticker.id)}
     removed = []
     for child in sorted(root.iterdir()):
-        if child.is_dir() and child.resolve() not in referenced:
+        ours = _ARTIFACT_NAME.fullmatch(child.name) or _TEMP_NAME.fullmatch(child.name)
+        if child.is_dir() and ours and child.name not in referenced:
             shutil.rmtree(child, ignore_errors=True)
             removed.append(child)
     if removed:
