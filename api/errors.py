@@ -16,6 +16,7 @@ from forecaster.errors import (
     StockcastError,
     UnknownTicker,
 )
+from forecaster.storage import db_error_summary
 
 log = logging.getLogger("stockcast.api")
 
@@ -65,7 +66,7 @@ def register_error_handlers(app: Flask) -> None:
     def _db_down(exc: DBAPIError) -> tuple[Response, int]:
         log.error(
             "database unavailable",
-            extra={"error": str(exc.orig).splitlines()[0] if exc.orig else str(exc)},
+            extra={"error": db_error_summary(exc)},
         )
         response, status = error_response(
             503, "database_unavailable", "the database is unavailable; try again shortly"

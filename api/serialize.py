@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
-from forecaster.storage import ModelVersion, Prediction, Price
+from forecaster.storage import ModelVersion, Prediction, Price, as_utc
 
 
 def iso(value: date | datetime | None) -> str | None:
-    if isinstance(value, datetime) and value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)  # SQLite drops the zone; every stored timestamp is UTC
+    if isinstance(value, datetime):
+        value = as_utc(value)
     return None if value is None else value.isoformat()
 
 

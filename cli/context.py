@@ -39,7 +39,9 @@ class AppContext:
         try:
             at_head = migrate.is_at_head(self.engine)
         except OperationalError as exc:
-            raise DatabaseUnavailable(f"database unreachable: {exc.orig}") from exc
+            raise DatabaseUnavailable(
+                f"database unreachable: {storage.db_error_summary(exc)}"
+            ) from exc
         if not at_head:
             raise click.ClickException(
                 "the database schema is not at the latest migration; run `stockcast db upgrade`"

@@ -14,6 +14,7 @@ from cli.context import AppContext
 from forecaster.errors import StockcastError
 from forecaster.logs import configure_logging
 from forecaster.settings import Settings
+from forecaster.storage import db_error_summary
 
 log = logging.getLogger("stockcast.cli")
 
@@ -29,9 +30,7 @@ class StockcastGroup(click.Group):
         except AlembicCommandError as exc:  # e.g. `db downgrade` to a revision that does not exist
             raise click.ClickException(f"migration error: {exc}") from exc
         except OperationalError as exc:
-            raise click.ClickException(
-                f"database unreachable: {str(exc.orig).strip().splitlines()[0]}"
-            ) from exc
+            raise click.ClickException(f"database unreachable: {db_error_summary(exc)}") from exc
         except SQLAlchemyError as exc:
             log.exception("database error")
             raise click.ClickException(f"database error: {type(exc).__name__}") from exc

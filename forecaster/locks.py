@@ -39,13 +39,16 @@ def owner_id() -> str:
 
 
 def owner_is_dead(owner: str) -> bool:
-    """True only when the owner ran on this host and its process no longer exists."""
+    """True only when the owner (host:pid:...) ran on this host and its process is gone."""
     host, _, rest = owner.partition(":")
     pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
+    return pid_text.isdigit() and process_gone(host, int(pid_text))
+
+
+def process_gone(host: str | None, pid: int | None) -> bool:
+    """True only for another process on this host that no longer exists. Processes on other
+    hosts cannot be checked from here: their liveness shows only through expiry or heartbeats."""
+    if host != socket.gethostname() or pid is None or pid == os.getpid():
         return False
     return not pid_alive(pid)
 
@@ -135,9 +138,7 @@ def _acquire_row(engine: Engine, name: str, owner: str, ttl_seconds: int) -> Hel
         with engine.begin() as conn:
             current = conn.execute(select(L.owner, L.expires_at).where(L.name == name)).first()
             if current is not None:
-                expires = current.expires_at
-                if expires.tzinfo is None:  # SQLite keeps no zone; every stored time is UTC
-                    expires = expires.replace(tzinfo=now.tzinfo)
+                expires = storage.as_utc(current.expires_at)
                 if expires >= now and not owner_is_dead(current.owner):
                     raise LockBusy(name, current.owner)
                 log.warning(

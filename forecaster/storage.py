@@ -35,6 +35,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import (
     DeclarativeBase,
     Mapped,
@@ -57,6 +58,17 @@ NAMING_CONVENTION = {
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """A stored timestamp as an aware UTC datetime (SQLite keeps no zone; all stored times are UTC)."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def db_error_summary(exc: DBAPIError) -> str:
+    """One line saying why the database refused: the driver's first line, never empty."""
+    message = str(exc.orig if exc.orig is not None else exc).strip()
+    return message.splitlines()[0] if message else type(exc).__name__
 
 
 class Base(DeclarativeBase):
@@ -176,7 +188,7 @@ class JobRun(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))  # pipeline | retrain
-    trigger: Mapped[str] = mapped_column(String(32))  # scheduler | catch-up | cli
+    trigger: Mapped[str] = mapped_column(String(32))  # scheduler | cli
     status: Mapped[str] = mapped_column(String(16))  # RUN_STATUSES
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
@@ -71,8 +71,15 @@ def provider_for(settings: Settings, stored_provider: str | None) -> PriceProvid
     return get_provider(name, settings)
 
 
+def exchange_zone(settings: Settings) -> ZoneInfo:
+    try:
+        return ZoneInfo(settings.schedule_timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"unknown time zone {settings.schedule_timezone!r}") from exc
+
+
 def exchange_today(settings: Settings, now: datetime | None = None) -> date:
-    zone = ZoneInfo(settings.schedule_timezone)
+    zone = exchange_zone(settings)
     return (now.astimezone(zone) if now else datetime.now(zone)).date()
 
 
@@ -122,10 +129,12 @@ def process_ticker(
                         )
 
         with sessions.begin() as s:
-            ticker_row, prices = service.training_data(s, symbol)
+            ticker_row = service.require_ticker(s, symbol)
             registry.remove_orphans(s, settings, ticker_row)  # safe: we hold the ticker's lock
             covering = None if force_train else service.latest_model_covers_data(s, symbol)
             covering_version = covering.version if covering is not None else None
+            if covering_version is None:  # prices are read only when a model will be trained
+                _, prices = service.training_data(s, symbol)
         if covering_version is not None:
             outcome.notes.append(
                 f"no new prices since v{covering_version} was trained: retraining skipped"
@@ -165,7 +174,7 @@ def process_ticker(
         outcome.status, outcome.error = "failed", str(exc)
     except OperationalError as exc:
         outcome.status = "failed"
-        outcome.error = f"database unavailable: {str(exc.orig).strip().splitlines()[0]}"
+        outcome.error = f"database unavailable: {storage.db_error_summary(exc)}"
     except Exception as exc:  # a training or library bug must not stop the other tickers
         log.exception("pipeline step crashed", extra={"ticker": symbol})
         outcome.status, outcome.error = "failed", f"{type(exc).__name__}: {exc}"
@@ -253,8 +262,7 @@ class Heartbeat:
         self._sessions = sessions
         self._run_id = run_id
         self._interval = interval
-        self._locks: list[HeldLock] = []
-        self._lock = threading.Lock()
+        self._held: HeldLock | None = None  # the ticker lock of the step under way
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="stockcast-heartbeat", daemon=True)
 
@@ -267,18 +275,15 @@ class Heartbeat:
         self._thread.join(timeout=10)
 
     def track(self, lock: HeldLock | None) -> None:
-        with self._lock:
-            self._locks = [lock] if lock is not None else []
+        self._held = lock
 
     def _loop(self) -> None:
         while not self._stop.wait(self._interval):
             try:
                 records.beat(self._sessions, self._run_id)  # type: ignore[arg-type]
-                with self._lock:
-                    held = list(self._locks)
-                for lock in held:
-                    if not lock.refresh():
-                        log.error("lost a lock while holding it", extra={"lock": lock.name})
+                held = self._held  # one read: the step may finish meanwhile
+                if held is not None and not held.refresh():
+                    log.error("lost a lock while holding it", extra={"lock": held.name})
             except Exception:  # a database blip must not kill the heartbeat
                 log.warning("heartbeat failed", exc_info=True)
 
@@ -315,7 +320,7 @@ def run_pipeline(
             at_head = migrate.is_at_head(engine)
         except OperationalError as exc:
             raise DatabaseUnavailable(
-                f"database unreachable: {str(exc.orig).strip().splitlines()[0]}"
+                f"database unreachable: {storage.db_error_summary(exc)}"
             ) from exc
         if not at_head:
             raise ConfigError(
@@ -411,7 +416,7 @@ def _locked_step(
         return StepOutcome(
             symbol,
             status="failed",
-            error=f"database unavailable: {str(exc.orig).strip().splitlines()[0]}",
+            error=f"database unavailable: {storage.db_error_summary(exc)}",
         )
     heartbeat.track(lock)
     try:

@@ -14,7 +14,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from forecaster import storage
-from forecaster.locks import pid_alive
+from forecaster.locks import process_gone
 
 log = logging.getLogger(__name__)
 
@@ -130,12 +130,6 @@ def beat(sessions: sessionmaker[Session], run_id: int) -> None:
         )
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:  # SQLite keeps no zone; stored times are UTC
-        return value.replace(tzinfo=storage.utcnow().tzinfo)
-    return value
-
-
 def reap_stale_runs(
     sessions: sessionmaker[Session], stale_seconds: int, now: datetime | None = None
 ) -> list[int]:
@@ -146,19 +140,17 @@ def reap_stale_runs(
     """
     now = now or storage.utcnow()
     cutoff = now - timedelta(seconds=stale_seconds)
-    here = socket.gethostname()
     reaped: list[tuple[int, str]] = []
     with sessions.begin() as s:
         running = s.scalars(
             select(storage.JobRun).where(storage.JobRun.status == "running").with_for_update()
         ).all()
         for run in running:
-            last = _aware(run.heartbeat_at) or _aware(run.started_at)
-            same_host = run.host == here and run.pid is not None and run.pid != os.getpid()
-            if same_host and not pid_alive(run.pid):  # type: ignore[arg-type]
-                reaped.append((run.id, f"process {run.pid} on {here} died mid-run"))
+            last = storage.as_utc(run.heartbeat_at or run.started_at)
+            if process_gone(run.host, run.pid):
+                reaped.append((run.id, f"process {run.pid} on {run.host} died mid-run"))
                 continue
-            if last is not None and last < cutoff:
+            if last < cutoff:
                 reaped.append((run.id, f"no heartbeat since {last.isoformat(timespec='seconds')}"))
         for run_id, reason in reaped:
             message = f"marked failed by a later run: {reason}"
@@ -192,12 +184,11 @@ def recent_runs(session: Session, limit: int = 20, offset: int = 0) -> list[stor
     )
 
 
-def last_run_started_after(
-    session: Session, when: datetime, triggers: tuple[str, ...]
-) -> storage.JobRun | None:
+def last_run_started_after(session: Session, when: datetime) -> storage.JobRun | None:
+    """The newest run (scheduled or by hand) that started at or after `when`."""
     return session.scalar(
         select(storage.JobRun)
-        .where(storage.JobRun.started_at >= when, storage.JobRun.trigger.in_(triggers))
+        .where(storage.JobRun.started_at >= when)
         .order_by(storage.JobRun.started_at.desc())
         .limit(1)
     )

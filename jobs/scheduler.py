@@ -22,7 +22,6 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from types import FrameType
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.events import (
     EVENT_JOB_ERROR,
@@ -41,19 +40,12 @@ from forecaster.calendar import is_trading_day
 from forecaster.errors import ConfigError, StockcastError
 from forecaster.settings import Settings
 from jobs import records
-from jobs.pipeline import RunReport, exchange_today, run_pipeline
+from jobs.pipeline import RunReport, exchange_today, exchange_zone, run_pipeline
 
 log = logging.getLogger(__name__)
 
 JOB_ID = "nightly-pipeline"
 Clock = Callable[[], datetime]
-
-
-def exchange_zone(settings: Settings) -> ZoneInfo:
-    try:
-        return ZoneInfo(settings.schedule_timezone)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ConfigError(f"unknown time zone {settings.schedule_timezone!r}") from exc
 
 
 def cron_trigger(settings: Settings) -> CronTrigger:
@@ -165,7 +157,7 @@ def missed_fire_time(settings: Settings, now: datetime) -> datetime | None:
     engine = storage.make_engine(settings.resolved_database_url)
     try:
         with storage.make_session_factory(engine)() as session:
-            ran = records.last_run_started_after(session, due, ("scheduler", "cli"))
+            ran = records.last_run_started_after(session, due)
     finally:
         engine.dispose()
     return None if ran is not None else due
