@@ -6,7 +6,7 @@ import click
 
 from cli.context import AppContext, pass_app
 from cli.data import resolve_tickers
-from jobs.records import StepOutcome
+from forecaster.service import StepOutcome
 
 
 def _duration(seconds: float | None) -> str:

@@ -1,14 +1,17 @@
-"""Trading sessions from the exchange calendar (NYSE by default): next trading day, not calendar day."""
+"""Trading sessions from the exchange calendar (NYSE by default): next trading day, not calendar
+day; and "today" in the time zone the pipeline is scheduled in."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from functools import cache
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 
 from forecaster.errors import ConfigError
+from forecaster.settings import Settings
 
 
 @cache
@@ -41,3 +44,16 @@ def is_trading_day(day: date, calendar: str = "XNYS") -> bool:
     if ts > cal.last_session or ts < cal.first_session:
         return ts.dayofweek < 5
     return bool(cal.is_session(ts))
+
+
+def schedule_zone(settings: Settings) -> ZoneInfo:
+    """The scheduler's time zone (STOCKCAST_SCHEDULE_TIMEZONE, the exchange's by default)."""
+    try:
+        return ZoneInfo(settings.schedule_timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"unknown time zone {settings.schedule_timezone!r}") from exc
+
+
+def exchange_today(settings: Settings, now: datetime | None = None) -> date:
+    zone = schedule_zone(settings)
+    return (now.astimezone(zone) if now else datetime.now(zone)).date()

@@ -1,22 +1,40 @@
-"""Use cases (backfill, train, evaluate, predict). Callers own the session and its transaction."""
+"""Use cases (backfill, train, evaluate, predict) and the per-ticker refresh that chains them.
+
+Callers own the session and its transaction; only `refresh_ticker`, which commits each stage on
+its own, takes an engine and opens its short transactions itself.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
 import pandas as pd
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from forecaster import storage
-from forecaster.errors import InvalidDateRange, UnknownTicker, ValidationFailed
+from forecaster.calendar import exchange_today
+from forecaster.errors import (
+    InvalidDateRange,
+    NoChampion,
+    StockcastError,
+    UnknownTicker,
+    ValidationFailed,
+)
+from forecaster.providers import provider_for
 from forecaster.providers.base import PriceProvider, check_range, normalize_ticker
 from forecaster.settings import Settings
 from forecaster.validation import validate_prices
 
 log = logging.getLogger(__name__)
+
+# (symbol, provider name stored for it or None) -> provider to fetch from, or None for no fetch
+ProviderFactory = Callable[[str, str | None], PriceProvider | None]
 
 
 @dataclass
@@ -279,3 +297,139 @@ def predict_ticker(session: Session, settings: Settings, ticker: str) -> storage
         },
     )
     return prediction
+
+
+# --------------------------------------------------------------------------- refresh one ticker
+
+
+@dataclass(frozen=True)
+class RefreshOptions:
+    """How `refresh_ticker` works on a ticker. Plain data: it crosses into the step's child."""
+
+    fetch: bool = True  # poll the ticker's provider for new days first
+    force_train: bool = False  # retrain even if the newest model already covers the stored days
+    today: date | None = None  # fetch up to this day (default: today in the schedule's zone)
+
+
+@dataclass
+class StepOutcome:
+    """What one ticker's step did. Plain data: it crosses the process boundary from the child."""
+
+    ticker: str
+    status: str = "succeeded"  # succeeded | failed | skipped
+    rows_fetched: int | None = None
+    rows_inserted: int | None = None
+    rows_rejected: int | None = None
+    model_version_id: int | None = None  # the version trained in this step, if any
+    model_version: int | None = None
+    promoted: bool | None = None
+    forecast: dict[str, Any] | None = None  # as_of, target_date, predicted_close, model_version
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def detail(self) -> str | None:
+        return "; ".join(self.notes) or None
+
+
+def refresh_ticker(
+    settings: Settings,
+    symbol: str,
+    options: RefreshOptions | None = None,
+    *,
+    provider_factory: ProviderFactory | None = None,
+    engine: Engine | None = None,
+) -> StepOutcome:
+    """One ticker from new prices to a stored forecast: fetch -> validate -> retrain -> evaluate
+    -> promote or reject -> predict. The caller holds the ticker's lock.
+
+    Each stage commits on its own and no transaction stays open while the network trains.
+    Failures are recorded on the outcome, never raised: one ticker must not stop the others.
+    """
+    from forecaster import registry
+    from forecaster.training import train  # looked up per call: tests replace it
+
+    options = options or RefreshOptions()
+    outcome = StepOutcome(symbol)
+    own_engine = engine is None
+    engine = engine or storage.make_engine(settings.resolved_database_url)
+    sessions = storage.make_session_factory(engine)
+    try:
+        if options.fetch:
+            with sessions.begin() as s:
+                row = storage.get_ticker(s, symbol)
+                stored = row.provider if row is not None else None
+                factory = provider_factory or (lambda _symbol, name: provider_for(settings, name))
+                source = factory(symbol, stored)
+                if source is None:
+                    outcome.notes.append(f"{stored} ticker: nothing to fetch")
+                else:
+                    end = options.today or exchange_today(settings)
+                    fetched = backfill_ticker(s, source, symbol, None, end)
+                    outcome.rows_fetched = fetched.fetched
+                    outcome.rows_inserted = fetched.inserted + fetched.updated
+                    outcome.rows_rejected = fetched.rejected
+                    outcome.notes.append(
+                        f"{source.name}: {fetched.inserted} new, {fetched.updated} updated day(s)"
+                        + (f", {fetched.rejected} rejected" if fetched.rejected else "")
+                    )
+                    if fetched.rejected_summary:
+                        log.warning(
+                            "rows rejected",
+                            extra={"ticker": symbol, "detail": fetched.rejected_summary},
+                        )
+
+        with sessions.begin() as s:
+            ticker_row = require_ticker(s, symbol)
+            registry.remove_orphans(s, settings, ticker_row)  # safe: we hold the ticker's lock
+            covering = None if options.force_train else latest_model_covers_data(s, symbol)
+            covering_version = covering.version if covering is not None else None
+            if covering_version is None:  # prices are read only when a model will be trained
+                _, prices = training_data(s, symbol)
+        if covering_version is not None:
+            outcome.notes.append(
+                f"no new prices since v{covering_version} was trained: retraining skipped"
+            )
+        else:
+            trained = train(prices, settings, ticker=symbol)  # no transaction open meanwhile
+            with sessions.begin() as s:
+                result = register_candidate(s, settings, symbol, trained, prices)
+                version = result.model_version
+                outcome.model_version_id = version.id
+                outcome.model_version = version.version
+                outcome.promoted = result.promoted
+            verdict = "champion" if result.promoted else f"rejected ({result.reason})"
+            outcome.notes.append(
+                f"trained v{version.version} in {result.train_seconds:.1f}s: MAE ratio "
+                f"{version.mae_ratio:.4f} vs persistence -> {verdict}"
+            )
+
+        with sessions.begin() as s:
+            try:
+                p = predict_ticker(s, settings, symbol)
+            except NoChampion:
+                outcome.notes.append("no champion model: no forecast")
+            else:
+                champion = storage.champion(s, p.ticker_id)
+                outcome.forecast = {
+                    "as_of": p.as_of_date.isoformat(),
+                    "target_date": p.target_date.isoformat(),
+                    "predicted_close": round(p.predicted_close, 4),
+                    "model_version": champion.version if champion else None,
+                }
+                outcome.notes.append(
+                    f"forecast {p.target_date}: {p.predicted_close:.2f} "
+                    f"(v{outcome.forecast['model_version']})"
+                )
+    except StockcastError as exc:
+        outcome.status, outcome.error = "failed", str(exc)
+    except OperationalError as exc:
+        outcome.status = "failed"
+        outcome.error = f"database unavailable: {storage.db_error_summary(exc)}"
+    except Exception as exc:  # a training or library bug must not stop the other tickers
+        log.exception("pipeline step crashed", extra={"ticker": symbol})
+        outcome.status, outcome.error = "failed", f"{type(exc).__name__}: {exc}"
+    finally:
+        if own_engine:
+            engine.dispose()
+    return outcome

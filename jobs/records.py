@@ -1,43 +1,23 @@
 """Pipeline run and step records (job_runs, job_steps): written as the work happens, each in its
-own short transaction, so `stockcast runs list` and GET /v1/runs show a run while it is going."""
+own short transaction, so `stockcast runs list` and GET /v1/runs show a run while it is going.
+The run's heartbeat keeps its record (and the lock of the step under way) fresh meanwhile."""
 
 from __future__ import annotations
 
 import logging
 import os
 import socket
-from dataclasses import dataclass, field
+import threading
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from forecaster import storage
-from forecaster.locks import process_gone
+from forecaster.locks import HeldLock, process_gone
+from forecaster.service import StepOutcome  # also imported from here, where it used to live
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class StepOutcome:
-    """What one ticker's step did. Plain data: it crosses the process boundary from the child."""
-
-    ticker: str
-    status: str = "succeeded"  # succeeded | failed | skipped
-    rows_fetched: int | None = None
-    rows_inserted: int | None = None
-    rows_rejected: int | None = None
-    model_version_id: int | None = None  # the version trained in this step, if any
-    model_version: int | None = None
-    promoted: bool | None = None
-    forecast: dict[str, Any] | None = None  # as_of, target_date, predicted_close, model_version
-    notes: list[str] = field(default_factory=list)
-    error: str | None = None
-
-    @property
-    def detail(self) -> str | None:
-        return "; ".join(self.notes) or None
 
 
 def start_run(
@@ -128,6 +108,39 @@ def beat(sessions: sessionmaker[Session], run_id: int) -> None:
             .where(storage.JobRun.id == run_id)
             .values(heartbeat_at=storage.utcnow())
         )
+
+
+class Heartbeat:
+    """Keeps the run's heartbeat_at fresh and SQLite lock rows from expiring while work goes on."""
+
+    def __init__(self, sessions: sessionmaker[Session], run_id: int, interval: float) -> None:
+        self._sessions = sessions
+        self._run_id = run_id
+        self._interval = interval
+        self._held: HeldLock | None = None  # the ticker lock of the step under way
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="stockcast-heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def track(self, lock: HeldLock | None) -> None:
+        self._held = lock
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                beat(self._sessions, self._run_id)
+                held = self._held  # one read: the step may finish meanwhile
+                if held is not None and not held.refresh():
+                    log.error("lost a lock while holding it", extra={"lock": held.name})
+            except Exception:  # a database blip must not kill the heartbeat
+                log.warning("heartbeat failed", exc_info=True)
 
 
 def reap_stale_runs(

@@ -36,11 +36,11 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 
 from forecaster import storage
-from forecaster.calendar import is_trading_day
+from forecaster.calendar import exchange_today, is_trading_day, schedule_zone
 from forecaster.errors import ConfigError, StockcastError
 from forecaster.settings import Settings
 from jobs import records
-from jobs.pipeline import RunReport, exchange_today, exchange_zone, run_pipeline
+from jobs.pipeline import RunReport, run_pipeline
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ Clock = Callable[[], datetime]
 
 def cron_trigger(settings: Settings) -> CronTrigger:
     try:
-        return CronTrigger.from_crontab(settings.schedule_cron, timezone=exchange_zone(settings))
+        return CronTrigger.from_crontab(settings.schedule_cron, timezone=schedule_zone(settings))
     except ValueError as exc:
         raise ConfigError(
             f"STOCKCAST_SCHEDULE_CRON {settings.schedule_cron!r} is not a crontab expression "
@@ -64,7 +64,7 @@ def nightly_job(
     clock: Clock | None = None,
 ) -> RunReport | None:
     """The scheduled job (module-level, so its reference is stable): one pipeline run."""
-    now = clock() if clock is not None else datetime.now(exchange_zone(settings))
+    now = clock() if clock is not None else datetime.now(schedule_zone(settings))
     today = exchange_today(settings, now)
     if not is_trading_day(today, settings.exchange_calendar):
         log.info(
@@ -112,7 +112,7 @@ def build_scheduler(
     `catch_up`: a fire time that was missed; a one-off run is added for it at once, judged by
     that time's date (a run missed on Friday evening still happens when started on Saturday).
     """
-    zone = exchange_zone(settings)
+    zone = schedule_zone(settings)
     sched = scheduler or BackgroundScheduler(timezone=zone)
     common: dict[str, Any] = {
         "replace_existing": True,
@@ -165,7 +165,7 @@ def missed_fire_time(settings: Settings, now: datetime) -> datetime | None:
 
 def run_scheduler(settings: Settings, *, catch_up: bool = True) -> None:
     """Block, running the pipeline on schedule until SIGTERM or SIGINT."""
-    zone = exchange_zone(settings)
+    zone = schedule_zone(settings)
     stop = threading.Event()
     now = datetime.now(zone)
     missed = missed_fire_time(settings, now) if catch_up else None

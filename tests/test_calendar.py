@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from forecaster.calendar import is_trading_day, next_trading_day
+from forecaster.calendar import exchange_today, is_trading_day, next_trading_day, schedule_zone
+from forecaster.errors import ConfigError
+from forecaster.settings import Settings
 
 
 @pytest.mark.parametrize(
@@ -28,3 +31,12 @@ def test_is_trading_day() -> None:
     assert is_trading_day(date(2026, 11, 24))
     assert not is_trading_day(date(2026, 11, 26))  # Thanksgiving
     assert not is_trading_day(date(2026, 11, 28))  # Saturday
+
+
+def test_today_is_the_date_in_the_schedule_zone() -> None:
+    settings = Settings(schedule_timezone="America/New_York")
+    assert schedule_zone(settings) == ZoneInfo("America/New_York")
+    late_evening_in_new_york = datetime(2026, 11, 25, 2, 30, tzinfo=UTC)
+    assert exchange_today(settings, late_evening_in_new_york) == date(2026, 11, 24)
+    with pytest.raises(ConfigError, match="unknown time zone 'Mars/Olympus'"):
+        schedule_zone(Settings(schedule_timezone="Mars/Olympus"))

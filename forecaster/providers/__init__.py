@@ -31,4 +31,16 @@ def get_provider(
     raise UnknownProvider(name, list(PROVIDERS))
 
 
-__all__ = ["PROVIDERS", "PriceProvider", "get_provider"]
+def provider_for(settings: Settings, stored_provider: str | None) -> PriceProvider | None:
+    """Where a ticker's new prices come from: the provider it was backfilled with, else the default.
+
+    A CSV ticker has nothing to poll (its data arrives through `stockcast backfill --provider
+    csv`), so it is retrained on what is stored.
+    """
+    name = stored_provider or settings.default_provider
+    if name == "csv":
+        return None
+    return get_provider(name, settings)
+
+
+__all__ = ["PROVIDERS", "PriceProvider", "get_provider", "provider_for"]
