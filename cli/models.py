@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import ExitStack
-
 import click
 
 from cli.context import AppContext, pass_app
@@ -28,18 +26,12 @@ def print_report(report_dict: dict) -> None:
     click.echo(f"  MAE ratio model/persistence: {report_dict['mae_ratio']:.4f}")
 
 
-def _each(
-    app: AppContext, symbols: list[str], label: str, work: object, *, locked: bool = False
-) -> int:
-    """Run `work` per ticker in its own transaction; with `locked`, inside the ticker's lock
-    (taken before the transaction opens and released after it commits)."""
+def _each(app: AppContext, symbols: list[str], label: str, work: object) -> int:
+    """Run `work` per ticker in its own transaction."""
     failures = 0
     for symbol in symbols:
         try:
-            with ExitStack() as stack:
-                if locked:
-                    stack.enter_context(locks.hold(app.engine, locks.ticker_lock_name(symbol)))
-                session = stack.enter_context(app.transaction())
+            with app.transaction() as session:
                 work(session, symbol)  # type: ignore[operator]
         except StockcastError as exc:
             failures += 1
@@ -51,28 +43,50 @@ def _each(
 @click.argument("tickers", nargs=-1)
 @pass_app
 def train(app: AppContext, tickers: tuple[str, ...]) -> None:
-    """Train, evaluate and register a new model version for TICKERS (default: tracked tickers).
+    """Train, evaluate and register a new model version for TICKERS (default: tracked tickers),
+    then forecast the next trading day with the champion.
 
     The version becomes champion only if it is no worse than persistence (within
     STOCKCAST_PERSISTENCE_TOLERANCE) and than the current champion on the same window.
     """
     symbols = resolve_tickers(app, tickers)
-
-    def work(session: object, symbol: str) -> None:
+    app.check_schema()
+    # The pipeline's step on stored prices: no transaction stays open while the network trains.
+    options = service.RefreshOptions(fetch=False, force_train=True)
+    failures = 0
+    for symbol in symbols:
         click.echo(f"{symbol}: training ...", err=True)
-        result = service.train_ticker(session, app.settings, symbol)  # type: ignore[arg-type]
-        v = result.model_version
-        verdict = "champion" if result.promoted else f"rejected: {result.reason}"
-        click.echo(
-            f"{symbol}: v{v.version} trained on {v.n_train} windows in {result.train_seconds:.1f}s "
-            f"({result.samples_per_second:,.0f} samples/s); test {v.test_start}..{v.test_end}: "
-            f"MAE {v.mae:.4f} vs persistence {v.persistence_mae:.4f} "
-            f"(ratio {v.mae_ratio:.4f}) -> {verdict}"
-        )
-
-    # The pipeline's lock: never two trainings of one ticker at once (scheduler, CLI, replicas).
-    if _each(app, symbols, "train", work, locked=True):
+        try:
+            # The pipeline's lock: never two trainings of one ticker at once (scheduler, CLI).
+            with locks.hold(app.engine, locks.ticker_lock_name(symbol)):
+                outcome = service.refresh_ticker(app.settings, symbol, options, engine=app.engine)
+        except StockcastError as exc:
+            outcome = service.StepOutcome(symbol, status="failed", error=str(exc))
+        if outcome.status == "failed":
+            failures += 1
+            click.echo(f"{symbol}: error: {outcome.error}", err=True)
+            continue
+        _echo_trained(app, outcome)
+    if failures:
         raise click.ClickException("training failed for some tickers")
+
+
+def _echo_trained(app: AppContext, outcome: service.StepOutcome) -> None:
+    symbol = outcome.ticker
+    with app.transaction() as session:
+        v = session.get(storage.ModelVersion, outcome.model_version_id)
+        verdict = "champion" if outcome.promoted else f"rejected: {v.rejection_reason}"
+        click.echo(
+            f"{symbol}: v{v.version} trained on {v.n_train} windows in {v.train_seconds:.1f}s; "
+            f"test {v.test_start}..{v.test_end}: MAE {v.mae:.4f} vs persistence "
+            f"{v.persistence_mae:.4f} (ratio {v.mae_ratio:.4f}) -> {verdict}"
+        )
+    forecast = outcome.forecast
+    if forecast is not None:
+        click.echo(
+            f"{symbol}: {forecast['target_date']} close forecast "
+            f"{forecast['predicted_close']:.2f} (champion v{forecast['model_version']})"
+        )
 
 
 @click.command()

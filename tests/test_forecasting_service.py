@@ -7,11 +7,11 @@ from datetime import date
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cli.main import cli
-from forecaster import registry, service, storage
+from forecaster import locks, registry, service, storage
 from forecaster.errors import InsufficientHistory, NoChampion
 from forecaster.model import ForecastBundle, LSTMForecaster
 from forecaster.providers.sample import SampleProvider
@@ -136,7 +136,11 @@ def test_cli_train_predict_models_evaluate(
     runner = CliRunner()
     result = runner.invoke(cli, ["train", "GOOG"])
     assert result.exit_code == 0, result.output
-    assert "GOOG: v1 trained" in result.stdout and "-> champion" in result.stdout
+    assert "GOOG: v1 trained on" in result.stdout and "-> champion" in result.stdout
+    # the pipeline's step on stored prices: trained, promoted and forecast with the champion
+    assert "GOOG: 2013-03-04 close forecast" in result.stdout and "(champion v1)" in result.stdout
+    result = runner.invoke(cli, ["train", "GOOG"])  # retrains although nothing new was stored
+    assert result.exit_code == 0 and "GOOG: v2 trained on" in result.stdout
     result = runner.invoke(cli, ["predict", "GOOG"])
     assert result.exit_code == 0, result.output
     assert "GOOG: 2013-03-04 close forecast" in result.stdout
@@ -149,3 +153,14 @@ def test_cli_train_predict_models_evaluate(
     assert result.exit_code == 1 and "never saw" in result.stderr
     result = runner.invoke(cli, ["predict", "^GSPC"])
     assert result.exit_code == 1 and "not in the database" in result.stderr
+
+
+def test_cli_train_refuses_a_ticker_another_run_holds(
+    goog: None, env: dict[str, str], engine: Engine, sessions: sessionmaker[Session]
+) -> None:
+    with locks.hold(engine, locks.ticker_lock_name("GOOG")):
+        result = CliRunner().invoke(cli, ["train", "GOOG", "NOPE"])
+    assert result.exit_code == 1
+    assert "GOOG: error:" in result.stderr and "held by another run" in result.stderr
+    assert "NOPE: error: unknown ticker 'NOPE'" in result.stderr
+    assert versions(sessions) == []
