@@ -10,7 +10,7 @@ export STOCKCAST_LOG_FORMAT ?= text
 # TensorFlow's C++ log level (3: errors hidden too; a few import-time lines print regardless).
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: install run stop test lint bench
+.PHONY: install run stop test test-fast lint bench
 
 $(BIN)/stockcast: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("stockcast needs Python >= 3.11") if sys.version_info < (3, 11) else None'
@@ -29,6 +29,10 @@ stop:
 
 test: install
 	bash scripts/test.sh
+
+# The inner loop: lint and every test not marked slow (no training, no extra processes).
+test-fast: install
+	bash scripts/test.sh -m "not slow" -q
 
 lint: install
 	$(BIN)/ruff check .

@@ -111,6 +111,7 @@ def history(ticker: str) -> Response:
                 "within_interval": None
                 if actual_close is None
                 else bool(p.lower <= actual_close <= p.upper),
+                "method": p.method,
                 "model_version": version,
             }
         )

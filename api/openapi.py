@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import forecaster
+from forecaster.policy import BASELINES, METHODS
 from forecaster.storage import RUN_STATUSES, STEP_STATUSES
 
 TICKER_PATTERN = r"^\^?[A-Za-z0-9][A-Za-z0-9.\-=]{0,19}$"
@@ -102,22 +103,63 @@ COMMON_ERRORS = {
 
 def build_spec(max_limit: int = 1000) -> dict[str, Any]:
     interval = _obj({"low": NUM, "high": NUM, "coverage": NUM})
+    nnum = _nullable(NUM)
+    method = {"type": "string", "enum": list(METHODS)}
+    baseline_figures = _obj({"mae": nnum, "rmse": nnum, "mape": nnum, "directional_accuracy": nnum})
+    backtest = _obj(
+        {
+            "scheme": {"type": "string", "enum": ["rolling-origin"]},
+            "folds": INT,
+            "n_forecasts": INT,
+            "start": DATE,
+            "end": DATE,
+            "mae": nnum,
+            "rmse": nnum,
+            "mape": nnum,
+            "directional_accuracy": nnum,
+            "persistence_mae": nnum,
+            "mae_ratio": nnum,
+            "best_baseline": {"type": "string", "enum": list(BASELINES)},
+            "best_baseline_mae": nnum,
+            "best_baseline_mae_ratio": nnum,
+            "dm_stat": nnum,
+            "dm_pvalue": nnum,
+            "dm_best_stat": nnum,
+            "dm_best_pvalue": nnum,
+            "coverage": nnum,
+            "nominal_coverage": nnum,
+            "baselines": {"type": "object", "additionalProperties": baseline_figures},
+        }
+    )
+    backtest["description"] = (
+        "Rolling-origin (expanding window) backtest: the network refit at regular origins, every "
+        "forecast one step ahead from a model that saw nothing after its origin. dm_stat and "
+        "dm_pvalue: Diebold-Mariano test (absolute-error loss, Newey-West variance, HLN "
+        "correction) of the network vs persistence; dm_best_*: vs the best baseline. p-values "
+        "are one-sided for 'the network is more accurate'. coverage: out-of-sample share of "
+        "actual closes inside the interval."
+    )
     model_summary = _obj(
         {
             "version": INT,
-            "status": {"type": "string", "enum": ["candidate", "champion", "retired", "rejected"]},
+            "status": {"type": "string", "enum": ["champion", "retired", "rejected"]},
+            "method": method,
+            "method_reason": _nullable(STR),
             "trained_at": DATETIME,
-            "mae": NUM,
-            "persistence_mae": NUM,
-            "mae_ratio_vs_persistence": NUM,
-            "directional_accuracy": _nullable(NUM),
+            "trained_through": _nullable(DATE),
+            "mae": nnum,
+            "persistence_mae": nnum,
+            "mae_ratio_vs_persistence": nnum,
+            "directional_accuracy": nnum,
             "test_start": DATE,
             "test_end": DATE,
+            "backtest": _nullable(_ref("Backtest")),
         }
     )
     schemas = {
         "Error": _obj({"error": _obj({"code": STR, "message": STR})}),
         "Interval": interval,
+        "Backtest": backtest,
         "ModelSummary": model_summary,
         "Forecast": _obj(
             {
@@ -129,6 +171,8 @@ def build_spec(max_limit: int = 1000) -> dict[str, Any]:
                 "last_close": NUM,
                 "persistence_forecast": NUM,
                 "predicted_change_pct": NUM,
+                "method": method,
+                "method_reason": _nullable(STR),
                 "model": _ref("ModelSummary"),
                 "created_at": DATETIME,
             }
@@ -145,6 +189,7 @@ def build_spec(max_limit: int = 1000) -> dict[str, Any]:
                 "abs_error": _nullable(NUM),
                 "persistence_abs_error": _nullable(NUM),
                 "within_interval": _nullable({"type": "boolean"}),
+                "method": method,
                 "model_version": INT,
             }
         ),
@@ -159,9 +204,9 @@ def build_spec(max_limit: int = 1000) -> dict[str, Any]:
                         "train_start": DATE,
                         "train_end": DATE,
                         "n_train": INT,
-                        "train_seconds": NUM,
-                        "interval_halfwidth_log": NUM,
-                        "interval_coverage": NUM,
+                        "train_seconds": nnum,
+                        "interval_halfwidth_log": nnum,
+                        "interval_coverage": nnum,
                         "config": {"type": "object"},
                         "evaluation": {"type": "object"},
                     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import date, datetime
 from typing import Any
 
@@ -15,21 +16,82 @@ def iso(value: date | datetime | None) -> str | None:
 
 
 def num(value: float | None, digits: int = 6) -> float | None:
-    return None if value is None else round(float(value), digits)
+    """A JSON number, or null: NaN and infinities never reach a response (strict JSON)."""
+    if value is None:
+        return None
+    value = float(value)
+    return round(value, digits) if math.isfinite(value) else None
+
+
+def finite(value: Any) -> Any:
+    """A JSON document with every NaN or infinity replaced by null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
+
+
+def backtest(mv: ModelVersion) -> dict[str, Any] | None:
+    """The public figures of a version's rolling-origin backtest (None for legacy versions)."""
+    bt = mv.metrics.get("backtest") if isinstance(mv.metrics, dict) else None
+    if not isinstance(bt, dict):
+        return None
+    model = bt.get("metrics", {}).get("model", {})
+    return {
+        "scheme": bt.get("scheme"),
+        "folds": bt.get("folds"),
+        "n_forecasts": bt.get("n_forecasts"),
+        "start": bt.get("start"),
+        "end": bt.get("end"),
+        "mae": num(bt.get("mae")),
+        "rmse": num(model.get("rmse")),
+        "mape": num(model.get("mape")),
+        "directional_accuracy": num(model.get("directional_accuracy")),
+        "persistence_mae": num(bt.get("persistence_mae")),
+        "mae_ratio": num(bt.get("mae_ratio")),
+        "best_baseline": bt.get("best_baseline"),
+        "best_baseline_mae": num(bt.get("best_baseline_mae")),
+        "best_baseline_mae_ratio": num(bt.get("best_baseline_mae_ratio")),
+        "dm_stat": num(bt.get("dm_stat"), 4),
+        "dm_pvalue": num(bt.get("dm_pvalue")),
+        "dm_best_stat": num(bt.get("dm_best_stat"), 4),
+        "dm_best_pvalue": num(bt.get("dm_best_pvalue")),
+        "coverage": num(bt.get("coverage"), 4),
+        "nominal_coverage": num(bt.get("nominal_coverage"), 4),
+        "baselines": {
+            name: {
+                "mae": num(m.get("mae")),
+                "rmse": num(m.get("rmse")),
+                "mape": num(m.get("mape")),
+                "directional_accuracy": num(m.get("directional_accuracy")),
+            }
+            for name, m in bt.get("metrics", {}).items()
+            if name != "model"
+        },
+    }
 
 
 def model_summary(mv: ModelVersion) -> dict[str, Any]:
-    metrics = mv.metrics.get("metrics", {}) if isinstance(mv.metrics, dict) else {}
+    bt = mv.metrics.get("backtest") if isinstance(mv.metrics, dict) else None
+    legacy = mv.metrics.get("metrics", {}) if isinstance(mv.metrics, dict) else {}
+    figures = bt.get("metrics", {}) if isinstance(bt, dict) else legacy
     return {
         "version": mv.version,
         "status": mv.status,
+        "method": mv.method,
+        "method_reason": mv.method_reason,
         "trained_at": iso(mv.trained_at),
+        "trained_through": iso(mv.trained_through),
         "mae": num(mv.mae),
         "persistence_mae": num(mv.persistence_mae),
         "mae_ratio_vs_persistence": num(mv.mae_ratio),
-        "directional_accuracy": num(metrics.get("model", {}).get("directional_accuracy")),
+        "directional_accuracy": num(figures.get("model", {}).get("directional_accuracy")),
         "test_start": iso(mv.test_start),
         "test_end": iso(mv.test_end),
+        "backtest": backtest(mv),
     }
 
 
@@ -47,6 +109,8 @@ def forecast(symbol: str, p: Prediction, mv: ModelVersion) -> dict[str, Any]:
         "last_close": num(p.last_close, 4),
         "persistence_forecast": num(p.last_close, 4),
         "predicted_change_pct": num((p.predicted_close / p.last_close - 1.0) * 100.0, 4),
+        "method": p.method,
+        "method_reason": p.method_reason,
         "model": model_summary(mv),
         "created_at": iso(p.created_at),
     }
@@ -64,8 +128,8 @@ def model_version(mv: ModelVersion) -> dict[str, Any]:
         "train_seconds": num(mv.train_seconds, 3),
         "interval_halfwidth_log": num(mv.interval_halfwidth),
         "interval_coverage": num(mv.interval_coverage, 4),
-        "config": mv.config,
-        "evaluation": mv.metrics,
+        "config": finite(mv.config),
+        "evaluation": finite(mv.metrics),
     }
 
 

@@ -48,13 +48,21 @@ PG_ADMIN = os.environ.get(
 
 def prepare(url: str, data_dir: Path) -> None:
     migrate.upgrade(url)
-    settings = replace(Settings(), database_url=url, data_dir=data_dir, epochs=5)
+    # A served forecast, not a good one: a short model and a one-fold backtest keep set-up quick.
+    settings = replace(
+        Settings(),
+        database_url=url,
+        data_dir=data_dir,
+        model=replace(Settings().model, epochs=5),
+        backtest_days=250,
+        backtest_refit_every=250,
+    )
     engine = storage.make_engine(url)
     sessions = storage.make_session_factory(engine)
     with sessions.begin() as s:
         service.backfill_ticker(s, SampleProvider(), "^GSPC")
     with sessions.begin() as s:
-        service.train_ticker(s, replace(settings, persistence_tolerance=10.0), "^GSPC")
+        service.train_ticker(s, settings, "^GSPC")
     with sessions.begin() as s:
         service.predict_ticker(s, settings, "^GSPC")
     engine.dispose()

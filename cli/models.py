@@ -15,7 +15,7 @@ def _fmt(value: object, spec: str = ".4f") -> str:
 
 
 def print_report(report_dict: dict) -> None:
-    """A metrics table: the model and every baseline on the same held-out days."""
+    """A metrics table: the network and every baseline on the same days."""
     click.echo(f"  {'method':<15} {'MAE':>10} {'RMSE':>10} {'MAPE %':>8} {'dir. acc.':>9}")
     for method, m in report_dict["metrics"].items():
         da = m.get("directional_accuracy")
@@ -23,7 +23,39 @@ def print_report(report_dict: dict) -> None:
             f"  {method:<15} {_fmt(m['mae'])!s:>10} {_fmt(m['rmse'])!s:>10} "
             f"{_fmt(m['mape'], '.3f')!s:>8} {_fmt(da, '.3f') if da is not None else 'n/a':>9}"
         )
-    click.echo(f"  MAE ratio model/persistence: {report_dict['mae_ratio']:.4f}")
+    click.echo(f"  MAE ratio model/persistence: {_fmt(report_dict.get('mae_ratio'))}")
+
+
+def print_backtest(bt: dict) -> None:
+    """The rolling-origin backtest: every method on the same days, DM tests, coverage."""
+    click.echo(
+        f"  {bt['scheme']} backtest {bt['start']}..{bt['end']}: {bt['n_forecasts']} one-step "
+        f"forecasts, {bt['folds']} refits"
+    )
+    click.echo(
+        f"  {'method':<15} {'MAE':>10} {'RMSE':>10} {'MAPE %':>8} {'dir. acc.':>9} "
+        f"{'ratio':>7} {'DM t':>7} {'DM p':>7}"
+    )
+    persistence = bt["metrics"]["persistence"]["mae"]
+    for method, m in bt["metrics"].items():
+        da = m.get("directional_accuracy")
+        dm = bt.get("dm", {}).get(method, {})
+        ratio = m["mae"] / persistence if persistence else None
+        click.echo(
+            f"  {method:<15} {_fmt(m['mae'])!s:>10} {_fmt(m['rmse'])!s:>10} "
+            f"{_fmt(m['mape'], '.3f')!s:>8} {_fmt(da, '.3f') if da is not None else 'n/a':>9} "
+            f"{_fmt(ratio)!s:>7} {_fmt(dm.get('stat'), '.2f')!s:>7} "
+            f"{_fmt(dm.get('pvalue'), '.3f')!s:>7}"
+        )
+    click.echo(
+        f"  best baseline: {bt['best_baseline']}; network vs it: MAE ratio "
+        f"{_fmt(bt.get('best_baseline_mae_ratio'))}, DM p={_fmt(bt.get('dm_best_pvalue'), '.3g')} "
+        "(one-sided: the network is more accurate)"
+    )
+    click.echo(
+        f"  interval coverage {_fmt(bt.get('coverage'), '.1%')} out of sample "
+        f"(nominal {_fmt(bt.get('nominal_coverage'), '.0%')}, {bt.get('coverage_n')} forecasts)"
+    )
 
 
 def _each(app: AppContext, symbols: list[str], label: str, work: object) -> int:
@@ -43,11 +75,12 @@ def _each(app: AppContext, symbols: list[str], label: str, work: object) -> int:
 @click.argument("tickers", nargs=-1)
 @pass_app
 def train(app: AppContext, tickers: tuple[str, ...]) -> None:
-    """Train, evaluate and register a new model version for TICKERS (default: tracked tickers),
-    then forecast the next trading day with the champion.
+    """Train a new model version for TICKERS (default: tracked tickers), then forecast.
 
-    The version becomes champion only if it is no worse than persistence (within
-    STOCKCAST_PERSISTENCE_TOLERANCE) and than the current champion on the same window.
+    A rolling-origin backtest measures the network against persistence, drift and the median
+    return; the served network is then refit on every stored day. The network produces the
+    forecasts only if it beat the best baseline significantly (Diebold-Mariano p below
+    STOCKCAST_SKILL_ALPHA); otherwise that baseline does.
     """
     symbols = resolve_tickers(app, tickers)
     app.check_schema()
@@ -75,37 +108,59 @@ def _echo_trained(app: AppContext, outcome: service.StepOutcome) -> None:
     symbol = outcome.ticker
     with app.transaction() as session:
         v = session.get(storage.ModelVersion, outcome.model_version_id)
-        verdict = "champion" if outcome.promoted else f"rejected: {v.rejection_reason}"
+        verdict = (
+            f"champion, serves {v.method}: {v.method_reason}"
+            if outcome.promoted
+            else f"rejected: {v.rejection_reason}"
+        )
         click.echo(
-            f"{symbol}: v{v.version} trained on {v.n_train} windows in {v.train_seconds:.1f}s; "
-            f"test {v.test_start}..{v.test_end}: MAE {v.mae:.4f} vs persistence "
-            f"{v.persistence_mae:.4f} (ratio {v.mae_ratio:.4f}) -> {verdict}"
+            f"{symbol}: v{v.version} trained through {v.trained_through} on {v.n_train} windows "
+            f"in {v.train_seconds:.1f}s; backtest {v.test_start}..{v.test_end}: MAE "
+            f"{_fmt(v.mae)} vs persistence {_fmt(v.persistence_mae)} "
+            f"(ratio {_fmt(v.mae_ratio)}) -> {verdict}"
         )
     forecast = outcome.forecast
     if forecast is not None:
         click.echo(
             f"{symbol}: {forecast['target_date']} close forecast "
-            f"{forecast['predicted_close']:.2f} (champion v{forecast['model_version']})"
+            f"{forecast['predicted_close']:.2f} ({forecast.get('method', 'lstm')}, "
+            f"champion v{forecast['model_version']})"
         )
 
 
 @click.command()
 @click.argument("ticker")
-@click.option("--start", help="First forecast origin (default: the champion's own test window).")
+@click.option(
+    "--start",
+    help="First day to score the served network on (default: the day after it was trained "
+    "through).",
+)
 @pass_app
 def evaluate(app: AppContext, ticker: str, start: str | None) -> None:
-    """Walk-forward evaluation of TICKER's champion against the baselines on unseen days."""
+    """TICKER's champion: its rolling-origin backtest against the baselines, with Diebold-Mariano
+    tests, and its served network scored on the days stored since it was trained."""
     begin = parse_day(start, "--start")
     with app.transaction() as session:
         result = service.evaluate_ticker(session, app.settings, ticker, begin)
         v = result.model_version
-        report = result.report.to_dict()
         symbol = v.ticker.symbol
     click.echo(
-        f"{symbol} champion v{v.version}: walk-forward from {result.start} "
-        f"({report['n']} forecasts, model fixed, one step ahead)"
+        f"{symbol} champion v{v.version}, trained through {v.trained_through or v.train_end}, "
+        f"serves {v.method}" + (f" ({v.method_reason})" if v.method_reason else "")
     )
-    print_report(report)
+    if result.backtest:
+        print_backtest(result.backtest)
+    else:
+        click.echo("  no backtest recorded (a version from before rolling-origin backtests)")
+    if result.live is not None:
+        report = result.live.to_dict()
+        click.echo(
+            f"  since training: the served network walk-forward from {result.live_start} "
+            f"({report['n']} forecasts, one step ahead)"
+        )
+        print_report(report)
+    else:
+        click.echo("  since training: no new stored days to score yet")
 
 
 @click.command()
@@ -120,7 +175,8 @@ def predict(app: AppContext, tickers: tuple[str, ...]) -> None:
         click.echo(
             f"{symbol}: {p.target_date} close forecast {p.predicted_close:.2f} "
             f"[{p.lower:.2f}, {p.upper:.2f}] ({p.coverage:.0%} interval); "
-            f"last close {p.last_close:.2f} on {p.as_of_date}"
+            f"last close {p.last_close:.2f} on {p.as_of_date}; method {p.method}"
+            + (f" ({p.method_reason})" if p.method_reason else "")
         )
 
     if _each(app, symbols, "predict", work):
@@ -136,7 +192,7 @@ def models() -> None:
 @click.argument("ticker")
 @pass_app
 def models_list(app: AppContext, ticker: str) -> None:
-    """Model versions of TICKER, newest first, with metrics and promotion decisions."""
+    """Model versions of TICKER, newest first, with backtest figures and serving methods."""
     with app.transaction() as session:
         row = service.require_ticker(session, ticker)
         versions = storage.model_versions(session, row.id)
@@ -144,12 +200,19 @@ def models_list(app: AppContext, ticker: str) -> None:
         click.echo(f"{row.symbol}: no model versions yet; run `stockcast train {row.symbol}`")
         return
     click.echo(
-        f"{'ver':>4} {'status':<9} {'trained':<16} {'test window':<23} {'MAE':>10} {'ratio':>7}  reason"
+        f"{'ver':>4} {'status':<9} {'trained':<16} {'through':<10} {'backtest':<23} {'n':>4} "
+        f"{'ratio':>7} {'best base':<13} {'vs best':>7} {'DM p':>7} {'cover':>6}  serves"
     )
     for v in versions:
+        bt = v.metrics.get("backtest", {}) if isinstance(v.metrics, dict) else {}
+        serves = v.method if v.status != "rejected" else f"- ({v.rejection_reason})"
         click.echo(
             f"{v.version:>4} {v.status:<9} {v.trained_at:%Y-%m-%d %H:%M} "
-            f"{v.test_start}..{v.test_end} {v.mae:10.4f} {v.mae_ratio:7.4f}  {v.rejection_reason or ''}"
+            f"{v.trained_through or '-'!s:<10} {v.test_start}..{v.test_end} "
+            f"{_fmt(bt.get('n_forecasts'), 'd'):>4} {_fmt(v.mae_ratio):>7} "
+            f"{bt.get('best_baseline') or '-':<13} {_fmt(bt.get('best_baseline_mae_ratio')):>7} "
+            f"{_fmt(bt.get('dm_best_pvalue'), '.3g'):>7} {_fmt(bt.get('coverage'), '.1%'):>6}  "
+            f"{serves}"
         )
 
 

@@ -59,6 +59,20 @@ class ValidationFailed(StockcastError):
     code = "validation_failed"
 
 
+class NotDaily(StockcastError):
+    """Bars spaced like weekly or monthly data: the service forecasts the next trading day."""
+
+    code = "not_daily"
+
+    def __init__(self, ticker: str, median_days: float) -> None:
+        super().__init__(
+            f"{ticker}: the bars are not daily (median spacing {median_days:g} calendar days; "
+            "weekly or monthly data?): stockcast forecasts the next trading day from daily bars"
+        )
+        self.ticker = ticker
+        self.median_days = median_days
+
+
 class InsufficientHistory(StockcastError):
     code = "insufficient_history"
 

@@ -24,6 +24,7 @@ import pandas as pd
 
 from forecaster.errors import ModelArtifactError
 from forecaster.evaluation import EvaluationReport, evaluate_forecasts
+from forecaster.params import ModelParams
 from forecaster.windows import FeatureStats, latest_window, make_windows
 
 log = logging.getLogger(__name__)
@@ -53,23 +54,8 @@ class NotFittedError(RuntimeError):
 class LSTMForecaster:
     """Stacked LSTM (len(units) >= 2 layers) -> Dense(1), predicting the scaled next-day log return."""
 
-    def __init__(
-        self,
-        units: tuple[int, ...] = (32, 16),
-        epochs: int = 30,
-        batch_size: int = 64,
-        patience: int = 5,
-        learning_rate: float = 1e-3,
-        seed: int = 42,
-        loss: str = "mae",  # MAE loss: chosen on validation data; matches the headline metric
-    ) -> None:
-        self.units = units
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.patience = patience
-        self.learning_rate = learning_rate
-        self.seed = seed
-        self.loss = loss
+    def __init__(self, params: ModelParams | None = None) -> None:
+        self.params = params
 
     # -- building ---------------------------------------------------------------------------
 
@@ -79,45 +65,64 @@ class LSTMForecaster:
 
         inputs = keras.Input(shape=(window, n_features), name="window")
         x = inputs
-        for i, size in enumerate(self.units):
-            last = i == len(self.units) - 1
+        p = self._params
+        for i, size in enumerate(p.units):
+            last = i == len(p.units) - 1
             x = keras.layers.LSTM(size, return_sequences=not last, name=f"lstm_{i}")(x)
         outputs = keras.layers.Dense(1, name="head")(x)
         model = keras.Model(inputs, outputs, name="stockcast_lstm")
-        model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate=self.learning_rate), loss=self.loss
-        )
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=p.learning_rate), loss=p.loss)
         return model
 
+    @property
+    def _params(self) -> ModelParams:
+        return self.params if self.params is not None else ModelParams()
+
     def fit(
-        self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray, y_val: np.ndarray
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        X_val: np.ndarray | None = None,
+        y_val: np.ndarray | None = None,
     ) -> LSTMForecaster:
+        """Fit from scratch. With validation data, early stopping on it decides the epoch (the
+        best epoch's weights are kept); without, exactly `params.epochs` epochs are run."""
         import keras
 
-        if len(self.units) < 2:
+        p = self._params
+        if len(p.units) < 2:
             raise ValueError("a stacked LSTM needs at least two layers")
         _tf().config.experimental.enable_op_determinism()
-        keras.utils.set_random_seed(self.seed)  # Python, NumPy and TF together
+        keras.utils.set_random_seed(p.seed)  # Python, NumPy and TF together
         model = self._build(X.shape[1], X.shape[2])
-        stop = keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=self.patience, restore_best_weights=True
+        validated = X_val is not None and y_val is not None and len(X_val) > 0
+        callbacks = (
+            [
+                keras.callbacks.EarlyStopping(
+                    monitor="val_loss", patience=p.patience, restore_best_weights=True
+                )
+            ]
+            if validated
+            else []
         )
         started = time.perf_counter()
         history = model.fit(
             X,
             y,
-            validation_data=(X_val, y_val),
-            epochs=self.epochs,
-            batch_size=self.batch_size,
+            validation_data=(X_val, y_val) if validated else None,
+            epochs=p.epochs,
+            batch_size=p.batch_size,
             shuffle=True,
-            callbacks=[stop],
+            callbacks=callbacks,
             verbose=0,
         )
         self.train_seconds_ = time.perf_counter() - started
         self.history_ = {k: [float(v) for v in vals] for k, vals in history.history.items()}
         self.epochs_run_ = len(self.history_["loss"])
-        val_losses = self.history_["val_loss"]
-        self.best_epoch_ = int(np.argmin(val_losses)) + 1
+        if validated:
+            self.best_epoch_ = int(np.argmin(self.history_["val_loss"])) + 1
+        else:
+            self.best_epoch_ = self.epochs_run_
         self.model_ = model
         self._compile_inference()
         return self
@@ -135,19 +140,11 @@ class LSTMForecaster:
         return np.asarray(out).reshape(-1)
 
     def get_params(self) -> dict[str, Any]:
-        return {
-            "units": list(self.units),
-            "epochs": self.epochs,
-            "batch_size": self.batch_size,
-            "patience": self.patience,
-            "learning_rate": self.learning_rate,
-            "seed": self.seed,
-            "loss": self.loss,
-        }
+        return self._params.to_dict()
 
     @classmethod
     def from_keras(cls, model: Any, params: dict[str, Any]) -> LSTMForecaster:
-        est = cls(**{**params, "units": tuple(params["units"])})
+        est = cls(ModelParams.from_dict(params))
         est.model_ = model
         est._compile_inference()
         return est

@@ -1,20 +1,26 @@
-"""Model versions: atomic artifacts on disk, metadata in the database, champion/challenger promotion.
+"""Model versions: atomic artifacts on disk, metadata in the database, one champion per ticker.
 
-A candidate becomes the champion only if (1) its walk-forward MAE is within
-`persistence_tolerance` of the naive persistence baseline on its own test window and (2) it is no
-worse (within `champion_tolerance`) than the current champion re-scored on that same window.
-Otherwise it is stored as `rejected` with the reason. The artifact directory is written
-atomically before any database row points at it, so the service can never load a half-written
-model; the previous champion is only retired in the same transaction that promotes its successor.
+Each training produces a version whose served network was refit on every stored day and whose
+skill was measured by a rolling-origin backtest (forecaster.training). The newest successfully
+trained version becomes the champion, because it is the freshest: whether its network or a
+simple baseline produces the forecasts is its `method`, chosen by forecaster.policy from the
+backtest, so a network without measured skill is kept (its figures stay visible) but never
+serves. A version is rejected only when its backtest produced no usable figures.
+
+The artifact directory is written atomically before any database row points at it, so the
+service can never load a half-written model; the previous champion is only retired in the same
+transaction that promotes its successor.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import re
 import shutil
 import uuid
 from dataclasses import dataclass
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -106,35 +112,22 @@ def load_champion(
 class Decision:
     promoted: bool
     reason: str | None
-    champion_mae_on_window: float | None
 
 
-def _mae(report: Any, method: str) -> float:
-    return float(report.metrics[method]["mae"])
+def decide(backtest: dict[str, Any]) -> Decision:
+    """Promote unless the backtest figures are unusable (non-finite errors, no forecasts)."""
+    mae, persistence = backtest.get("mae"), backtest.get("persistence_mae")
+    if not backtest.get("n_forecasts"):
+        return Decision(False, "the backtest made no forecasts")
+    if mae is None or not math.isfinite(mae):
+        return Decision(False, "the network's backtest errors are not finite")
+    if persistence is None or not persistence > 0:
+        return Decision(False, "persistence made no error in the backtest: the series is constant")
+    return Decision(True, None)
 
 
-def decide(
-    settings: Settings,
-    candidate_report: Any,
-    champion_report: Any | None,
-    champion_version: int | None,
-) -> Decision:
-    reasons = []
-    ratio = float(candidate_report.mae_ratio)
-    limit = 1.0 + settings.persistence_tolerance
-    if not ratio <= limit:  # also catches NaN
-        reasons.append(f"MAE is {ratio:.4f}x the persistence baseline (allowed <= {limit:.4f}x)")
-    champion_mae = None
-    if champion_report is not None:
-        champion_mae = _mae(champion_report, "model")
-        candidate_mae = _mae(candidate_report, "model")
-        allowed = champion_mae * (1.0 + settings.champion_tolerance)
-        if not candidate_mae <= allowed:
-            reasons.append(
-                f"MAE {candidate_mae:.4f} is worse than champion v{champion_version} "
-                f"({champion_mae:.4f}) on the same evaluation window"
-            )
-    return Decision(not reasons, "; ".join(reasons) or None, champion_mae)
+def _finite_or_nan(value: Any) -> float:
+    return float(value) if value is not None and math.isfinite(value) else math.nan
 
 
 def register(
@@ -150,24 +143,10 @@ def register(
     outcome.bundle.save(path)  # atomic: a failure leaves nothing at `path`
 
     current = storage.champion(session, ticker.id)
-    champion_report = None
-    if current is not None:
-        try:
-            champion_report = load_bundle(current.artifact_path).evaluate(
-                prices, outcome.test_start
-            )
-        except ModelArtifactError as exc:
-            log.warning(
-                "champion artifact unusable; candidate judged against persistence only",
-                extra={"ticker": ticker.symbol, "champion": current.version, "error": str(exc)},
-            )
-    decision = decide(
-        settings, outcome.evaluation, champion_report, current.version if current else None
-    )
-    report = outcome.evaluation
-    metrics = report.to_dict()
-    if decision.champion_mae_on_window is not None:
-        metrics["champion_mae_on_window"] = decision.champion_mae_on_window
+    backtest = outcome.backtest
+    decision = decide(backtest)
+    choice = outcome.choice
+    serving = outcome.serving
     row = storage.ModelVersion(
         ticker_id=ticker.id,
         version=version,
@@ -176,17 +155,22 @@ def register(
         artifact_path=str(path),
         config=outcome.config,
         train_start=outcome.train_start,
-        train_end=outcome.train_end,
-        test_start=outcome.test_start,
-        test_end=outcome.test_end,
+        train_end=outcome.trained_through,
+        trained_through=outcome.trained_through,
+        test_start=date.fromisoformat(backtest["start"]),
+        test_end=date.fromisoformat(backtest["end"]),
         n_train=outcome.n_train,
         train_seconds=outcome.train_seconds,
-        mae=_mae(report, "model"),
-        persistence_mae=_mae(report, "persistence"),
-        mae_ratio=float(report.mae_ratio),
-        interval_halfwidth=float(outcome.bundle.interval_halfwidth),
+        mae=_finite_or_nan(backtest.get("mae")),
+        persistence_mae=_finite_or_nan(backtest.get("persistence_mae")),
+        mae_ratio=_finite_or_nan(backtest.get("mae_ratio")),
+        # at the last stored day: the served interval is scale x that day's EWMA volatility
+        interval_halfwidth=float(serving["interval_scales"][_metric_key(choice.method)])
+        * outcome.last_sigma,
         interval_coverage=float(outcome.bundle.coverage),
-        metrics=metrics,
+        metrics={"backtest": backtest, "serving": serving},
+        method=choice.method,
+        method_reason=choice.reason,
         promoted_at=storage.utcnow() if decision.promoted else None,
     )
     if decision.promoted and current is not None:
@@ -200,8 +184,15 @@ def register(
             "ticker": ticker.symbol,
             "version": version,
             "status": row.status,
-            "mae_ratio": round(row.mae_ratio, 4),
+            "method": row.method,
+            "mae_ratio": backtest.get("mae_ratio"),
+            "dm_pvalue": backtest.get("dm_best_pvalue"),
             "reason": decision.reason,
         },
     )
     return row, decision
+
+
+def _metric_key(method: str) -> str:
+    """The backtest names the network "model"; the serving methods call it "lstm"."""
+    return "model" if method == "lstm" else method

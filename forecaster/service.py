@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
@@ -26,10 +27,11 @@ from forecaster.errors import (
     UnknownTicker,
     ValidationFailed,
 )
+from forecaster.evaluation import baseline_next_log_return
 from forecaster.providers import provider_for
 from forecaster.providers.base import PriceProvider, check_range, normalize_ticker
 from forecaster.settings import Settings
-from forecaster.validation import validate_prices
+from forecaster.validation import check_daily, gaps, validate_prices
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,7 @@ class BackfillResult:
     ranges: list[tuple[date | None, date | None]] = field(default_factory=list)
     first_date: date | None = None
     last_date: date | None = None
+    gaps: list[tuple[date, int]] = field(default_factory=list)  # (day after a gap, its length)
 
     @property
     def up_to_date(self) -> bool:
@@ -120,7 +123,18 @@ def backfill_ticker(
         return result
     combined = pd.concat(frames) if len(frames) > 1 else frames[0]
     result.fetched = len(combined)
+    check_daily(combined, symbol)  # weekly or monthly bars: refused, nothing stored
     report = validate_prices(combined)
+    result.gaps = [(day.date(), days) for day, days in gaps(report.valid.index)]
+    if result.gaps:
+        log.warning(
+            "gaps in the price history",
+            extra={
+                "ticker": symbol,
+                "gaps": len(result.gaps),
+                "first": [f"{d} ({n} days)" for d, n in result.gaps[:5]],
+            },
+        )
     result.rejected = len(report.rejected)
     if not report.ok:
         result.rejected_summary = report.summary()
@@ -169,6 +183,26 @@ def require_ticker(session: Session, ticker: str) -> storage.Ticker:
     return row
 
 
+def training_note(result: TrainResult, trained: Any) -> str:
+    """One line: what was trained, how it was measured and what serves."""
+    v = result.model_version
+    bt = trained.backtest
+    how = (
+        f"quiet night: the backtest to {bt['end']} still holds ({bt['n_forecasts']} forecasts)"
+        if trained.backtest_reused
+        else f"{bt['folds']}-fold rolling-origin backtest, {bt['n_forecasts']} forecasts"
+    )
+    verdict = f"serves {v.method}" if result.promoted else f"rejected ({result.reason})"
+    ratio = bt.get("mae_ratio")
+    shown = "n/a" if ratio is None else f"{ratio:.4f}"
+    p = bt.get("dm_best_pvalue")
+    return (
+        f"trained v{v.version} through {v.trained_through} in {result.train_seconds:.1f}s "
+        f"({how}): MAE ratio {shown} vs persistence, best baseline {bt['best_baseline']}, "
+        f"DM p={'n/a' if p is None else f'{p:.3g}'} -> {verdict}"
+    )
+
+
 @dataclass
 class TrainResult:
     model_version: storage.ModelVersion
@@ -189,8 +223,24 @@ def train_ticker(session: Session, settings: Settings, ticker: str) -> TrainResu
     from forecaster.training import train
 
     row, prices = training_data(session, ticker)
-    outcome = train(prices, settings, ticker=row.symbol)
+    outcome = train(prices, settings, ticker=row.symbol, previous=previous_training(session, row))
     return register_candidate(session, settings, row.symbol, outcome, prices)
+
+
+def previous_training(session: Session, row: storage.Ticker) -> dict[str, Any] | None:
+    """The newest version's configuration, backtest and serving record: what a quiet night may
+    reuse instead of a full backtest (forecaster.training.reusable_backtest)."""
+    versions = storage.model_versions(session, row.id)
+    for version in versions:  # newest first; a rejected version's backtest is not reused
+        metrics = version.metrics if isinstance(version.metrics, dict) else {}
+        if version.status != "rejected" and "backtest" in metrics:
+            return {
+                "config": version.config,
+                "backtest": metrics["backtest"],
+                "serving": metrics.get("serving"),
+            }
+        break
+    return None
 
 
 def training_data(session: Session, ticker: str) -> tuple[storage.Ticker, pd.DataFrame]:
@@ -219,8 +269,8 @@ def register_candidate(
 def latest_model_covers_data(session: Session, ticker: str) -> storage.ModelVersion | None:
     """The newest model version if it was trained on data up to the last stored day, else None.
 
-    Such a model saw exactly the prices stored now (its test window ends on the last stored
-    day), so retraining would repeat the same work: the pipeline skips it.
+    Such a model saw exactly the prices stored now (its served weights were fit through the last
+    stored day), so retraining would repeat the same work: the pipeline skips it.
     """
     row = require_ticker(session, ticker)
     versions = storage.model_versions(session, row.id)
@@ -228,62 +278,93 @@ def latest_model_covers_data(session: Session, ticker: str) -> storage.ModelVers
         return None
     _, last = storage.price_bounds(session, row.id)
     latest = versions[0]
-    return latest if last is not None and latest.test_end >= last else None
+    through = latest.trained_through or latest.test_end  # legacy rows: the test window's end
+    return latest if last is not None and through >= last else None
 
 
 @dataclass
 class EvaluateResult:
     model_version: storage.ModelVersion
-    start: date
-    report: Any  # forecaster.evaluation.EvaluationReport
+    backtest: dict[str, Any] | None  # the champion's rolling-origin backtest summary
+    live: Any | None  # forecaster.evaluation.EvaluationReport on days after trained_through
+    live_start: date | None
 
 
 def evaluate_ticker(
     session: Session, settings: Settings, ticker: str, start: date | None = None
 ) -> EvaluateResult:
-    """Walk-forward evaluation of the champion from `start` (default: its own test window) to the
-    last stored day, against persistence and the other baselines."""
+    """The champion's skill: its rolling-origin backtest, and its network scored walk-forward on
+    the days stored since its weights were fit (from `start`, default the day after
+    trained_through), against the baselines. Days up to trained_through are never scored: the
+    served network was fit on them."""
     from forecaster import registry
 
     row = require_ticker(session, ticker)
     version, bundle = registry.load_champion(session, row)
-    begin = start or version.test_start
-    if begin < version.test_start:
-        # Before test_start lie the training days and the validation days that chose the
-        # early-stopping epoch and calibrated the interval: the model has seen them all.
-        raise InvalidDateRange(
-            f"--start {begin} is before the champion's test window ({version.test_start}); "
-            "evaluate only on data the model never saw"
-        )
+    metrics = version.metrics if isinstance(version.metrics, dict) else {}
+    # Legacy versions (single holdout) never saw their test window.
+    seen_until = version.trained_through or version.test_start - timedelta(days=1)
     prices = storage.load_prices(session, row.id)
     last = prices.index[-1].date()
-    if begin > last:
-        raise InvalidDateRange(f"--start {begin} is after the last stored day ({last})")
-    return EvaluateResult(version, begin, bundle.evaluate(prices, begin))
+    if start is not None and start <= seen_until:
+        raise InvalidDateRange(
+            f"--start {start} is not after the champion's training data (through "
+            f"{seen_until}); evaluate only on days the served model never saw"
+        )
+    if start is not None and start > last:
+        raise InvalidDateRange(f"--start {start} is after the last stored day ({last})")
+    begin = start or next_day_after(prices, seen_until)
+    live = bundle.evaluate(prices, begin) if begin is not None else None
+    return EvaluateResult(version, metrics.get("backtest"), live, begin if live else None)
+
+
+def next_day_after(prices: pd.DataFrame, day: date) -> date | None:
+    later = prices.index[prices.index > pd.Timestamp(day)]
+    return later[0].date() if len(later) else None
 
 
 def predict_ticker(session: Session, settings: Settings, ticker: str) -> storage.Prediction:
-    """The champion forecasts the close of the next trading session after the last stored day."""
+    """The champion's method forecasts the close of the next trading session after the last
+    stored day: its network if the backtest earned it, else the best baseline (forecaster.policy).
+    """
     from forecaster import registry
     from forecaster.calendar import next_trading_day
+    from forecaster.evaluation import DRIFT_LOOKBACK, ewma_volatility
 
     row = require_ticker(session, ticker)
-    version, bundle = registry.load_champion(session, row)
-    # Enough recent rows for the window; the bundle uses only what it needs.
-    prices = storage.load_prices(session, row.id, limit=max(settings.window, 64))
-    forecast = bundle.predict_next(prices)
+    version = storage.champion(session, row.id)
+    if version is None:
+        raise NoChampion(row.symbol)
+    serving = version.metrics.get("serving") if isinstance(version.metrics, dict) else None
+    method = version.method if serving else "lstm"  # legacy versions: the network, as before
+    # Enough recent rows for the window, the drift baseline and the volatility estimate.
+    prices = storage.load_prices(session, row.id, limit=max(settings.window, DRIFT_LOOKBACK + 48))
+    close = prices["close"].to_numpy(dtype="float64")
+    as_of, last_close = prices.index[-1].date(), float(close[-1])
+    if method == "lstm":
+        forecast = registry.load_bundle(version.artifact_path).predict_next(prices)
+        log_return = forecast.predicted_log_return
+        halfwidth = float(np.log(forecast.upper / forecast.predicted_close))
+    else:
+        log_return = baseline_next_log_return(method, close, serving["median_log_return"])
+    if serving:
+        scale = serving["interval_scales"]["model" if method == "lstm" else method]
+        halfwidth = float(scale) * float(ewma_volatility(close)[-1])
+    predicted = last_close * float(np.exp(log_return))
     prediction = storage.upsert_prediction(
         session,
         {
             "ticker_id": row.id,
             "model_version_id": version.id,
-            "as_of_date": forecast.as_of,
-            "target_date": next_trading_day(forecast.as_of, settings.exchange_calendar),
-            "last_close": float(forecast.last_close),
-            "predicted_close": float(forecast.predicted_close),
-            "lower": float(forecast.lower),
-            "upper": float(forecast.upper),
-            "coverage": float(forecast.coverage),
+            "as_of_date": as_of,
+            "target_date": next_trading_day(as_of, settings.exchange_calendar),
+            "last_close": last_close,
+            "predicted_close": predicted,
+            "lower": last_close * float(np.exp(log_return - halfwidth)),
+            "upper": last_close * float(np.exp(log_return + halfwidth)),
+            "coverage": float(version.interval_coverage),
+            "method": method,
+            "method_reason": version.method_reason,
         },
     )
     log.info(
@@ -293,6 +374,7 @@ def predict_ticker(session: Session, settings: Settings, ticker: str) -> storage
             "as_of": str(prediction.as_of_date),
             "target": str(prediction.target_date),
             "predicted_close": round(prediction.predicted_close, 4),
+            "method": method,
             "model_version": version.version,
         },
     )
@@ -391,18 +473,17 @@ def refresh_ticker(
                 f"no new prices since v{covering_version} was trained: retraining skipped"
             )
         else:
-            trained = train(prices, settings, ticker=symbol)  # no transaction open meanwhile
+            with sessions.begin() as s:
+                previous = previous_training(s, require_ticker(s, symbol))
+            # no transaction open while the network trains
+            trained = train(prices, settings, ticker=symbol, previous=previous)
             with sessions.begin() as s:
                 result = register_candidate(s, settings, symbol, trained, prices)
                 version = result.model_version
                 outcome.model_version_id = version.id
                 outcome.model_version = version.version
                 outcome.promoted = result.promoted
-            verdict = "champion" if result.promoted else f"rejected ({result.reason})"
-            outcome.notes.append(
-                f"trained v{version.version} in {result.train_seconds:.1f}s: MAE ratio "
-                f"{version.mae_ratio:.4f} vs persistence -> {verdict}"
-            )
+            outcome.notes.append(training_note(result, trained))
 
         with sessions.begin() as s:
             try:
@@ -415,11 +496,12 @@ def refresh_ticker(
                     "as_of": p.as_of_date.isoformat(),
                     "target_date": p.target_date.isoformat(),
                     "predicted_close": round(p.predicted_close, 4),
+                    "method": p.method,
                     "model_version": champion.version if champion else None,
                 }
                 outcome.notes.append(
                     f"forecast {p.target_date}: {p.predicted_close:.2f} "
-                    f"(v{outcome.forecast['model_version']})"
+                    f"({p.method}, v{outcome.forecast['model_version']})"
                 )
     except StockcastError as exc:
         outcome.status, outcome.error = "failed", str(exc)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from forecaster.errors import ConfigError
+from forecaster.params import ModelParams
 
 DEFAULT_FEATURES: tuple[str, ...] = ("open", "high", "low", "volume", "close")
 SAMPLE_TICKERS: tuple[str, ...] = ("^GSPC", "GOOG")
@@ -57,19 +58,16 @@ class Settings:
     window: int = 7
     features: tuple[str, ...] = DEFAULT_FEATURES
 
-    # model / training
-    lstm_units: tuple[int, ...] = (32, 16)
-    epochs: int = 30
-    batch_size: int = 64
-    patience: int = 5
-    learning_rate: float = 3e-4  # chosen on validation data (see bench/accuracy.py)
-    seed: int = 42
-    val_fraction: float = 0.15
-    test_fraction: float = 0.15
+    # model / training: the network's hyperparameters, passed whole (forecaster.params)
+    model: ModelParams = field(default_factory=ModelParams)
+    val_fraction: float = 0.15  # newest share of each fit's windows: early stopping
 
-    # promotion and intervals
-    persistence_tolerance: float = 0.02  # candidate MAE may be up to 2% worse than persistence
-    champion_tolerance: float = 0.0  # candidate MAE may be this much worse than the champion
+    # rolling-origin backtest and the serving rule (forecaster.backtest, forecaster.policy)
+    backtest_days: int = 500  # forecasts in the backtest, where history allows
+    backtest_refit_every: int = 125  # days per fold (one refit per fold)
+    backtest_every_days: int = 21  # full backtest again after this many new days (0: nightly)
+    min_backtest_forecasts: int = 250  # fewer: too little evidence, a baseline serves
+    skill_alpha: float = 0.05  # the network serves only if DM p-value < alpha vs best baseline
     interval_coverage: float = 0.9
 
     # yfinance
@@ -98,8 +96,6 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "json"  # json | text
 
-    extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
-
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
@@ -110,15 +106,13 @@ class Settings:
     def resolved_models_dir(self) -> Path:
         return self.models_dir if self.models_dir is not None else self.data_dir / "models"
 
-    def with_overrides(self, **changes: object) -> Settings:
-        return replace(self, **changes)  # type: ignore[arg-type]
-
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read STOCKCAST_* variables (and DATABASE_URL); anything unset keeps its default."""
         env = os.environ if env is None else env
         d = cls()
-        units = _csv(env, "STOCKCAST_LSTM_UNITS", tuple(str(u) for u in d.lstm_units))
+        dm = d.model
+        units = _csv(env, "STOCKCAST_LSTM_UNITS", tuple(str(u) for u in dm.units))
         try:
             lstm_units = tuple(int(u) for u in units)
         except ValueError as exc:
@@ -138,9 +132,14 @@ class Settings:
             raise ConfigError("STOCKCAST_LOG_FORMAT must be json or text")
         models_dir = env.get("STOCKCAST_MODELS_DIR")
         val_fraction = _float(env, "STOCKCAST_VAL_FRACTION", d.val_fraction)
-        test_fraction = _float(env, "STOCKCAST_TEST_FRACTION", d.test_fraction)
-        if not (0 < val_fraction < 0.5 and 0 < test_fraction < 0.5):
-            raise ConfigError("validation and test fractions must be between 0 and 0.5")
+        if not 0 < val_fraction < 0.5:
+            raise ConfigError("STOCKCAST_VAL_FRACTION must be between 0 and 0.5")
+        alpha = _float(env, "STOCKCAST_SKILL_ALPHA", d.skill_alpha)
+        if not 0 < alpha <= 1:
+            raise ConfigError("STOCKCAST_SKILL_ALPHA must be in (0, 1]")
+        learning_rate = _float(env, "STOCKCAST_LEARNING_RATE", dm.learning_rate)
+        if not learning_rate > 0:
+            raise ConfigError("STOCKCAST_LEARNING_RATE must be positive")
         coverage = _float(env, "STOCKCAST_INTERVAL_COVERAGE", d.interval_coverage)
         if not 0 < coverage < 1:
             raise ConfigError("STOCKCAST_INTERVAL_COVERAGE must be between 0 and 1")
@@ -155,18 +154,24 @@ class Settings:
             tickers=tuple(t.upper() for t in _csv(env, "STOCKCAST_TICKERS", d.tickers)),
             window=_int(env, "STOCKCAST_WINDOW", d.window, minimum=2),
             features=features,
-            lstm_units=lstm_units,
-            epochs=_int(env, "STOCKCAST_EPOCHS", d.epochs, minimum=1),
-            batch_size=_int(env, "STOCKCAST_BATCH_SIZE", d.batch_size, minimum=1),
-            patience=_int(env, "STOCKCAST_PATIENCE", d.patience, minimum=1),
-            learning_rate=_float(env, "STOCKCAST_LEARNING_RATE", d.learning_rate),
-            seed=_int(env, "STOCKCAST_SEED", d.seed),
-            val_fraction=val_fraction,
-            test_fraction=test_fraction,
-            persistence_tolerance=_float(
-                env, "STOCKCAST_PERSISTENCE_TOLERANCE", d.persistence_tolerance
+            model=ModelParams(
+                units=lstm_units,
+                epochs=_int(env, "STOCKCAST_EPOCHS", dm.epochs, minimum=1),
+                batch_size=_int(env, "STOCKCAST_BATCH_SIZE", dm.batch_size, minimum=1),
+                patience=_int(env, "STOCKCAST_PATIENCE", dm.patience, minimum=1),
+                learning_rate=learning_rate,
+                seed=_int(env, "STOCKCAST_SEED", dm.seed),
             ),
-            champion_tolerance=_float(env, "STOCKCAST_CHAMPION_TOLERANCE", d.champion_tolerance),
+            val_fraction=val_fraction,
+            backtest_days=_int(env, "STOCKCAST_BACKTEST_DAYS", d.backtest_days, minimum=1),
+            backtest_refit_every=_int(
+                env, "STOCKCAST_BACKTEST_REFIT_EVERY", d.backtest_refit_every, minimum=1
+            ),
+            backtest_every_days=_int(env, "STOCKCAST_BACKTEST_EVERY_DAYS", d.backtest_every_days),
+            min_backtest_forecasts=_int(
+                env, "STOCKCAST_MIN_BACKTEST_FORECASTS", d.min_backtest_forecasts
+            ),
+            skill_alpha=alpha,
             interval_coverage=coverage,
             yf_max_retries=_int(env, "STOCKCAST_YF_MAX_RETRIES", d.yf_max_retries),
             yf_backoff_base=_float(env, "STOCKCAST_YF_BACKOFF_BASE", d.yf_backoff_base),

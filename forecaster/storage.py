@@ -145,7 +145,11 @@ class ModelVersion(Base):
     mae_ratio: Mapped[float]
     interval_halfwidth: Mapped[float]
     interval_coverage: Mapped[float]
+    # {"backtest": forecaster.backtest summary, "serving": what predict needs for any method}
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    trained_through: Mapped[date | None] = mapped_column(Date)  # last close the weights saw
+    method: Mapped[str] = mapped_column(String(16), server_default="lstm")  # policy.METHODS
+    method_reason: Mapped[str | None] = mapped_column(Text)
     trained_at: Mapped[datetime] = mapped_column(default=utcnow)
     promoted_at: Mapped[datetime | None]
 
@@ -169,6 +173,8 @@ class Prediction(Base):
     lower: Mapped[float]
     upper: Mapped[float]
     coverage: Mapped[float]
+    method: Mapped[str] = mapped_column(String(16), server_default="lstm")  # what produced it
+    method_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     ticker: Mapped[Ticker] = relationship()

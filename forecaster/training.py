@@ -1,21 +1,35 @@
-"""Train one candidate: chronological split, train-only statistics, early stopping on validation,
-conformal interval from validation residuals, walk-forward evaluation on the untouched test part."""
+"""Train one model version: measure it with a rolling-origin backtest, then refit it on every day.
+
+1. Skill: `forecaster.backtest.run_backtest` refits at regular origins over the last
+   `backtest_days` and forecasts one step ahead from each (baselines, DM tests, coverage).
+2. What is served: the network refit on all windows up to the last stored day, for the number of
+   epochs early stopping chose in the backtest's most recent fold (the fit closest in size and
+   time to this one). Its statistics are fit on all rows, as a nightly model's would be.
+   `trained_through` is the last day whose close those weights were fit on.
+3. The serving method (network or best baseline) follows `forecaster.policy` from the backtest.
+
+A quiet night (same configuration, fewer than `backtest_every_days` new days since the last
+backtest) reuses that backtest and its epoch count and only does step 2: one fit instead of
+folds + 1.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from forecaster.evaluation import EvaluationReport, conformal_halfwidth
+from forecaster.backtest import BacktestConfig, median_log_return, run_backtest
+from forecaster.evaluation import ewma_volatility
 from forecaster.model import ForecastBundle, LSTMForecaster
+from forecaster.policy import Choice, choose_method
 from forecaster.settings import Settings
-from forecaster.windows import prepare
+from forecaster.validation import check_daily
+from forecaster.windows import check_history, fit_stats, make_windows
 
 log = logging.getLogger(__name__)
 
@@ -24,116 +38,159 @@ log = logging.getLogger(__name__)
 class TrainingOutcome:
     bundle: ForecastBundle
     config: dict[str, Any]
-    train_start: date  # first training target date
-    train_end: date  # last training target date (statistics fit up to here)
-    val_end: date
-    test_start: date
-    test_end: date
-    n_train: int
-    n_val: int
-    n_test: int
-    train_seconds: float
-    epochs_run: int
-    best_epoch: int
-    evaluation: EvaluationReport
+    backtest: dict[str, Any]  # forecaster.backtest summary (JSON-ready)
+    backtest_reused: bool  # True: a quiet night, the previous version's backtest still holds
+    choice: Choice
+    train_start: date  # first target date of the served fit
+    trained_through: date  # last day whose close the served weights were fit on
+    n_train: int  # windows in the served fit
+    final_epochs: int
+    final_fit_seconds: float
+    train_seconds: float  # every fit of this training (backtest folds + served fit)
+    median_log_return: float  # the median_return baseline's constant, fit on all days
+    last_sigma: float  # EWMA volatility on the last stored day
 
     @property
     def samples_per_second(self) -> float:
-        return self.n_train * self.epochs_run / self.train_seconds if self.train_seconds else 0.0
+        if not self.final_fit_seconds:
+            return 0.0
+        return self.n_train * self.final_epochs / self.final_fit_seconds
+
+    @property
+    def serving(self) -> dict[str, Any]:
+        """What predict needs to serve any method, stored with the version."""
+        return {
+            "method": self.choice.method,
+            "reason": self.choice.reason,
+            "median_log_return": self.median_log_return,
+            "interval_scales": self.backtest["interval_scales"],
+            "final_epochs": self.final_epochs,
+            "final_fit_seconds": round(self.final_fit_seconds, 3),
+            "backtest_reused": self.backtest_reused,
+        }
 
 
 def training_config(settings: Settings) -> dict[str, Any]:
+    """Everything that changes what training produces: a change forces a full backtest."""
     return {
         "window": settings.window,
         "features": list(settings.features),
-        "lstm_units": list(settings.lstm_units),
-        "epochs": settings.epochs,
-        "batch_size": settings.batch_size,
-        "patience": settings.patience,
-        "learning_rate": settings.learning_rate,
-        "seed": settings.seed,
+        "model": settings.model.to_dict(),
         "val_fraction": settings.val_fraction,
-        "test_fraction": settings.test_fraction,
+        "backtest_days": settings.backtest_days,
+        "backtest_refit_every": settings.backtest_refit_every,
         "interval_coverage": settings.interval_coverage,
         "target": "next-day log return",
     }
 
 
-def train(prices: pd.DataFrame, settings: Settings, ticker: str = "") -> TrainingOutcome:
-    started = time.perf_counter()
-    ws, split, stats = prepare(
-        prices,
-        settings.window,
-        settings.features,
-        settings.val_fraction,
-        settings.test_fraction,
-        ticker,
+def backtest_config(settings: Settings) -> BacktestConfig:
+    return BacktestConfig(
+        days=settings.backtest_days,
+        refit_every=settings.backtest_refit_every,
+        val_fraction=settings.val_fraction,
+        coverage=settings.interval_coverage,
     )
-    train_part = ws.part(0, split.n_train)
-    val_part = ws.part(split.n_train, split.val_end)
-    test_part = ws.part(split.val_end, split.n)
-    model = LSTMForecaster(
-        units=settings.lstm_units,
-        epochs=settings.epochs,
-        batch_size=settings.batch_size,
-        patience=settings.patience,
-        learning_rate=settings.learning_rate,
-        seed=settings.seed,
-    ).fit(train_part.X, train_part.y, val_part.X, val_part.y)
 
-    # Interval: conformal quantile of |validation residuals| in log-return units.
-    val_pred = model.predict(val_part.X).astype("float64") * stats.return_std
-    val_true = np.log(val_part.next_close / val_part.last_close)
-    halfwidth = conformal_halfwidth(np.abs(val_pred - val_true), settings.interval_coverage)
+
+def reusable_backtest(
+    previous: dict[str, Any] | None, config: dict[str, Any], prices: pd.DataFrame, every: int
+) -> dict[str, Any] | None:
+    """The previous version's backtest and serving record, if a quiet night may reuse them."""
+    if previous is None or every <= 0 or previous.get("config") != config:
+        return None
+    backtest, serving = previous.get("backtest"), previous.get("serving")
+    if not backtest or not serving or "final_epochs" not in serving:
+        return None
+    new_days = int((prices.index > pd.Timestamp(backtest["end"])).sum())
+    return previous if new_days <= every else None
+
+
+def fit_all(
+    prices: pd.DataFrame, settings: Settings, epochs: int
+) -> tuple[LSTMForecaster, Any, Any]:
+    """The served network: every window up to the last stored day, a fixed number of epochs."""
+    stats = fit_stats(prices, settings.window, settings.features, prices.index[-1].date())
+    ws = make_windows(prices, stats)
+    model = LSTMForecaster(replace(settings.model, epochs=max(1, epochs))).fit(ws.X, ws.y)
+    return model, stats, ws
+
+
+def train(
+    prices: pd.DataFrame,
+    settings: Settings,
+    ticker: str = "",
+    previous: dict[str, Any] | None = None,
+) -> TrainingOutcome:
+    """Backtest (unless a quiet night may reuse `previous`), refit on all days, choose the method.
+
+    `previous` is the newest version's {"config", "backtest", "serving"} record, or None.
+    """
+    started = time.perf_counter()
+    check_history(prices, settings.window, ticker)
+    check_daily(prices, ticker)
     config = training_config(settings)
+    reused = reusable_backtest(previous, config, prices, settings.backtest_every_days)
+    backtest_seconds = 0.0
+    if reused is not None:
+        summary = reused["backtest"]
+        final_epochs = int(reused["serving"]["final_epochs"])
+    else:
+        result = run_backtest(
+            prices,
+            settings.window,
+            settings.features,
+            settings.model,
+            backtest_config(settings),
+            ticker,
+        )
+        summary = result.summary
+        backtest_seconds = result.fit_seconds
+        final_epochs = result.best_epochs[-1]
+    model, stats, ws = fit_all(prices, settings, final_epochs)
+    choice = choose_method(summary, settings.min_backtest_forecasts, settings.skill_alpha)
+    trained_through = ws.target_dates[-1].date()
+    sigma_last = float(ewma_volatility(prices["close"].to_numpy(dtype="float64"))[-1])
     bundle = ForecastBundle(
         model=model,
         stats=stats,
-        interval_halfwidth=halfwidth,
+        # the network's interval at the last stored day; predict rescales it by that day's volatility
+        interval_halfwidth=float(summary["interval_scales"]["model"] * sigma_last),
         coverage=settings.interval_coverage,
         config=config,
         metadata={
             "ticker": ticker,
             "data_start": str(prices.index[0].date()),
             "data_end": str(prices.index[-1].date()),
+            "trained_through": trained_through.isoformat(),
         },
-    )
-    test_start = test_part.target_dates[0].date()
-    test_end = test_part.target_dates[-1].date()
-    report = bundle.evaluate(prices, test_start, test_end)
-    report.extra.update(
-        {
-            "epochs_run": model.epochs_run_,
-            "best_epoch": model.best_epoch_,
-            "n_train": split.n_train,
-            "n_val": split.n_val,
-        }
     )
     outcome = TrainingOutcome(
         bundle=bundle,
         config=config,
-        train_start=train_part.target_dates[0].date(),
-        train_end=stats.train_end,
-        val_end=val_part.target_dates[-1].date(),
-        test_start=test_start,
-        test_end=test_end,
-        n_train=split.n_train,
-        n_val=split.n_val,
-        n_test=split.n_test,
-        train_seconds=model.train_seconds_,
-        epochs_run=model.epochs_run_,
-        best_epoch=model.best_epoch_,
-        evaluation=report,
+        backtest=summary,
+        backtest_reused=reused is not None,
+        choice=choice,
+        train_start=ws.target_dates[0].date(),
+        trained_through=trained_through,
+        n_train=len(ws),
+        final_epochs=model.epochs_run_,
+        final_fit_seconds=model.train_seconds_,
+        train_seconds=backtest_seconds + model.train_seconds_,
+        median_log_return=median_log_return(prices["close"].to_numpy(dtype="float64")),
+        last_sigma=sigma_last,
     )
     log.info(
         "model trained",
         extra={
             "ticker": ticker,
-            "n_train": split.n_train,
+            "n_train": len(ws),
             "epochs": model.epochs_run_,
-            "fit_seconds": round(model.train_seconds_, 2),
+            "backtest_reused": reused is not None,
+            "fit_seconds": round(outcome.train_seconds, 2),
             "total_seconds": round(time.perf_counter() - started, 2),
-            "mae_ratio": round(report.mae_ratio, 4),
+            "mae_ratio": summary.get("mae_ratio"),
+            "method": choice.method,
         },
     )
     return outcome

@@ -10,6 +10,13 @@ import pandas as pd
 from forecaster.providers.base import PRICE_COLUMNS
 
 REQUIRED = ("open", "high", "low", "close", "volume")
+# Daily bars are 1 calendar day apart, 3 over a weekend, 4 over a long weekend: a median
+# spacing above this is weekly or monthly data.
+MAX_MEDIAN_SPACING_DAYS = 4.0
+GAP_DAYS = 7  # more calendar days than this between two bars is reported as a gap
+# Prices and volumes beyond these are data errors, whatever the currency (BTC in IDR is ~1e9).
+MAX_PRICE = 1e12
+MAX_VOLUME = 1e15
 
 
 @dataclass(frozen=True)
@@ -50,9 +57,15 @@ def validate_prices(frame: pd.DataFrame) -> ValidationReport:
     values = {c: frame[c].to_numpy(dtype="float64") for c in REQUIRED}
     for c in REQUIRED:
         flag(np.isnan(values[c]), f"{c} is NaN")
+        flag(np.isinf(values[c]), f"{c} is infinite")
     with np.errstate(invalid="ignore"):
         for c in ("open", "high", "low", "close"):
             flag(values[c] <= 0, f"{c} is not positive")
+            flag(np.isfinite(values[c]) & (values[c] > MAX_PRICE), f"{c} exceeds {MAX_PRICE:g}")
+        flag(
+            np.isfinite(values["volume"]) & (values["volume"] > MAX_VOLUME),
+            f"volume exceeds {MAX_VOLUME:g}",
+        )
         flag(values["high"] < values["low"], "high < low")
         for c in ("open", "close"):
             flag(
@@ -76,3 +89,29 @@ def validate_prices(frame: pd.DataFrame) -> ValidationReport:
     rejected["reason"] = ["; ".join(r) for r in reasons if r]
     valid = frame.loc[~bad, list(PRICE_COLUMNS)].sort_index()
     return ValidationReport(valid=valid, rejected=rejected)
+
+
+def median_spacing_days(index: pd.DatetimeIndex) -> float | None:
+    """Median calendar days between consecutive bars, or None with fewer than 3 bars."""
+    if len(index) < 3:
+        return None
+    days = np.diff(pd.DatetimeIndex(index).as_unit("ns").sort_values().asi8) / 86_400e9
+    return float(np.median(days))
+
+
+def check_daily(frame: pd.DataFrame, ticker: str = "ticker") -> None:
+    """Raise NotDaily when the bars are spaced like weekly or monthly data."""
+    from forecaster.errors import NotDaily
+
+    spacing = median_spacing_days(pd.DatetimeIndex(frame.index))
+    if spacing is not None and spacing > MAX_MEDIAN_SPACING_DAYS:
+        raise NotDaily(ticker, spacing)
+
+
+def gaps(index: pd.DatetimeIndex, limit: int = GAP_DAYS) -> list[tuple[pd.Timestamp, int]]:
+    """(first bar after the gap, calendar days since the previous bar) for every gap > limit."""
+    idx = pd.DatetimeIndex(index).as_unit("ns").sort_values()
+    if len(idx) < 2:
+        return []
+    days = np.diff(idx.asi8) // 86_400_000_000_000
+    return [(idx[i + 1], int(days[i])) for i in np.flatnonzero(days > limit)]

@@ -22,7 +22,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from forecaster import migrate, storage
+from forecaster.params import ModelParams
 from forecaster.settings import Settings
+
+# Tiny and fast: tests check mechanics, bench/accuracy.py checks skill.
+TINY_MODEL = ModelParams(units=(8, 4), epochs=3, batch_size=32, patience=2)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -132,10 +136,9 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
         Settings(),
         data_dir=tmp_path / "data",
         database_url=db_url,
-        lstm_units=(8, 4),
-        epochs=3,
-        batch_size=32,
-        patience=2,
+        model=TINY_MODEL,
+        backtest_days=120,  # one fold: one backtest fit and the served fit per training
+        backtest_refit_every=120,
         log_format="text",
     )
 
@@ -165,10 +168,12 @@ def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     values = {
         "DATABASE_URL": settings.resolved_database_url,
         "STOCKCAST_DATA_DIR": str(settings.data_dir),
-        "STOCKCAST_LSTM_UNITS": ",".join(str(u) for u in settings.lstm_units),
-        "STOCKCAST_EPOCHS": str(settings.epochs),
-        "STOCKCAST_BATCH_SIZE": str(settings.batch_size),
-        "STOCKCAST_PATIENCE": str(settings.patience),
+        "STOCKCAST_LSTM_UNITS": ",".join(str(u) for u in settings.model.units),
+        "STOCKCAST_EPOCHS": str(settings.model.epochs),
+        "STOCKCAST_BATCH_SIZE": str(settings.model.batch_size),
+        "STOCKCAST_PATIENCE": str(settings.model.patience),
+        "STOCKCAST_BACKTEST_DAYS": str(settings.backtest_days),
+        "STOCKCAST_BACKTEST_REFIT_EVERY": str(settings.backtest_refit_every),
         "STOCKCAST_LOG_FORMAT": "text",
     }
     for key, value in values.items():

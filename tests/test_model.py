@@ -12,13 +12,19 @@ import pytest
 
 from forecaster.errors import ModelArtifactError
 from forecaster.model import ForecastBundle, LSTMForecaster, NotFittedError
+from forecaster.params import ModelParams
 from forecaster.providers.sample import SampleProvider
 from forecaster.settings import Settings
 from forecaster.training import TrainingOutcome, train
 
 pytestmark = pytest.mark.slow
 
-TINY = replace(Settings(), lstm_units=(8, 4), epochs=3, batch_size=32, patience=2)
+TINY = replace(
+    Settings(),
+    model=ModelParams(units=(8, 4), epochs=3, batch_size=32, patience=2),
+    backtest_days=260,  # two folds of 130 forecasts
+    backtest_refit_every=130,
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,21 +49,28 @@ def test_stacked_lstm_with_dense_head(outcome: TrainingOutcome) -> None:
 
 
 def test_training_outcome(outcome: TrainingOutcome, prices: pd.DataFrame) -> None:
-    assert outcome.train_end < outcome.test_start <= outcome.test_end == prices.index[-1].date()
-    assert outcome.n_train + outcome.n_val + outcome.n_test == len(prices) - 7
-    assert 1 <= outcome.epochs_run <= TINY.epochs
-    report = outcome.evaluation.to_dict()
-    assert set(report["metrics"]) == {"model", "persistence", "drift", "moving_average"}
-    assert report["n"] == outcome.n_test
-    assert report["mae_ratio"] > 0
-    assert 0 <= report["interval_coverage"] <= 1
+    last = prices.index[-1].date()
+    assert outcome.trained_through == last  # the served weights saw the last stored close
+    assert outcome.n_train == len(prices) - 7  # every window
+    assert 1 <= outcome.final_epochs <= TINY.model.epochs
+    bt = outcome.backtest
+    assert bt["scheme"] == "rolling-origin" and bt["folds"] == 2
+    assert bt["n_forecasts"] == 260 and bt["end"] == last.isoformat()
+    assert set(bt["metrics"]) == {"model", "persistence", "drift", "median_return"}
+    assert bt["mae_ratio"] == pytest.approx(bt["mae"] / bt["persistence_mae"])
+    assert bt["best_baseline"] in ("persistence", "drift", "median_return")
+    assert 0 <= bt["dm_pvalue"] <= 1 and 0 <= bt["dm_best_pvalue"] <= 1
+    assert bt["coverage_n"] == 130 and 0 <= bt["coverage"] <= 1  # second fold only
+    # a 3-epoch network: the serving rule picks the best baseline unless it beat it
+    assert outcome.choice.method in (bt["best_baseline"], "lstm")
+    assert "260 backtest forecasts" in outcome.choice.reason
 
 
 def test_training_is_deterministic(outcome: TrainingOutcome, prices: pd.DataFrame) -> None:
     again = train(prices, TINY, "GOOG")
     for method in ("model", "persistence"):
-        a = outcome.evaluation.metrics[method]["mae"]
-        b = again.evaluation.metrics[method]["mae"]
+        a = outcome.backtest["metrics"][method]["mae"]
+        b = again.backtest["metrics"][method]["mae"]
         assert f"{a:.3g}" == f"{b:.3g}"
 
 

@@ -58,7 +58,8 @@ def prod_env(fresh_pg_url: str, tmp_path: Path) -> dict[str, str]:
         "STOCKCAST_TICKERS": "GOOG",
         "STOCKCAST_LSTM_UNITS": "8,4",
         "STOCKCAST_EPOCHS": "3",
-        "STOCKCAST_PERSISTENCE_TOLERANCE": "10",  # mechanics, not skill, with a 3-epoch model
+        "STOCKCAST_BACKTEST_DAYS": "120",  # mechanics, not skill: one short backtest fold
+        "STOCKCAST_BACKTEST_REFIT_EVERY": "120",
         "STOCKCAST_LOG_FORMAT": "json",
     }
 
@@ -123,6 +124,14 @@ def test_processes_share_postgres_and_models(
     assert body["as_of"] == "2013-03-01" and body["target_date"] == "2013-03-04"
     assert body["model"]["version"] == 1 and body["model"]["status"] == "champion"
     assert body["interval"]["low"] < body["predicted_close"] < body["interval"]["high"]
+    # the served weights saw the last stored day; the skill claim is a rolling-origin backtest
+    model, backtest = body["model"], body["model"]["backtest"]
+    assert model["trained_through"] == "2013-03-01"
+    assert backtest["scheme"] == "rolling-origin" and backtest["n_forecasts"] == 120
+    assert backtest["end"] == "2013-03-01" and 0 <= backtest["dm_best_pvalue"] <= 1
+    # 120 backtest forecasts are too little evidence: the best baseline serves, and says so
+    assert body["method"] == model["method"] == backtest["best_baseline"]
+    assert "too little evidence" in body["method_reason"]
     assert headers["Content-Type"] == "application/json" and headers["ETag"]
     status, body, _ = get(f"{base}/v1/runs")
     assert status == 200 and body["runs"][0]["status"] == "succeeded"

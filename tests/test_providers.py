@@ -97,3 +97,30 @@ def test_get_provider() -> None:
         get_provider("bloomberg", settings)
     with pytest.raises(ConfigError):
         get_provider("csv", settings)
+
+
+def test_synthetic_provider_is_deterministic_and_has_known_processes() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from forecaster.errors import UnknownTicker
+    from forecaster.providers.synthetic import DAYS, parse
+    from forecaster.settings import Settings
+    from forecaster.validation import validate_prices
+
+    provider = get_provider("synthetic", Settings())
+    ar = provider.fetch("SYN-AR30-1", None, None)
+    assert len(ar) == DAYS and str(ar.index[-1].date()) == "2018-12-31"
+    assert validate_prices(ar).ok  # plausible OHLCV: every rule holds
+    pd.testing.assert_frame_equal(ar, provider.fetch("syn-ar30-1", None, None))
+    assert not provider.fetch("SYN-AR30-2", None, None)["close"].equals(ar["close"])
+    returns = np.diff(np.log(ar["close"].to_numpy()))
+    assert np.corrcoef(returns[:-1], returns[1:])[0, 1] == pytest.approx(0.3, abs=0.05)
+    rw = np.diff(np.log(provider.fetch("SYN-RW-1", None, None)["close"].to_numpy()))
+    assert abs(np.corrcoef(rw[:-1], rw[1:])[0, 1]) < 0.05
+    assert parse("SYN-AR5-3").phi == 0.05 and parse("SYN-RW-3").phi == 0.0
+    part = provider.fetch("SYN-RW-1", date(2018, 12, 1), date(2018, 12, 31))
+    assert part.index[0] >= pd.Timestamp("2018-12-01") and len(part) == 21
+    for bad in ("SYN-XX-1", "SYN-AR300-1", "SYN-RW"):
+        with pytest.raises(UnknownTicker, match="synthetic symbols"):
+            provider.fetch(bad, None, None)

@@ -34,6 +34,10 @@ def test_clean_batch_passes() -> None:
     ("bad_row", "reason"),
     [
         (("2020-01-07", np.nan, 11.0, 9.0, 10.0, 100.0), "open is NaN"),
+        (("2020-01-07", 10.0, np.inf, 9.0, 10.0, 100.0), "high is infinite"),
+        (("2020-01-07", 10.0, 1e303, 9.0, 10.0, 100.0), "high exceeds 1e+12"),
+        (("2020-01-07", 10.0, 11.0, 9.0, 10.0, 1e300), "volume exceeds 1e+15"),
+        (("2020-01-07", 10.0, 11.0, 9.0, 10.0, np.inf), "volume is infinite"),
         (("2020-01-07", 10.0, 11.0, 9.0, np.nan, 100.0), "close is NaN"),
         (("2020-01-07", 10.0, 11.0, 9.0, 10.0, np.nan), "volume is NaN"),
         (("2020-01-07", 0.0, 11.0, 0.0, 10.0, 100.0), "open is not positive"),
@@ -79,3 +83,24 @@ def test_empty_frame_is_valid_and_empty() -> None:
     report = validate_prices(frame([]))
     assert report.ok
     assert report.valid.empty
+
+
+def test_daily_bars_pass_and_monthly_or_weekly_bars_are_refused() -> None:
+    from forecaster.errors import NotDaily
+    from forecaster.validation import check_daily, gaps, median_spacing_days
+
+    daily = frame(GOOD)
+    check_daily(daily, "OK")  # daily with a weekend
+    assert median_spacing_days(daily.index) == 2.0  # spacings 1 and 3
+    for freq, name in (("W-FRI", "weekly"), ("ME", "monthly")):
+        index = pd.date_range("2020-01-01", periods=12, freq=freq)
+        bars = pd.DataFrame(
+            {"open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0, "volume": 1.0}, index=index
+        )
+        with pytest.raises(NotDaily, match=r"^X: the bars are not daily \(median spacing"):
+            check_daily(bars, "X")
+        assert name
+    # a gap of 9 calendar days is reported, a weekend is not
+    index = pd.DatetimeIndex(["2020-01-02", "2020-01-03", "2020-01-06", "2020-01-15"])
+    assert gaps(index) == [(pd.Timestamp("2020-01-15"), 9)]
+    assert median_spacing_days(index[:2]) is None  # too few bars to judge

@@ -8,7 +8,7 @@ from forecaster.errors import ConfigError, UnknownProvider
 from forecaster.providers.base import PriceProvider
 from forecaster.settings import Settings
 
-PROVIDERS = ("sample", "yfinance", "csv")
+PROVIDERS = ("sample", "synthetic", "yfinance", "csv")
 
 
 def get_provider(
@@ -18,6 +18,10 @@ def get_provider(
         from forecaster.providers.sample import SampleProvider
 
         return SampleProvider()
+    if name == "synthetic":
+        from forecaster.providers.synthetic import SyntheticProvider
+
+        return SyntheticProvider()
     if name == "yfinance":
         from forecaster.providers.yfinance import YFinanceProvider
 

@@ -49,6 +49,9 @@ def test_latest_forecast(client: FlaskClient) -> None:
     assert body["interval"]["coverage"] == 0.9
     assert body["model"]["version"] == 2
     assert body["model"]["mae_ratio_vs_persistence"] == pytest.approx(0.98)
+    # a version from before the rolling-origin backtest: served by its network, no backtest
+    assert body["method"] == body["model"]["method"] == "lstm"
+    assert body["model"]["backtest"] is None and body["model"]["trained_through"] is None
     assert body["created_at"].endswith("+00:00")
     # lower-case symbols are accepted; ^ must be URL-encoded
     assert get(client, "/v1/forecasts/goog")["ticker"] == "GOOG"

@@ -179,10 +179,10 @@ def test_training_crash_is_recorded_and_the_run_goes_on(
 
     real_train = forecaster.training.train
 
-    def flaky(prices, settings, ticker=""):  # type: ignore[no-untyped-def]
+    def flaky(prices, settings, ticker="", **kwargs):  # type: ignore[no-untyped-def]
         if ticker == "^GSPC":
             raise FloatingPointError("loss became NaN")
-        return real_train(prices, settings, ticker)
+        return real_train(prices, settings, ticker, **kwargs)
 
     monkeypatch.setattr(forecaster.training, "train", flaky)
     report = run_pipeline(
@@ -283,7 +283,6 @@ def test_cli_run_now_and_backfill_retrain(
     env: dict, monkeypatch: pytest.MonkeyPatch, sessions: sessionmaker[Session]
 ) -> None:
     monkeypatch.setenv("STOCKCAST_PIPELINE_ISOLATION", "inline")
-    monkeypatch.setenv("STOCKCAST_PERSISTENCE_TOLERANCE", "10")
     runner = CliRunner()
     result = runner.invoke(cli, ["backfill", "GOOG", "--start", "2011-06-01", "--retrain"])
     assert result.exit_code == 0, result.output

@@ -31,7 +31,6 @@ def worker(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
             **os.environ,
             **env,
             "STOCKCAST_PIPELINE_ISOLATION": "inline",
-            "STOCKCAST_PERSISTENCE_TOLERANCE": "10",
             "PYTHONPATH": str(ROOT),
         },
         stdout=subprocess.PIPE,
@@ -47,6 +46,7 @@ def versions(sessions: sessionmaker[Session], symbol: str) -> list[tuple[int, st
         return [(v.version, v.status) for v in storage.model_versions(s, ticker.id)]
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # artifacts: no database in play
 def test_killed_between_training_and_promotion(
     pipeline_settings: Settings, sessions: sessionmaker[Session], env: dict[str, str]
 ) -> None:

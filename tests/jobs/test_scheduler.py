@@ -34,6 +34,7 @@ def at(*args: int) -> datetime:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)  # the production shape
 def test_real_scheduler_runs_the_pipeline_for_two_tickers(
     pipeline_settings: Settings, sessions: sessionmaker[Session], env: dict
 ) -> None:
