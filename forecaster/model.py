@@ -66,10 +66,20 @@ class LSTMForecaster:
         inputs = keras.Input(shape=(window, n_features), name="window")
         x = inputs
         p = self._params
+
+        def reg() -> Any:
+            return keras.regularizers.L2(p.l2) if p.l2 > 0 else None
+
         for i, size in enumerate(p.units):
             last = i == len(p.units) - 1
-            x = keras.layers.LSTM(size, return_sequences=not last, name=f"lstm_{i}")(x)
-        outputs = keras.layers.Dense(1, name="head")(x)
+            x = keras.layers.LSTM(
+                size,
+                return_sequences=not last,
+                name=f"lstm_{i}",
+                kernel_regularizer=reg(),
+                recurrent_regularizer=reg(),
+            )(x)
+        outputs = keras.layers.Dense(1, name="head", kernel_regularizer=reg())(x)
         model = keras.Model(inputs, outputs, name="stockcast_lstm")
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=p.learning_rate), loss=p.loss)
         return model
@@ -96,15 +106,20 @@ class LSTMForecaster:
         keras.utils.set_random_seed(p.seed)  # Python, NumPy and TF together
         model = self._build(X.shape[1], X.shape[2])
         validated = X_val is not None and y_val is not None and len(X_val) > 0
-        callbacks = (
-            [
+        monitor = "val_loss" if validated else "loss"
+        callbacks: list[Any] = []
+        if validated:
+            callbacks.append(
                 keras.callbacks.EarlyStopping(
                     monitor="val_loss", patience=p.patience, restore_best_weights=True
                 )
-            ]
-            if validated
-            else []
-        )
+            )
+        if p.reduce_lr_patience > 0:
+            callbacks.append(
+                keras.callbacks.ReduceLROnPlateau(
+                    monitor=monitor, factor=0.5, patience=p.reduce_lr_patience, min_lr=1e-5
+                )
+            )
         started = time.perf_counter()
         history = model.fit(
             X,
@@ -125,6 +140,14 @@ class LSTMForecaster:
             self.best_epoch_ = self.epochs_run_
         self.model_ = model
         self._compile_inference()
+        self.recentered_ = 0.0
+        if p.recenter:
+            # Fit on the training windows only: the median residual becomes the bias correction.
+            shift = float(np.median(self.predict(X) - np.asarray(y, dtype="float64")))
+            head = model.get_layer("head")
+            kernel, bias = head.get_weights()
+            head.set_weights([kernel, bias - np.float32(shift)])
+            self.recentered_ = shift
         return self
 
     def _compile_inference(self) -> None:

@@ -14,9 +14,16 @@ class ModelParams:
     epochs: int = 200  # a cap: early stopping on the most recent validation slice decides
     batch_size: int = 64
     patience: int = 5
-    learning_rate: float = 3e-4  # chosen on validation data (see bench/accuracy.py)
+    # Chosen on the backtests of SYN-AR30-2/-3 and SYN-RW-3 (never on a series or period the
+    # README reports): with 1e-3, L2 1e-4 and recentering the network got closest to the oracle.
+    learning_rate: float = 1e-3
     seed: int = 42
     loss: str = "mae"  # MAE loss: matches the headline metric
+    # After fitting, shift the head's bias by the median training residual: an early-stopped
+    # network is often off-centre by a fraction of a daily return, which costs MAE for nothing.
+    recenter: bool = True
+    l2: float = 1e-4  # L2 penalty on every kernel (0: none)
+    reduce_lr_patience: int = 0  # >0: halve the learning rate after this many flat epochs
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "units": list(self.units)}

@@ -4,10 +4,13 @@ its origin; the served model sees every day; quiet nights reuse the backtest."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from click.testing import CliRunner
+from sqlalchemy.orm import Session, sessionmaker
 
 from forecaster.backtest import BacktestConfig, plan_folds, run_backtest
 from forecaster.errors import NotDaily
@@ -94,3 +97,30 @@ def test_monthly_bars_are_refused_before_training() -> None:
     monthly = canonicalize(BTCUSD)
     with pytest.raises(NotDaily, match=r"not daily \(median spacing 3\d calendar days"):
         train(monthly, SETTINGS, "BTCUSD")
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_monthly_csv_is_refused_with_one_line_and_nothing_stored(
+    env: dict[str, str], tmp_path: Path, sessions: sessionmaker[Session]
+) -> None:
+    from backtesting.test import BTCUSD
+
+    from cli.main import cli
+    from forecaster import storage
+
+    path = tmp_path / "BTCUSD.csv"
+    BTCUSD.rename_axis("Date").to_csv(path)
+    result = CliRunner().invoke(
+        cli, ["backfill", "BTCUSD", "--provider", "csv", "--csv", str(path)]
+    )
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if "error" in line]
+    assert errors == [
+        "BTCUSD: error: BTCUSD: the bars are not daily (median spacing 31 calendar days; weekly "
+        "or monthly data?): stockcast forecasts the next trading day from daily bars"
+    ]
+    assert "Traceback" not in result.output
+    with sessions() as s:
+        assert storage.get_ticker(s, "BTCUSD") is None  # nothing stored, so nothing can train
+    result = CliRunner().invoke(cli, ["train", "BTCUSD"])
+    assert result.exit_code == 1 and "unknown ticker" in result.stderr

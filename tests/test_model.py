@@ -116,3 +116,14 @@ def test_corrupt_or_missing_artifact(outcome: TrainingOutcome, tmp_path: Path) -
     (path / "model.keras").write_bytes(b"not a zip file")
     with pytest.raises(ModelArtifactError, match="cannot load"):
         ForecastBundle.load(path)
+
+
+def test_served_network_is_centred_on_its_training_data(
+    outcome: TrainingOutcome, prices: pd.DataFrame
+) -> None:
+    from forecaster.windows import make_windows
+
+    ws = make_windows(prices, outcome.bundle.stats)
+    residual = outcome.bundle.model.predict(ws.X) - ws.y
+    assert abs(float(np.median(residual))) < 1e-3  # the head's bias absorbed the median residual
+    assert outcome.bundle.model.get_params()["recenter"] is True
