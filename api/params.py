@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import date
 
@@ -10,6 +11,14 @@ from flask import request
 from api.errors import ApiError
 from forecaster.errors import InvalidTicker
 from forecaster.providers.base import normalize_ticker
+
+_DIGITS = re.compile(r"[0-9]{1,9}")  # ASCII digits only: no sign, underscore or other scripts
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def shown(raw: str, limit: int = 24) -> str:
+    """User input echoed in an error, bounded."""
+    return repr(raw if len(raw) <= limit else raw[:limit] + "...")
 
 
 def ticker_param(raw: str) -> str:
@@ -27,14 +36,17 @@ def reject_unknown(allowed: Iterable[str]) -> None:
     allowed = set(allowed)
     unknown = sorted(set(request.args) - allowed)
     if unknown:
+        names = ", ".join(shown(u) for u in unknown[:3]) + (", ..." if len(unknown) > 3 else "")
         raise ApiError(
             400,
             "bad_parameter",
-            f"unknown query parameter(s): {', '.join(unknown)}; allowed: {', '.join(sorted(allowed)) or 'none'}",
+            f"unknown query parameter(s): {names}; allowed: {', '.join(sorted(allowed)) or 'none'}",
         )
     for key in request.args:
         if len(request.args.getlist(key)) > 1:
-            raise ApiError(400, "bad_parameter", f"query parameter {key!r} given more than once")
+            raise ApiError(
+                400, "bad_parameter", f"query parameter {shown(key)} given more than once"
+            )
 
 
 def date_arg(name: str) -> date | None:
@@ -42,10 +54,12 @@ def date_arg(name: str) -> date | None:
     if raw is None:
         return None
     try:
+        if not _DATE.fullmatch(raw):
+            raise ValueError(raw)
         return date.fromisoformat(raw)
     except ValueError:
         raise ApiError(
-            400, "bad_date", f"{name} must be a date like 2018-12-31, got {raw!r}"
+            400, "bad_date", f"{name} must be a date like 2018-12-31, got {shown(raw)}"
         ) from None
 
 
@@ -60,10 +74,9 @@ def int_arg(name: str, default: int, minimum: int, maximum: int) -> int:
     raw = request.args.get(name)
     if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(400, "bad_parameter", f"{name} must be an integer, got {raw!r}") from None
+    if not _DIGITS.fullmatch(raw):
+        raise ApiError(400, "bad_parameter", f"{name} must be an integer, got {shown(raw)}")
+    value = int(raw)
     if not minimum <= value <= maximum:
         raise ApiError(
             400, "bad_parameter", f"{name} must be between {minimum} and {maximum}, got {value}"

@@ -44,6 +44,9 @@ def _tf() -> Any:
         os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
     import tensorflow as tf
 
+    # Each fit (one per backtest fold) compiles its own inference function; TF then warns about
+    # "retracing", which is expected here and only noise in the pipeline's output.
+    tf.get_logger().setLevel("ERROR")
     return tf
 
 

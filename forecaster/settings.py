@@ -37,6 +37,22 @@ def _float(env: Mapping[str, str], key: str, default: float) -> float:
         raise ConfigError(f"{key} must be a number, got {raw!r}") from exc
 
 
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _bool(env: Mapping[str, str], key: str, default: bool) -> bool:
+    raw = env.get(key)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{key} must be true or false, got {raw[:24]!r}")
+
+
 def _csv(env: Mapping[str, str], key: str, default: tuple[str, ...]) -> tuple[str, ...]:
     raw = env.get(key)
     if raw is None or raw.strip() == "":
@@ -127,6 +143,9 @@ class Settings:
             raise ConfigError(
                 f"STOCKCAST_FEATURES must be drawn from {DEFAULT_FEATURES} and include close"
             )
+        log_level = env.get("STOCKCAST_LOG_LEVEL", d.log_level).strip().upper()
+        if log_level not in LOG_LEVELS:
+            raise ConfigError(f"STOCKCAST_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
         log_format = env.get("STOCKCAST_LOG_FORMAT", d.log_format).lower()
         if log_format not in ("json", "text"):
             raise ConfigError("STOCKCAST_LOG_FORMAT must be json or text")
@@ -176,8 +195,7 @@ class Settings:
             yf_max_retries=_int(env, "STOCKCAST_YF_MAX_RETRIES", d.yf_max_retries),
             yf_backoff_base=_float(env, "STOCKCAST_YF_BACKOFF_BASE", d.yf_backoff_base),
             yf_backoff_cap=_float(env, "STOCKCAST_YF_BACKOFF_CAP", d.yf_backoff_cap),
-            yf_auto_adjust=env.get("STOCKCAST_YF_AUTO_ADJUST", "false").lower()
-            in ("1", "true", "yes"),
+            yf_auto_adjust=_bool(env, "STOCKCAST_YF_AUTO_ADJUST", d.yf_auto_adjust),
             pipeline_isolation=isolation,
             step_timeout_seconds=_int(
                 env, "STOCKCAST_STEP_TIMEOUT_SECONDS", d.step_timeout_seconds, minimum=1
@@ -194,6 +212,6 @@ class Settings:
             api_cache_max_age=_int(env, "STOCKCAST_API_CACHE_MAX_AGE", d.api_cache_max_age),
             api_response_ttl=_float(env, "STOCKCAST_API_RESPONSE_TTL", d.api_response_ttl),
             api_max_limit=_int(env, "STOCKCAST_API_MAX_LIMIT", d.api_max_limit, minimum=1),
-            log_level=env.get("STOCKCAST_LOG_LEVEL", d.log_level).upper(),
+            log_level=log_level,
             log_format=log_format,
         )

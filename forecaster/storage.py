@@ -292,11 +292,16 @@ def get_ticker(session: Session, symbol: str) -> Ticker | None:
 def get_or_create_ticker(
     session: Session, symbol: str, provider: str, name: str | None = None
 ) -> Ticker:
+    """Idempotent under concurrency: INSERT ... ON CONFLICT DO NOTHING, then read the row, so
+    parallel backfills of a new ticker all succeed instead of racing get-then-insert."""
     ticker = get_ticker(session, symbol)
     if ticker is None:
-        ticker = Ticker(symbol=symbol, provider=provider, name=name)
-        session.add(ticker)
-        session.flush()
+        stmt = _insert(session, Ticker).values(
+            symbol=symbol, provider=provider, name=name, created_at=utcnow()
+        )
+        session.execute(stmt.on_conflict_do_nothing(index_elements=["symbol"]))
+        ticker = get_ticker(session, symbol)
+        assert ticker is not None
     return ticker
 
 
@@ -419,16 +424,20 @@ def upsert_prices(
     return UpsertCounts(inserted, updated, len(frame) - inserted - updated)
 
 
+def _insert(session: Session, model: type[Base]) -> Any:
+    """The dialect's INSERT, which has on_conflict_do_update / on_conflict_do_nothing."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(model)
+    if dialect == "sqlite":
+        return sqlite.insert(model)
+    raise NotImplementedError(f"upsert not supported on {dialect}")  # pragma: no cover
+
+
 def _upsert(
     session: Session, model: type[Base], rows: Sequence[dict[str, Any]], keys: list[str]
 ) -> None:
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        stmt = postgresql.insert(model)
-    elif dialect == "sqlite":
-        stmt = sqlite.insert(model)
-    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
-        raise NotImplementedError(f"upsert not supported on {dialect}")
+    stmt = _insert(session, model)
     update_cols = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
     stmt = stmt.on_conflict_do_update(index_elements=keys, set_=update_cols)
     for start in range(0, len(rows), 1000):

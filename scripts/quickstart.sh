@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job on the embedded default: SQLite in ./data + the offline sample tickers.
-# migrate -> backfill -> the pipeline once (train, evaluate vs persistence, promote, predict)
+# migrate -> backfill -> the pipeline once (backtest, refit on every day, choose the serving
+# method, predict)
 # -> serve the API on http://$HOST:$PORT (in the background). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +17,7 @@ step "migrating the database"
 "$BIN/stockcast" db upgrade
 step "backfilling ${SYMBOLS[*]} from the offline sample provider"
 "$BIN/stockcast" backfill "${SYMBOLS[@]}" --provider sample
-step "running the pipeline: train, evaluate against persistence, promote, forecast the next trading day"
+step "running the pipeline: rolling-origin backtest, refit on every stored day, choose the serving method, forecast the next trading day"
 "$BIN/stockcast" run-now "${SYMBOLS[@]}"
 "$BIN/stockcast" models list "${SYMBOLS[0]}"
 step "serving the API on http://$HOST:$PORT"

@@ -157,3 +157,31 @@ def test_load_prices_round_trip(sessions: sessionmaker[Session]) -> None:
         last5 = storage.load_prices(s, tid, limit=5)
     pd.testing.assert_frame_equal(loaded, canonicalize(source), check_freq=False)
     assert list(last5.index.day) == [24, 26, 27, 28, 31]
+
+
+def test_concurrent_backfills_of_a_new_ticker_all_succeed(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Ticker creation is INSERT ... ON CONFLICT DO NOTHING: no IntegrityError for the losers."""
+    import threading
+
+    start = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def backfill() -> None:
+        try:
+            start.wait()
+            with sessions.begin() as s:
+                backfill_ticker(s, SampleProvider(), "GOOG", date(2013, 2, 1), date(2013, 3, 1))
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=backfill) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with sessions() as s:
+        assert s.scalar(select(func.count()).select_from(storage.Ticker)) == 1
+        assert count_prices(s) == 20  # 2013-02-01 .. 2013-03-01 trading days, stored once

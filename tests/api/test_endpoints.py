@@ -107,10 +107,22 @@ def test_history_joins_actuals_and_paginates(client: FlaskClient) -> None:
         ("offset=-1", "bad_parameter"),
         ("sort=asc", "bad_parameter"),
         ("limit=1&limit=2", "bad_parameter"),
+        # only plain ASCII digits are integers; only YYYY-MM-DD is a date
+        ("limit=5_0", "bad_parameter"),
+        ("limit=%2B5", "bad_parameter"),
+        ("limit=%D9%A5", "bad_parameter"),  # Arabic-Indic five
+        ("limit=%205", "bad_parameter"),
+        ("start=20130201", "bad_date"),
     ],
 )
 def test_history_bad_parameters(client: FlaskClient, query: str, code: str) -> None:
     assert_error(get(client, f"/v1/forecasts/GOOG/history?{query}", 400), code)
+
+
+@pytest.mark.parametrize("name", ["limit", "start", "x" * 3000])
+def test_echoed_input_is_bounded(client: FlaskClient, name: str) -> None:
+    body = get(client, f"/v1/forecasts/GOOG/history?{name}={'9' * 3000}", 400)
+    assert len(body["error"]["message"]) < 200
 
 
 def test_history_unknown_ticker(client: FlaskClient) -> None:

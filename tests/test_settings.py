@@ -1,0 +1,42 @@
+"""Configuration from the environment: validated values, one-line errors, sane defaults."""
+
+from __future__ import annotations
+
+import pytest
+
+from forecaster.errors import ConfigError
+from forecaster.params import ModelParams
+from forecaster.settings import Settings
+
+
+def test_defaults_and_the_one_parameters_object() -> None:
+    s = Settings.from_env({})
+    assert s.model == ModelParams()
+    assert s.model.learning_rate == 1e-3 and s.model.epochs == 200  # one default, one place
+    assert (s.backtest_days, s.min_backtest_forecasts, s.skill_alpha) == (500, 250, 0.05)
+    custom = Settings.from_env({"STOCKCAST_LSTM_UNITS": "8,4", "STOCKCAST_EPOCHS": "3"})
+    assert custom.model.units == (8, 4) and custom.model.epochs == 3
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"STOCKCAST_LOG_LEVEL": "verbose"}, "STOCKCAST_LOG_LEVEL must be one of"),
+        ({"STOCKCAST_YF_AUTO_ADJUST": "ture"}, "STOCKCAST_YF_AUTO_ADJUST must be true or false"),
+        ({"STOCKCAST_SKILL_ALPHA": "0"}, "STOCKCAST_SKILL_ALPHA must be in (0, 1]"),
+        ({"STOCKCAST_LEARNING_RATE": "-1"}, "STOCKCAST_LEARNING_RATE must be positive"),
+        ({"STOCKCAST_BACKTEST_DAYS": "0"}, "STOCKCAST_BACKTEST_DAYS must be >= 1"),
+        ({"STOCKCAST_EPOCHS": "many"}, "STOCKCAST_EPOCHS must be an integer"),
+    ],
+)
+def test_bad_values_are_one_line_errors(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(env)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "value"), [("true", True), ("ON", True), ("0", False), ("", False)]
+)
+def test_booleans(raw: str, value: bool) -> None:
+    assert Settings.from_env({"STOCKCAST_YF_AUTO_ADJUST": raw}).yf_auto_adjust is value
