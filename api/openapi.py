@@ -250,7 +250,14 @@ def build_spec(max_limit: int = 1000) -> dict[str, Any]:
                 "model_version_id": _nullable(INT),
                 "promoted": _nullable({"type": "boolean"}),
                 "detail": _nullable(STR),
-                "error": _nullable(STR),
+                "error_code": _nullable(STR),
+                "error": _nullable(
+                    {
+                        **STR,
+                        "description": "Public text of the failure; full detail: "
+                        "`stockcast runs show ID`.",
+                    }
+                ),
             }
         ),
         "Run": _obj(
@@ -261,8 +268,8 @@ def build_spec(max_limit: int = 1000) -> dict[str, Any]:
                 "status": {"type": "string", "enum": list(RUN_STATUSES)},
                 "started_at": DATETIME,
                 "finished_at": _nullable(DATETIME),
-                "host": _nullable(STR),
                 "tickers": {"type": "array", "items": STR},
+                "error_code": _nullable(STR),
                 "error": _nullable(STR),
                 "steps": {"type": "array", "items": _ref("Step")},
             }

@@ -10,6 +10,7 @@ from api import db
 from api.params import int_arg, reject_unknown
 from api.serialize import iso, num
 from forecaster import storage
+from forecaster.errors import public_error
 
 bp = Blueprint("runs", __name__)
 
@@ -41,9 +42,10 @@ def list_runs() -> Response:
                     "status": r.status,
                     "started_at": iso(r.started_at),
                     "finished_at": iso(r.finished_at),
-                    "host": r.host,
                     "tickers": list(r.tickers or []),
-                    "error": r.error,
+                    # Never the stored text: it may hold paths, SQL or host names.
+                    "error_code": r.error_code,
+                    "error": public_error(r.error_code, r.error),
                     "steps": [
                         {
                             "ticker": s.ticker,
@@ -57,7 +59,8 @@ def list_runs() -> Response:
                             "model_version_id": s.model_version_id,
                             "promoted": s.promoted,
                             "detail": s.detail,
-                            "error": s.error,
+                            "error_code": s.error_code,
+                            "error": public_error(s.error_code, s.error),
                         }
                         for s in r.steps
                     ],

@@ -136,4 +136,37 @@ def runs_list(app: AppContext, limit: int) -> None:
                 click.echo("  ".join(parts))
 
 
+@runs.command("show")
+@click.argument("run_id", type=click.IntRange(1))
+@pass_app
+def runs_show(app: AppContext, run_id: int) -> None:
+    """Everything recorded about run RUN_ID, full error texts included (operators only: the
+    HTTP API shows error codes and short public messages)."""
+    from forecaster import storage
+
+    with app.transaction() as session:
+        run = session.get(storage.JobRun, run_id)
+        if run is None:
+            raise click.ClickException(f"no run {run_id}")
+        finished = (
+            f"finished {run.finished_at:%Y-%m-%d %H:%M:%S}" if run.finished_at else "still running"
+        )
+        click.echo(
+            f"run {run.id}: {run.status} ({run.kind}, {run.trigger}) on {run.host or '-'} "
+            f"pid {run.pid or '-'}; started {run.started_at:%Y-%m-%d %H:%M:%S}, {finished}"
+        )
+        if run.error:
+            click.echo(f"  error [{run.error_code}]: {run.error}")
+        for step in run.steps:
+            click.echo(
+                f"  {step.ticker}: {step.status} in {_duration(step.duration_seconds)}; rows "
+                f"fetched {step.rows_fetched}, inserted {step.rows_inserted}, rejected "
+                f"{step.rows_rejected}; model version id {step.model_version_id}"
+            )
+            if step.detail:
+                click.echo(f"    {step.detail}")
+            if step.error:
+                click.echo(f"    error [{step.error_code}]: {step.error}")
+
+
 COMMANDS = [run_now, scheduler, runs]

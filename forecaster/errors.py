@@ -111,3 +111,41 @@ class LockBusy(StockcastError):
         super().__init__(f"lock {name!r} is held by another run{who}")
         self.name = name
         self.owner = owner
+
+
+# What a public client (GET /v1/runs) may read about a failure. Messages of the codes in SAFE are
+# built above from tickers, dates and counts only; every other code gets its fixed text, and the
+# full detail stays in the logs and `stockcast runs show ID` (paths, SQL, host names, traces).
+SAFE_CODES = frozenset(
+    {
+        "invalid_ticker",
+        "unknown_ticker",
+        "bad_date_range",
+        "validation_failed",
+        "not_daily",
+        "insufficient_history",
+        "no_champion",
+    }
+)
+PUBLIC_TEXT = {
+    "provider_error": "the data provider failed",
+    "rate_limited": "the data provider rate-limited the requests",
+    "database_unavailable": "the database was unavailable",
+    "model_artifact_error": "a model artifact could not be read or written",
+    "bad_config": "the service configuration is invalid",
+    "internal_error": "unexpected error",
+    "step_crashed": "the step's process died before reporting",
+    "timeout": "the step ran past its time limit and was stopped",
+    "interrupted": "interrupted by a shutdown",
+    "run_died": "the run's process died; a later run marked it failed",
+}
+
+
+def public_error(code: str | None, message: str | None) -> str | None:
+    """The one-line failure text a public client may see (None when there was no failure)."""
+    if not message and not code:
+        return None
+    if code in SAFE_CODES and message:
+        line = message.splitlines()[0]
+        return line if len(line) <= 200 else line[:200] + "..."
+    return PUBLIC_TEXT.get(code or "", "failed") + " (details: `stockcast runs show`)"

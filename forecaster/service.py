@@ -407,7 +407,8 @@ class StepOutcome:
     promoted: bool | None = None
     forecast: dict[str, Any] | None = None  # as_of, target_date, predicted_close, model_version
     notes: list[str] = field(default_factory=list)
-    error: str | None = None
+    error: str | None = None  # full detail, for logs and operators
+    error_code: str | None = None  # what a public client may learn (forecaster.errors)
 
     @property
     def detail(self) -> str | None:
@@ -504,13 +505,14 @@ def refresh_ticker(
                     f"({p.method}, v{outcome.forecast['model_version']})"
                 )
     except StockcastError as exc:
-        outcome.status, outcome.error = "failed", str(exc)
+        outcome.status, outcome.error, outcome.error_code = "failed", str(exc), exc.code
     except OperationalError as exc:
-        outcome.status = "failed"
+        outcome.status, outcome.error_code = "failed", "database_unavailable"
         outcome.error = f"database unavailable: {storage.db_error_summary(exc)}"
     except Exception as exc:  # a training or library bug must not stop the other tickers
         log.exception("pipeline step crashed", extra={"ticker": symbol})
         outcome.status, outcome.error = "failed", f"{type(exc).__name__}: {exc}"
+        outcome.error_code = "internal_error"
     finally:
         if own_engine:
             engine.dispose()

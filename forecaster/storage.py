@@ -202,7 +202,8 @@ class JobRun(Base):
     host: Mapped[str | None] = mapped_column(String(255))
     pid: Mapped[int | None]
     tickers: Mapped[list[str]] = mapped_column(JSON, default=list)
-    error: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)  # full detail: operators only
+    error_code: Mapped[str | None] = mapped_column(String(40))  # forecaster.errors codes
 
     steps: Mapped[list[JobStep]] = relationship(
         back_populates="run", order_by="JobStep.id", passive_deletes=True
@@ -228,7 +229,8 @@ class JobStep(Base):
     )
     promoted: Mapped[bool | None]
     detail: Mapped[str | None] = mapped_column(Text)  # what happened, e.g. "up to date, no retrain"
-    error: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)  # full detail: operators only
+    error_code: Mapped[str | None] = mapped_column(String(40))  # forecaster.errors codes
 
     run: Mapped[JobRun] = relationship(back_populates="steps")
 

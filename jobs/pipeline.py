@@ -148,7 +148,8 @@ def run_pipeline(
                         progress(symbol, outcome)
         except BaseException as exc:
             try:
-                records.finish_run(sessions, run_id, "failed", f"{type(exc).__name__}: {exc}")
+                code = "interrupted" if isinstance(exc, KeyboardInterrupt) else "internal_error"
+                records.finish_run(sessions, run_id, "failed", f"{type(exc).__name__}: {exc}", code)
             except Exception:
                 log.warning("could not record the failed run", exc_info=True)
             raise
@@ -156,7 +157,13 @@ def run_pipeline(
         interrupted = stop is not None and stop.is_set()
         if interrupted:  # shut down before every ticker was done: never "succeeded"
             status = "partial" if any(o.status == "succeeded" for o in outcomes) else "failed"
-        records.finish_run(sessions, run_id, status, "interrupted" if interrupted else None)
+        records.finish_run(
+            sessions,
+            run_id,
+            status,
+            "interrupted" if interrupted else None,
+            "interrupted" if interrupted else None,
+        )
         seconds = time.perf_counter() - started
         log.info(
             "pipeline run finished",
@@ -180,6 +187,7 @@ def _locked_step(
             symbol,
             status="failed",
             error=f"database unavailable: {storage.db_error_summary(exc)}",
+            error_code="database_unavailable",
         )
     heartbeat.track(lock)
     try:

@@ -68,6 +68,7 @@ def finish_step(
                 promoted=outcome.promoted,
                 detail=outcome.detail,
                 error=outcome.error,
+                error_code=outcome.error_code,
             )
         )
 
@@ -84,20 +85,30 @@ def run_status(outcomes: list[StepOutcome]) -> str:
 
 
 def finish_run(
-    sessions: sessionmaker[Session], run_id: int, status: str, error: str | None = None
+    sessions: sessionmaker[Session],
+    run_id: int,
+    status: str,
+    error: str | None = None,
+    error_code: str | None = None,
 ) -> None:
     now = storage.utcnow()
+    code = error_code or ("internal_error" if error else None)
     with sessions.begin() as s:
         s.execute(
             update(storage.JobRun)
             .where(storage.JobRun.id == run_id)
-            .values(status=status, finished_at=now, heartbeat_at=now, error=error)
+            .values(status=status, finished_at=now, heartbeat_at=now, error=error, error_code=code)
         )
         # Steps never reached (interrupted run) must not stay "running" forever.
         s.execute(
             update(storage.JobStep)
             .where(storage.JobStep.run_id == run_id, storage.JobStep.status == "running")
-            .values(status="failed", finished_at=now, error=error or "run ended before the step")
+            .values(
+                status="failed",
+                finished_at=now,
+                error=error or "run ended before the step",
+                error_code=code or "interrupted",
+            )
         )
 
 
@@ -170,7 +181,7 @@ def reap_stale_runs(
             s.execute(
                 update(storage.JobRun)
                 .where(storage.JobRun.id == run_id)
-                .values(status="failed", finished_at=now, error=message)
+                .values(status="failed", finished_at=now, error=message, error_code="run_died")
             )
             s.execute(
                 update(storage.JobStep)
@@ -178,7 +189,7 @@ def reap_stale_runs(
                     storage.JobStep.run_id == run_id,
                     or_(storage.JobStep.status == "running", storage.JobStep.finished_at.is_(None)),
                 )
-                .values(status="failed", finished_at=now, error=message)
+                .values(status="failed", finished_at=now, error=message, error_code="run_died")
             )
     for run_id, reason in reaped:
         log.warning("stale run marked failed", extra={"run_id": run_id, "reason": reason})

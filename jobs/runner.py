@@ -25,7 +25,12 @@ def _child_main(conn: Connection, settings: Settings, symbol: str, options: Refr
     try:
         outcome = refresh_ticker(settings, symbol, options)
     except BaseException as exc:  # KeyboardInterrupt included: report, then exit
-        outcome = StepOutcome(symbol, status="failed", error=f"{type(exc).__name__}: {exc}")
+        outcome = StepOutcome(
+            symbol,
+            status="failed",
+            error=f"{type(exc).__name__}: {exc}",
+            error_code="interrupted" if isinstance(exc, KeyboardInterrupt) else "internal_error",
+        )
     conn.send(outcome)
     conn.close()
 
@@ -64,16 +69,23 @@ def run_in_child(
                     symbol,
                     status="failed",
                     error=f"step process died (exit code {proc.exitcode}) before reporting",
+                    error_code="step_crashed",
                 )
             if stop is not None and stop.is_set():
                 proc.terminate()
-                return StepOutcome(symbol, status="failed", error="interrupted: shutting down")
+                return StepOutcome(
+                    symbol,
+                    status="failed",
+                    error="interrupted: shutting down",
+                    error_code="interrupted",
+                )
             if time.monotonic() > deadline:
                 proc.kill()
                 return StepOutcome(
                     symbol,
                     status="failed",
                     error=f"timed out after {settings.step_timeout_seconds}s and was killed",
+                    error_code="timeout",
                 )
     finally:
         proc.join(10)

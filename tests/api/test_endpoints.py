@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy.orm import Session, sessionmaker
 
 from api import create_app
 from forecaster import migrate
@@ -173,6 +174,69 @@ def test_runs(client: FlaskClient) -> None:
     body = get(client, "/v1/runs")
     assert body == {"total": 0, "limit": 20, "offset": 0, "runs": []}
     assert_error(get(client, "/v1/runs?limit=500", 400), "bad_parameter")
+
+
+def test_runs_publish_codes_and_short_messages_never_internals(
+    client: FlaskClient, sessions: sessionmaker[Session], env: dict[str, str]
+) -> None:
+    from click.testing import CliRunner
+
+    from cli.main import cli
+    from forecaster import storage
+
+    secret_path = "/srv/stockcast/models/GOOG/v0002-1a2b3c4d"
+    sql = "(psycopg.errors.AdminShutdown) SELECT prices.close FROM prices WHERE ticker_id = 7"
+    with sessions.begin() as s:
+        run = storage.JobRun(
+            kind="pipeline",
+            trigger="cli",
+            status="partial",
+            host="db-internal-7.example",
+            pid=4242,
+            tickers=["GOOG", "^GSPC", "AAPL"],
+        )
+        s.add(run)
+        s.flush()
+        s.add_all(
+            [
+                storage.JobStep(
+                    run_id=run.id,
+                    ticker="GOOG",
+                    status="failed",
+                    error=f"model artifact {secret_path} is missing",
+                    error_code="model_artifact_error",
+                ),
+                storage.JobStep(
+                    run_id=run.id,
+                    ticker="^GSPC",
+                    status="failed",
+                    error=f"database unavailable: {sql}",
+                    error_code="database_unavailable",
+                ),
+                storage.JobStep(
+                    run_id=run.id,
+                    ticker="AAPL",
+                    status="failed",
+                    error="AAPL: 41 stored trading days, at least 67 are needed to train and evaluate",
+                    error_code="insufficient_history",
+                ),
+            ]
+        )
+    response = client.get("/v1/runs")
+    text = response.get_data(as_text=True)
+    for secret in (secret_path, "SELECT", "psycopg", "db-internal-7", "4242"):
+        assert secret not in text
+    steps = {step["ticker"]: step for step in response.get_json()["runs"][0]["steps"]}
+    assert steps["GOOG"]["error_code"] == "model_artifact_error"
+    assert steps["GOOG"]["error"].startswith("a model artifact could not be read or written")
+    assert steps["^GSPC"]["error"].startswith("the database was unavailable")
+    assert steps["AAPL"]["error"].startswith("AAPL: 41 stored trading days")  # safe: domain text
+    # operators still see everything
+    shown = CliRunner().invoke(cli, ["runs", "show", str(run.id)])
+    assert shown.exit_code == 0, shown.output
+    assert secret_path in shown.stdout and "db-internal-7.example" in shown.stdout
+    assert "SELECT prices.close" in shown.stdout
+    assert CliRunner().invoke(cli, ["runs", "show", "999"]).exit_code == 1
 
 
 def test_health_and_readiness(client: FlaskClient, db_url: str) -> None:
