@@ -15,19 +15,31 @@ from forecaster.settings import Settings
 
 
 @cache
-def _calendar(name: str) -> Any:
+def _calendar_until(name: str, end_year: int) -> Any:
     import exchange_calendars as xcals
 
     try:
-        return xcals.get_calendar(name, start="1990-01-01")
+        return xcals.get_calendar(name, start="1990-01-01", end=f"{end_year}-12-31")
     except Exception as exc:  # InvalidCalendarName and friends
         raise ConfigError(f"unknown exchange calendar {name!r}") from exc
 
 
+def _calendar(name: str, day: pd.Timestamp | None = None) -> Any:
+    """A calendar whose horizon covers `day` (and today) by at least a year.
+
+    Built per horizon year, not once at import: a scheduler running for years would otherwise
+    fall off the end of the calendar it built on its first day and lose the holidays.
+    """
+    year = date.today().year + 1
+    if day is not None:
+        year = max(year, day.year + 1)
+    return _calendar_until(name, year)
+
+
 def next_trading_day(day: date, calendar: str = "XNYS") -> date:
     """The first session strictly after `day` (2018-12-31 -> 2019-01-02)."""
-    cal = _calendar(calendar)
     ts = pd.Timestamp(day)
+    cal = _calendar(calendar, ts)
     if ts >= cal.last_session:
         # Beyond the calendar's horizon: fall back to the next weekday.
         return (ts + pd.offsets.BDay(1)).date()
@@ -39,8 +51,8 @@ def next_trading_day(day: date, calendar: str = "XNYS") -> date:
 
 
 def is_trading_day(day: date, calendar: str = "XNYS") -> bool:
-    cal = _calendar(calendar)
     ts = pd.Timestamp(day)
+    cal = _calendar(calendar, ts)
     if ts > cal.last_session or ts < cal.first_session:
         return ts.dayofweek < 5
     return bool(cal.is_session(ts))

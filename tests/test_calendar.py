@@ -40,3 +40,15 @@ def test_today_is_the_date_in_the_schedule_zone() -> None:
     assert exchange_today(settings, late_evening_in_new_york) == date(2026, 11, 24)
     with pytest.raises(ConfigError, match="unknown time zone 'Mars/Olympus'"):
         schedule_zone(Settings(schedule_timezone="Mars/Olympus"))
+
+
+def test_holidays_beyond_the_first_calendar_horizon_are_known() -> None:
+    """A scheduler running for years keeps its holidays: the calendar's horizon follows the day
+    asked about, not the day the process started."""
+    far = date.today().year + 3
+    christmas_eve = date(far, 12, 24)
+    while christmas_eve.weekday() >= 4:  # a Mon-Thu Dec 24, so the 25th is a weekday holiday
+        far += 1
+        christmas_eve = date(far, 12, 24)
+    assert next_trading_day(christmas_eve) == date(far, 12, 26)
+    assert not is_trading_day(date(far, 12, 25))

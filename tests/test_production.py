@@ -154,8 +154,12 @@ def test_compose_file_has_the_four_services_wired() -> None:
     assert services["scheduler"]["command"] == ["stockcast", "scheduler"]
     assert "/readyz" in " ".join(services["api"]["healthcheck"]["test"])
     assert "healthcheck" in services["postgres"]
-    # scheduler (writes models) and api (reads them) share one volume
-    assert services["api"]["volumes"] == services["scheduler"]["volumes"]
+    # the scheduler writes models; the API never reads them, so it does not mount them
+    assert services["scheduler"]["volumes"] == ["models:/var/lib/stockcast"]
+    assert services["api"]["volumes"] == []
+    # no default database password: compose refuses to start without one in .env
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert "POSTGRES_PASSWORD:-" not in text and text.count("POSTGRES_PASSWORD:?") == 2
     assert not any("PASSWORD=" in line for line in (ROOT / ".env.example").read_text().splitlines()
                    if not line.startswith("#") and "change-me" not in line)  # fmt: skip
     docker_compose = shutil.which("docker-compose")
@@ -163,6 +167,7 @@ def test_compose_file_has_the_four_services_wired() -> None:
         out = subprocess.run(
             [docker_compose, "-f", str(ROOT / "docker-compose.yml"), "config", "--services"],
             capture_output=True, text=True, timeout=60,
+            env={**os.environ, "POSTGRES_PASSWORD": "test-only"},
         )  # fmt: skip
         assert out.returncode == 0, out.stderr
         assert set(out.stdout.split()) == {"postgres", "migrate", "api", "scheduler"}

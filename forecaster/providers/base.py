@@ -30,6 +30,15 @@ def check_range(start: date | None, end: date | None) -> None:
         raise InvalidDateRange(f"end {end.isoformat()} is before start {start.isoformat()}")
 
 
+def clip_dates(frame: pd.DataFrame, start: date | None, end: date | None) -> pd.DataFrame:
+    """The rows of a dated frame from `start` to `end`, both inclusive (None: unbounded); a copy."""
+    if start is not None:
+        frame = frame.loc[frame.index >= pd.Timestamp(start)]
+    if end is not None:
+        frame = frame.loc[frame.index <= pd.Timestamp(end)]
+    return frame.copy()
+
+
 def empty_frame() -> pd.DataFrame:
     frame = pd.DataFrame({c: pd.Series(dtype="float64") for c in PRICE_COLUMNS})
     frame.index = pd.DatetimeIndex([], name="date").as_unit("ns")

@@ -13,7 +13,7 @@ from functools import cache
 import pandas as pd
 
 from forecaster.errors import UnknownTicker
-from forecaster.providers.base import canonicalize, check_range, normalize_ticker
+from forecaster.providers.base import canonicalize, check_range, clip_dates, normalize_ticker
 
 
 def _sp500() -> pd.DataFrame:
@@ -58,8 +58,4 @@ class SampleProvider:
                 symbol, f"the sample provider has only {', '.join(sorted(_LOADERS))}"
             )
         frame = _load(symbol)
-        if start is not None:
-            frame = frame.loc[frame.index >= pd.Timestamp(start)]
-        if end is not None:
-            frame = frame.loc[frame.index <= pd.Timestamp(end)]
-        return frame.copy()
+        return clip_dates(frame, start, end)

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from forecaster.errors import UnknownTicker
-from forecaster.providers.base import canonicalize, check_range, normalize_ticker
+from forecaster.providers.base import canonicalize, check_range, clip_dates, normalize_ticker
 
 END = "2018-12-31"
 DAYS = 4000
@@ -111,8 +111,4 @@ class SyntheticProvider:
         check_range(start, end)
         parse(symbol)  # UnknownTicker before any work
         frame = _series(symbol)
-        if start is not None:
-            frame = frame.loc[frame.index >= pd.Timestamp(start)]
-        if end is not None:
-            frame = frame.loc[frame.index <= pd.Timestamp(end)]
-        return frame.copy()
+        return clip_dates(frame, start, end)
