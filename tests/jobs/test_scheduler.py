@@ -124,6 +124,35 @@ def test_missed_run_is_caught_up_once(
     assert missed_fire_time(settings, evening) is None
 
 
+def lines_until(proc: subprocess.Popen[str], marker: str, timeout: float) -> list[str]:
+    """stderr lines up to the first containing `marker`, or whatever came within `timeout`.
+
+    A reader thread does the blocking readline(), so the deadline holds even when the process
+    prints nothing at all.
+    """
+    import queue
+    import threading
+
+    received: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        for line in proc.stderr:  # type: ignore[union-attr]
+            received.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = time.monotonic() + timeout
+    lines: list[str] = []
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = received.get(timeout=left)
+        except queue.Empty:
+            break
+        lines.append(line)
+        if marker in line:
+            break
+    return lines
+
+
 def test_scheduler_process_starts_and_stops_cleanly(env: dict, tmp_path: Path) -> None:
     """`stockcast scheduler` as its own process: logs its next run, exits 0 on SIGTERM."""
     proc = subprocess.Popen(
@@ -135,13 +164,7 @@ def test_scheduler_process_starts_and_stops_cleanly(env: dict, tmp_path: Path) -
         text=True,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
-        lines = []
-        while time.monotonic() < deadline:
-            line = proc.stderr.readline()  # type: ignore[union-attr]
-            lines.append(line)
-            if '"scheduler started"' in line or proc.poll() is not None:
-                break
+        lines = lines_until(proc, '"scheduler started"', timeout=60)
         assert any('"scheduler started"' in line for line in lines), lines
         assert '"next_run"' in lines[-1] and "T18:30:00-0" in lines[-1]  # EST or EDT
         proc.send_signal(signal.SIGTERM)
