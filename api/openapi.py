@@ -127,6 +127,7 @@ def build_spec(max_limit: int = 1000) -> dict[str, Any]:
             "dm_best_stat": nnum,
             "dm_best_pvalue": nnum,
             "coverage": nnum,
+            "coverage_by_method": {"type": "object", "additionalProperties": nnum},
             "nominal_coverage": nnum,
             "baselines": {"type": "object", "additionalProperties": baseline_figures},
         }
@@ -137,7 +138,8 @@ def build_spec(max_limit: int = 1000) -> dict[str, Any]:
         "dm_pvalue: Diebold-Mariano test (absolute-error loss, Newey-West variance, HLN "
         "correction) of the network vs persistence; dm_best_*: vs the best baseline. p-values "
         "are one-sided for 'the network is more accurate'. coverage: out-of-sample share of "
-        "actual closes inside the interval."
+        "actual closes inside the network's interval; coverage_by_method: the same for each "
+        "method's own interval (the served method's is the one that applies to its forecasts)."
     )
     model_summary = _obj(
         {

@@ -6,6 +6,7 @@ import math
 from datetime import date, datetime
 from typing import Any
 
+from forecaster.evaluation import finite
 from forecaster.storage import ModelVersion, Prediction, Price, as_utc
 
 
@@ -21,17 +22,6 @@ def num(value: float | None, digits: int = 6) -> float | None:
         return None
     value = float(value)
     return round(value, digits) if math.isfinite(value) else None
-
-
-def finite(value: Any) -> Any:
-    """A JSON document with every NaN or infinity replaced by null."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [finite(v) for v in value]
-    return value
 
 
 def backtest(mv: ModelVersion) -> dict[str, Any] | None:
@@ -60,6 +50,10 @@ def backtest(mv: ModelVersion) -> dict[str, Any] | None:
         "dm_best_stat": num(bt.get("dm_best_stat"), 4),
         "dm_best_pvalue": num(bt.get("dm_best_pvalue")),
         "coverage": num(bt.get("coverage"), 4),
+        "coverage_by_method": {
+            ("lstm" if m == "model" else m): num(v, 4)
+            for m, v in (bt.get("coverage_by_method") or {}).items()
+        },
         "nominal_coverage": num(bt.get("nominal_coverage"), 4),
         "baselines": {
             name: {

@@ -109,13 +109,14 @@ class BacktestResult:
     last_close: np.ndarray
     forecasts: dict[str, np.ndarray]  # method -> forecast close ("model" and BASELINES)
     origin_sigma: np.ndarray  # EWMA volatility at each forecast's origin
-    covered: np.ndarray  # bool per forecast of folds 1..; fold 0 has no earlier residuals
+    covered: dict[str, np.ndarray]  # method -> bool per forecast of folds 1.. (fold 0: no past)
     folds: list[tuple[int, int]]
     origins: list[date]  # last close each fold's model saw
     best_epochs: list[int]
     epochs_run: list[int]
     fit_seconds: float
     config: BacktestConfig
+    history: dict[str, Any] = field(default_factory=dict)  # fingerprint of the prices it saw
     summary: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -169,14 +170,17 @@ class BacktestResult:
             "dm": dm,
             "dm_test": "Diebold-Mariano, absolute-error loss, Newey-West variance, HLN "
             "correction; one-sided p-value for 'the network is more accurate'",
-            "coverage": float(np.mean(self.covered)) if len(self.covered) else None,
-            "coverage_n": len(self.covered),
+            # the network's interval; every method's own interval in coverage_by_method
+            "coverage": _share(self.covered["model"]),
+            "coverage_by_method": {m: _share(c) for m, c in self.covered.items()},
+            "coverage_n": len(self.covered["model"]),
             "nominal_coverage": self.config.coverage,
             "interval": "volatility-scaled split conformal (EWMA lambda 0.94)",
             "interval_scales": {m: self.interval_scale(m) for m in ("model", *BASELINES)},
             "best_epochs": self.best_epochs,
             "epochs_run": self.epochs_run,
             "fit_seconds": round(self.fit_seconds, 3),
+            "history": self.history,
         }
 
 
@@ -184,8 +188,30 @@ def _ratio(a: float, b: float) -> float | None:
     return a / b if b > 0 and math.isfinite(a) else None
 
 
+def _share(flags: np.ndarray) -> float | None:
+    return float(np.mean(flags)) if len(flags) else None
+
+
 def _finite(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
+
+
+def history_fingerprint(prices: pd.DataFrame, through: date) -> dict[str, Any]:
+    """What a later night checks before reusing this backtest: the same first day, the same
+    number of days up to `through`, and the same OHLCV values (a re-backfill after a split or a
+    corrected row changes them)."""
+    import hashlib
+
+    seen = prices.loc[
+        prices.index <= pd.Timestamp(through), ["open", "high", "low", "close", "volume"]
+    ]
+    digest = hashlib.sha256(np.ascontiguousarray(seen.to_numpy(dtype="float64")).tobytes())
+    return {
+        "first": prices.index[0].date().isoformat(),
+        "through": through.isoformat(),
+        "rows": len(seen),
+        "sha256": digest.hexdigest()[:16],
+    }
 
 
 def median_log_return(close: np.ndarray) -> float:
@@ -208,8 +234,9 @@ def run_backtest(
     sigma = ewma_volatility(close)
     index = pd.DatetimeIndex(prices.index)
     parts: dict[str, list[np.ndarray]] = {"model": [], **{b: [] for b in BASELINES}}
-    actual, last_close, dates, covered, sigmas = [], [], [], [], []
-    past_residuals: list[np.ndarray] = []
+    actual, last_close, dates, sigmas = [], [], [], []
+    covered: dict[str, list[np.ndarray]] = {m: [] for m in parts}
+    past: dict[str, list[np.ndarray]] = {m: [] for m in parts}  # scaled |log residuals|
     origins, best_epochs, epochs_run = [], [], []
     seconds = 0.0
     for a, b in folds:
@@ -233,11 +260,12 @@ def run_backtest(
         for name in BASELINES:
             parts[name].append(baselines[name])
         origin_sigma = sigma[ws.origin_index]
-        scaled = np.abs(np.log(ws.next_close / model_forecast)) / origin_sigma
-        if past_residuals:
-            q = conformal_halfwidth(np.concatenate(past_residuals), config.coverage)
-            covered.append(scaled <= q)
-        past_residuals.append(scaled)
+        for name in parts:
+            scaled = np.abs(np.log(ws.next_close / parts[name][-1])) / origin_sigma
+            if past[name]:  # fold k's interval: the quantile of folds before k only
+                q = conformal_halfwidth(np.concatenate(past[name]), config.coverage)
+                covered[name].append(scaled <= q)
+            past[name].append(scaled)
         sigmas.append(origin_sigma)
         actual.append(ws.next_close)
         last_close.append(ws.last_close)
@@ -258,13 +286,16 @@ def run_backtest(
         last_close=np.concatenate(last_close),
         forecasts={name: np.concatenate(p) for name, p in parts.items()},
         origin_sigma=np.concatenate(sigmas),
-        covered=np.concatenate(covered) if covered else np.zeros(0, dtype=bool),
+        covered={
+            m: np.concatenate(c) if c else np.zeros(0, dtype=bool) for m, c in covered.items()
+        },
         folds=folds,
         origins=origins,
         best_epochs=best_epochs,
         epochs_run=epochs_run,
         fit_seconds=seconds,
         config=config,
+        history=history_fingerprint(prices, index[-1].date()),
     )
     result.summary = result.to_dict()
     return result

@@ -97,6 +97,12 @@ class ModelArtifactError(StockcastError):
     code = "model_artifact_error"
 
 
+class ModelRejected(StockcastError):
+    """A training produced no usable backtest figures: nothing is saved, the champion stays."""
+
+    code = "model_rejected"
+
+
 class DatabaseUnavailable(StockcastError):
     code = "database_unavailable"
 
@@ -125,6 +131,7 @@ SAFE_CODES = frozenset(
         "not_daily",
         "insufficient_history",
         "no_champion",
+        "model_rejected",
     }
 )
 PUBLIC_TEXT = {

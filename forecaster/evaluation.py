@@ -23,6 +23,17 @@ import numpy as np
 DRIFT_LOOKBACK = 252
 
 
+def finite(value: Any) -> Any:
+    """A JSON-ready document with every NaN or infinity replaced by None (strict JSON)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
+
+
 def metrics(actual: np.ndarray, predicted: np.ndarray, last_close: np.ndarray) -> dict[str, Any]:
     actual = np.asarray(actual, dtype="float64")
     predicted = np.asarray(predicted, dtype="float64")

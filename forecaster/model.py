@@ -193,7 +193,7 @@ class ForecastBundle:
 
     model: LSTMForecaster
     stats: FeatureStats
-    interval_halfwidth: float  # in log-return units, from validation residuals
+    interval_halfwidth: float  # log-return units: backtest scale x volatility on the last day
     coverage: float  # nominal coverage of that interval
     config: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)

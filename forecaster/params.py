@@ -30,6 +30,8 @@ class ModelParams:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelParams:
+        # Artifacts saved before a parameter existed were trained without it.
+        d = {"recenter": False, "l2": 0.0, **d}
         known = {f: d[f] for f in cls.__dataclass_fields__ if f in d}
         if "units" in known:
             known["units"] = tuple(int(u) for u in known["units"])

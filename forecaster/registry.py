@@ -29,7 +29,8 @@ import pandas as pd
 from sqlalchemy.orm import Session
 
 from forecaster import storage
-from forecaster.errors import ModelArtifactError, NoChampion
+from forecaster.errors import ModelArtifactError, ModelRejected, NoChampion
+from forecaster.evaluation import finite
 from forecaster.settings import Settings
 
 if TYPE_CHECKING:
@@ -137,14 +138,20 @@ def register(
     outcome: TrainingOutcome,
     prices: pd.DataFrame,
 ) -> tuple[storage.ModelVersion, Decision]:
-    """Save the artifact atomically, record the version and promote or reject it."""
+    """Save the artifact atomically, record the version and promote it.
+
+    A training whose backtest has no usable figures raises ModelRejected before anything is
+    written: no artifact, no row, and the current champion keeps serving.
+    """
+    backtest = finite(outcome.backtest)
+    decision = decide(backtest)
+    if not decision.promoted:
+        raise ModelRejected(f"{ticker.symbol}: model not stored: {decision.reason}")
     version = storage.next_version_number(session, ticker.id)
     path = artifact_dir(settings, ticker.symbol, version)
     outcome.bundle.save(path)  # atomic: a failure leaves nothing at `path`
 
     current = storage.champion(session, ticker.id)
-    backtest = outcome.backtest
-    decision = decide(backtest)
     choice = outcome.choice
     serving = outcome.serving
     row = storage.ModelVersion(
@@ -168,7 +175,7 @@ def register(
         interval_halfwidth=float(serving["interval_scales"][_metric_key(choice.method)])
         * outcome.last_sigma,
         interval_coverage=float(outcome.bundle.coverage),
-        metrics={"backtest": backtest, "serving": serving},
+        metrics=finite({"backtest": backtest, "serving": serving}),
         method=choice.method,
         method_reason=choice.reason,
         promoted_at=storage.utcnow() if decision.promoted else None,

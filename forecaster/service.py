@@ -266,20 +266,26 @@ def register_candidate(
     )
 
 
-def latest_model_covers_data(session: Session, ticker: str) -> storage.ModelVersion | None:
+def latest_model_covers_data(
+    session: Session, settings: Settings, ticker: str
+) -> storage.ModelVersion | None:
     """The newest model version if it was trained on data up to the last stored day, else None.
 
     Such a model saw exactly the prices stored now (its served weights were fit through the last
     stored day), so retraining would repeat the same work: the pipeline skips it.
     """
+    from forecaster.training import training_config
+
     row = require_ticker(session, ticker)
     versions = storage.model_versions(session, row.id)
     if not versions:
         return None
     _, last = storage.price_bounds(session, row.id)
     latest = versions[0]
-    through = latest.trained_through or latest.test_end  # legacy rows: the test window's end
-    return latest if last is not None and through >= last else None
+    if latest.trained_through is None or latest.config != training_config(settings):
+        # A legacy version (fit on the first 70% only) or another configuration: retrain.
+        return None
+    return latest if last is not None and latest.trained_through >= last else None
 
 
 @dataclass
@@ -465,7 +471,9 @@ def refresh_ticker(
         with sessions.begin() as s:
             ticker_row = require_ticker(s, symbol)
             registry.remove_orphans(s, settings, ticker_row)  # safe: we hold the ticker's lock
-            covering = None if options.force_train else latest_model_covers_data(s, symbol)
+            covering = (
+                None if options.force_train else latest_model_covers_data(s, settings, symbol)
+            )
             covering_version = covering.version if covering is not None else None
             if covering_version is None:  # prices are read only when a model will be trained
                 _, prices = training_data(s, symbol)

@@ -182,7 +182,7 @@ class Settings:
                 seed=_int(env, "STOCKCAST_SEED", dm.seed),
             ),
             val_fraction=val_fraction,
-            backtest_days=_int(env, "STOCKCAST_BACKTEST_DAYS", d.backtest_days, minimum=1),
+            backtest_days=_int(env, "STOCKCAST_BACKTEST_DAYS", d.backtest_days, minimum=10),
             backtest_refit_every=_int(
                 env, "STOCKCAST_BACKTEST_REFIT_EVERY", d.backtest_refit_every, minimum=1
             ),

@@ -8,9 +8,9 @@
    `trained_through` is the last day whose close those weights were fit on.
 3. The serving method (network or best baseline) follows `forecaster.policy` from the backtest.
 
-A quiet night (same configuration, fewer than `backtest_every_days` new days since the last
-backtest) reuses that backtest and its epoch count and only does step 2: one fit instead of
-folds + 1.
+A quiet night (same configuration, the same history up to the last backtest's end, and at most
+`backtest_every_days` new days since) reuses that backtest and its epoch count and only does
+step 2: one fit instead of folds + 1.
 """
 
 from __future__ import annotations
@@ -23,7 +23,12 @@ from typing import Any
 
 import pandas as pd
 
-from forecaster.backtest import BacktestConfig, median_log_return, run_backtest
+from forecaster.backtest import (
+    BacktestConfig,
+    history_fingerprint,
+    median_log_return,
+    run_backtest,
+)
 from forecaster.evaluation import ewma_volatility
 from forecaster.model import ForecastBundle, LSTMForecaster
 from forecaster.policy import Choice, choose_method
@@ -100,8 +105,11 @@ def reusable_backtest(
     if previous is None or every <= 0 or previous.get("config") != config:
         return None
     backtest, serving = previous.get("backtest"), previous.get("serving")
-    if not backtest or not serving or "final_epochs" not in serving:
+    if not backtest or not serving or "final_epochs" not in serving or "history" not in backtest:
         return None
+    seen = backtest["history"]
+    if history_fingerprint(prices, date.fromisoformat(seen["through"])) != seen:
+        return None  # history before the backtest's end was revised (split, corrected rows)
     new_days = int((prices.index > pd.Timestamp(backtest["end"])).sum())
     return previous if new_days <= every else None
 

@@ -87,6 +87,10 @@ def test_quiet_night_reuses_the_backtest(prices: pd.DataFrame) -> None:
     assert reusable_backtest(previous, training_config(changed), prices, 5) is None
     assert reusable_backtest(previous, first.config, prices, 2) is None
     assert reusable_backtest(previous, first.config, prices, 0) is None
+    # a revised day before the backtest's end (a re-backfill after a split) forces a new one
+    revised = prices.copy()
+    revised.iloc[10, :4] *= 0.5
+    assert reusable_backtest(previous, first.config, revised, 5) is None
 
 
 def test_monthly_bars_are_refused_before_training() -> None:

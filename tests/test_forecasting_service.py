@@ -206,3 +206,21 @@ def test_cli_train_refuses_a_ticker_another_run_holds(
     assert "GOOG: error:" in result.stderr and "held by another run" in result.stderr
     assert "NOPE: error: unknown ticker 'NOPE'" in result.stderr
     assert versions(sessions) == []
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_only_a_fresh_version_of_the_same_configuration_skips_retraining(
+    goog: None, settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    from forecaster.params import ModelParams
+
+    with sessions.begin() as s:
+        v = service.train_ticker(s, settings, "GOOG").model_version
+    with sessions.begin() as s:
+        assert service.latest_model_covers_data(s, settings, "GOOG") is not None
+        other = replace(settings, model=ModelParams(units=(8, 4), epochs=3, seed=7))
+        assert service.latest_model_covers_data(s, other, "GOOG") is None  # config changed
+        s.get(storage.ModelVersion, v.id).trained_through = None  # type: ignore[union-attr]
+    with sessions.begin() as s:
+        # a version from before refit-on-all (weights fit on the first 70% only): retrain
+        assert service.latest_model_covers_data(s, settings, "GOOG") is None

@@ -61,6 +61,8 @@ def test_training_outcome(outcome: TrainingOutcome, prices: pd.DataFrame) -> Non
     assert bt["best_baseline"] in ("persistence", "drift", "median_return")
     assert 0 <= bt["dm_pvalue"] <= 1 and 0 <= bt["dm_best_pvalue"] <= 1
     assert bt["coverage_n"] == 130 and 0 <= bt["coverage"] <= 1  # second fold only
+    assert set(bt["coverage_by_method"]) == {"model", "persistence", "drift", "median_return"}
+    assert bt["coverage_by_method"]["model"] == bt["coverage"]
     # a 3-epoch network: the serving rule picks the best baseline unless it beat it
     assert outcome.choice.method in (bt["best_baseline"], "lstm")
     assert "260 backtest forecasts" in outcome.choice.reason

@@ -69,3 +69,18 @@ def test_remove_orphans_only_touches_unreferenced_artifacts(
     removed = registry.remove_orphans(None, settings, SimpleNamespace(id=1, symbol="GOOG"))  # type: ignore[arg-type]
     assert sorted(p.name for p in removed) == sorted([orphan.name, temp.name])
     assert sorted(p.name for p in root.iterdir()) == sorted([live.name, "notes"])
+
+
+def test_a_training_without_usable_figures_stores_nothing(tmp_path: Any) -> None:
+    from types import SimpleNamespace
+
+    from forecaster.errors import ModelRejected
+    from forecaster.registry import register
+
+    settings = replace(Settings(), data_dir=tmp_path)
+    outcome = SimpleNamespace(
+        backtest={"mae": float("nan"), "persistence_mae": 1.0, "n_forecasts": 9}
+    )
+    with pytest.raises(ModelRejected, match=r"GOOG: model not stored: .*not finite"):
+        register(None, settings, SimpleNamespace(id=1, symbol="GOOG"), outcome, None)  # type: ignore[arg-type]
+    assert not (tmp_path / "models").exists()  # no artifact either

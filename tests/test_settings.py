@@ -25,7 +25,7 @@ def test_defaults_and_the_one_parameters_object() -> None:
         ({"STOCKCAST_YF_AUTO_ADJUST": "ture"}, "STOCKCAST_YF_AUTO_ADJUST must be true or false"),
         ({"STOCKCAST_SKILL_ALPHA": "0"}, "STOCKCAST_SKILL_ALPHA must be in (0, 1]"),
         ({"STOCKCAST_LEARNING_RATE": "-1"}, "STOCKCAST_LEARNING_RATE must be positive"),
-        ({"STOCKCAST_BACKTEST_DAYS": "0"}, "STOCKCAST_BACKTEST_DAYS must be >= 1"),
+        ({"STOCKCAST_BACKTEST_DAYS": "0"}, "STOCKCAST_BACKTEST_DAYS must be >= 10"),
         ({"STOCKCAST_EPOCHS": "many"}, "STOCKCAST_EPOCHS must be an integer"),
     ],
 )

@@ -15,7 +15,7 @@ import os
 import sys
 import time
 
-from forecaster import registry, training
+from forecaster import training
 from forecaster.logs import configure_logging
 from forecaster.settings import Settings
 from jobs.pipeline import run_pipeline
@@ -32,11 +32,15 @@ def main() -> None:
     settings = Settings.from_env()
     configure_logging("INFO", "text")
     if args.die_before_promotion:
+        from forecaster.model import ForecastBundle
 
-        def die(*_args: object, **_kwargs: object) -> None:
+        real_save = ForecastBundle.save
+
+        def save_then_die(self: ForecastBundle, directory: object) -> None:
+            real_save(self, directory)  # type: ignore[arg-type]
             os._exit(137)  # like SIGKILL: no finally blocks, no rollback, no lock release
 
-        registry.decide = die  # type: ignore[assignment]
+        ForecastBundle.save = save_then_die  # type: ignore[method-assign]
     if args.slow_train:
         real_train = training.train
 
