@@ -40,4 +40,5 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/accuracy.py
+	$(BIN)/python bench/nightly_cost.py
 	$(BIN)/python bench/api_load.py
