@@ -214,7 +214,8 @@ class TrainResult:
 
 
 def train_ticker(session: Session, settings: Settings, ticker: str) -> TrainResult:
-    """Train a candidate on all stored prices, evaluate it walk-forward, register and promote/reject.
+    """Train a version on all stored prices (rolling-origin backtest, refit on every day, serving
+    method), register and promote it.
 
     Everything happens in the caller's transaction. Long-running callers (the pipeline) use
     `training_data`, `forecaster.training.train` and `register_candidate` in separate
