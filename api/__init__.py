@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 from typing import Any
 
@@ -15,6 +16,7 @@ from api.cache import ResponseCache
 from api.errors import register_error_handlers
 from api.metrics import Metrics
 from forecaster import storage
+from forecaster.errors import DatabaseUnavailable
 from forecaster.settings import Settings
 
 log = logging.getLogger("stockcast.api")
@@ -29,6 +31,26 @@ class ApiState:
         self.sessions: sessionmaker[Session] = storage.make_session_factory(engine)
         self.metrics = Metrics()
         self.responses = ResponseCache(settings.api_response_ttl)
+        # SQLite: the file this worker opened. Deleted or replaced while serving, it must never
+        # keep answering from the old file (its open descriptors would still read it).
+        self.db_file = storage.sqlite_file(str(engine.url))
+        self._db_identity = storage.file_identity(self.db_file) if self.db_file else None
+        self._db_lock = threading.Lock()
+
+    def check_database_file(self) -> None:
+        """Raise DatabaseUnavailable if the SQLite file is gone; reconnect if it was replaced."""
+        if self.db_file is None:
+            return
+        identity = storage.file_identity(self.db_file)
+        if identity is None:
+            raise DatabaseUnavailable("the database file is gone")
+        if identity != self._db_identity:
+            with self._db_lock:
+                if identity != self._db_identity:
+                    log.warning("database file replaced: reconnecting")
+                    self.engine.dispose()  # pooled connections still read the old file
+                    self.responses.clear()
+                    self._db_identity = identity
 
 
 def state() -> ApiState:
@@ -63,6 +85,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     @app.before_request
     def _start_timer() -> None:
         g.started = time.perf_counter()
+        if request.path.startswith("/v1/") or request.path == "/readyz":
+            app.extensions["stockcast"].check_database_file()
 
     @app.after_request
     def _finish(response: Response) -> Response:

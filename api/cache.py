@@ -27,6 +27,10 @@ class ResponseCache:
             return None
         return item[1]
 
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
     def put(self, key: str, body: bytes) -> None:
         if self.ttl <= 0:
             return

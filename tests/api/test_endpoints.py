@@ -356,3 +356,23 @@ def test_latest_forecast_micro_cache(
     for i in range(10):
         bounded.put(f"T{i}", b"x")
     assert len(bounded._items) <= 3 and bounded.get("T9") == b"x"
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_deleted_or_replaced_sqlite_file_is_never_served(client: FlaskClient, db_url: str) -> None:
+    from pathlib import Path
+
+    from forecaster import storage
+
+    path = storage.sqlite_file(db_url)
+    assert path is not None
+    assert get(client, "/v1/forecasts/GOOG")["ticker"] == "GOOG"  # now in the response cache
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    assert_error(get(client, "/readyz", 503), "database_unavailable")
+    assert_error(get(client, "/v1/forecasts/GOOG", 503), "database_unavailable")  # not cached
+    assert get(client, "/healthz") == {"status": "ok"}  # the process is alive
+    migrate.upgrade(db_url)  # a new, empty database at the same path
+    assert get(client, "/readyz")["status"] == "ready"
+    assert get(client, "/v1/tickers")["tickers"] == []  # the new file's data, not the old one's
+    assert_error(get(client, "/v1/forecasts/GOOG", 404), "unknown_ticker")
