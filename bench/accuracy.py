@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from forecaster.evaluation import diebold_mariano
+from forecaster.policy import backtest_key
 from forecaster.providers.sample import SampleProvider
 from forecaster.providers.synthetic import SyntheticProvider, oracle_log_return, parse
 from forecaster.settings import Settings
@@ -54,11 +55,6 @@ def oracle(ticker: str, prices: pd.DataFrame, start: str) -> tuple[float, float]
     err, persistence = forecast - close[t + 1], close[t] - close[t + 1]
     dm = diebold_mariano(err, persistence)
     return float(np.mean(np.abs(err)) / np.mean(np.abs(persistence))), dm.pvalue
-
-
-def served(outcome: object) -> str:
-    method = outcome.choice.method  # type: ignore[attr-defined]
-    return "model" if method == "lstm" else method
 
 
 def main(tickers: list[str]) -> None:
@@ -122,7 +118,7 @@ def main(tickers: list[str]) -> None:
             f"  {ticker:<11} {bt['n_forecasts']:>4} {bt['mae_ratio']:7.4f} "
             f"{bt['best_baseline']:>14} {bt['best_baseline_mae_ratio']:7.4f} "
             f"{fmt(bt['dm_best_pvalue'], '10.3g'):>10} "
-            f"{fmt(bt['coverage_by_method'][served(outcome)], '6.1%'):>6} "
+            f"{fmt(bt['coverage_by_method'][backtest_key(outcome.choice.method)], '6.1%'):>6} "
             f"{fmt(orc[0] if orc else None, '7.4f'):>7} {outcome.choice.method:>13} {total:6.1f}"
         )
 

@@ -18,6 +18,7 @@ interval is exp(forecast log return +- scale * today's EWMA volatility).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from dataclasses import dataclass, field
@@ -200,8 +201,6 @@ def history_fingerprint(prices: pd.DataFrame, through: date) -> dict[str, Any]:
     """What a later night checks before reusing this backtest: the same first day, the same
     number of days up to `through`, and the same OHLCV values (a re-backfill after a split or a
     corrected row changes them)."""
-    import hashlib
-
     seen = prices.loc[
         prices.index <= pd.Timestamp(through), ["open", "high", "low", "close", "volume"]
     ]

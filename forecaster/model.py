@@ -109,20 +109,15 @@ class LSTMForecaster:
         keras.utils.set_random_seed(p.seed)  # Python, NumPy and TF together
         model = self._build(X.shape[1], X.shape[2])
         validated = X_val is not None and y_val is not None and len(X_val) > 0
-        monitor = "val_loss" if validated else "loss"
-        callbacks: list[Any] = []
-        if validated:
-            callbacks.append(
+        callbacks = (
+            [
                 keras.callbacks.EarlyStopping(
                     monitor="val_loss", patience=p.patience, restore_best_weights=True
                 )
-            )
-        if p.reduce_lr_patience > 0:
-            callbacks.append(
-                keras.callbacks.ReduceLROnPlateau(
-                    monitor=monitor, factor=0.5, patience=p.reduce_lr_patience, min_lr=1e-5
-                )
-            )
+            ]
+            if validated
+            else []
+        )
         started = time.perf_counter()
         history = model.fit(
             X,

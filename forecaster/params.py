@@ -23,7 +23,6 @@ class ModelParams:
     # network is often off-centre by a fraction of a daily return, which costs MAE for nothing.
     recenter: bool = True
     l2: float = 1e-4  # L2 penalty on every kernel (0: none)
-    reduce_lr_patience: int = 0  # >0: halve the learning rate after this many flat epochs
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "units": list(self.units)}

@@ -20,6 +20,11 @@ METHODS = ("lstm", "persistence", "drift", "median_return")
 BASELINES = ("persistence", "drift", "median_return")
 
 
+def backtest_key(method: str) -> str:
+    """The backtest calls the network "model"; serving methods call it "lstm"."""
+    return "model" if method == "lstm" else method
+
+
 @dataclass(frozen=True)
 class Choice:
     method: str  # one of METHODS

@@ -25,12 +25,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from sqlalchemy.orm import Session
 
 from forecaster import storage
 from forecaster.errors import ModelArtifactError, ModelRejected, NoChampion
 from forecaster.evaluation import finite
+from forecaster.policy import backtest_key
 from forecaster.settings import Settings
 
 if TYPE_CHECKING:
@@ -127,16 +127,11 @@ def decide(backtest: dict[str, Any]) -> Decision:
     return Decision(True, None)
 
 
-def _finite_or_nan(value: Any) -> float:
-    return float(value) if value is not None and math.isfinite(value) else math.nan
-
-
 def register(
     session: Session,
     settings: Settings,
     ticker: storage.Ticker,
     outcome: TrainingOutcome,
-    prices: pd.DataFrame,
 ) -> tuple[storage.ModelVersion, Decision]:
     """Save the artifact atomically, record the version and promote it.
 
@@ -157,8 +152,7 @@ def register(
     row = storage.ModelVersion(
         ticker_id=ticker.id,
         version=version,
-        status="champion" if decision.promoted else "rejected",
-        rejection_reason=decision.reason,
+        status="champion",
         artifact_path=str(path),
         config=outcome.config,
         train_start=outcome.train_start,
@@ -168,19 +162,20 @@ def register(
         test_end=date.fromisoformat(backtest["end"]),
         n_train=outcome.n_train,
         train_seconds=outcome.train_seconds,
-        mae=_finite_or_nan(backtest.get("mae")),
-        persistence_mae=_finite_or_nan(backtest.get("persistence_mae")),
-        mae_ratio=_finite_or_nan(backtest.get("mae_ratio")),
+        # decide() let through only finite figures with persistence_mae > 0
+        mae=float(backtest["mae"]),
+        persistence_mae=float(backtest["persistence_mae"]),
+        mae_ratio=float(backtest["mae_ratio"]),
         # at the last stored day: the served interval is scale x that day's EWMA volatility
-        interval_halfwidth=float(serving["interval_scales"][_metric_key(choice.method)])
+        interval_halfwidth=float(serving["interval_scales"][backtest_key(choice.method)])
         * outcome.last_sigma,
         interval_coverage=float(outcome.bundle.coverage),
         metrics=finite({"backtest": backtest, "serving": serving}),
         method=choice.method,
         method_reason=choice.reason,
-        promoted_at=storage.utcnow() if decision.promoted else None,
+        promoted_at=storage.utcnow(),
     )
-    if decision.promoted and current is not None:
+    if current is not None:
         current.status = "retired"
         session.flush()  # retire first: at most one champion per ticker at any moment
     session.add(row)
@@ -194,12 +189,6 @@ def register(
             "method": row.method,
             "mae_ratio": backtest.get("mae_ratio"),
             "dm_pvalue": backtest.get("dm_best_pvalue"),
-            "reason": decision.reason,
         },
     )
     return row, decision
-
-
-def _metric_key(method: str) -> str:
-    """The backtest names the network "model"; the serving methods call it "lstm"."""
-    return "model" if method == "lstm" else method

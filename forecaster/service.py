@@ -28,6 +28,7 @@ from forecaster.errors import (
     ValidationFailed,
 )
 from forecaster.evaluation import baseline_next_log_return
+from forecaster.policy import backtest_key
 from forecaster.providers import provider_for
 from forecaster.providers.base import PriceProvider, check_range, normalize_ticker
 from forecaster.settings import Settings
@@ -225,23 +226,24 @@ def train_ticker(session: Session, settings: Settings, ticker: str) -> TrainResu
 
     row, prices = training_data(session, ticker)
     outcome = train(prices, settings, ticker=row.symbol, previous=previous_training(session, row))
-    return register_candidate(session, settings, row.symbol, outcome, prices)
+    return register_candidate(session, settings, row.symbol, outcome)
 
 
 def previous_training(session: Session, row: storage.Ticker) -> dict[str, Any] | None:
     """The newest version's configuration, backtest and serving record: what a quiet night may
     reuse instead of a full backtest (forecaster.training.reusable_backtest)."""
     versions = storage.model_versions(session, row.id)
-    for version in versions:  # newest first; a rejected version's backtest is not reused
-        metrics = version.metrics if isinstance(version.metrics, dict) else {}
-        if version.status != "rejected" and "backtest" in metrics:
-            return {
-                "config": version.config,
-                "backtest": metrics["backtest"],
-                "serving": metrics.get("serving"),
-            }
-        break
-    return None
+    if not versions:
+        return None
+    newest = versions[0]
+    metrics = newest.metrics if isinstance(newest.metrics, dict) else {}
+    if newest.status == "rejected" or "backtest" not in metrics:  # legacy rows have none
+        return None
+    return {
+        "config": newest.config,
+        "backtest": metrics["backtest"],
+        "serving": metrics.get("serving"),
+    }
 
 
 def training_data(session: Session, ticker: str) -> tuple[storage.Ticker, pd.DataFrame]:
@@ -250,13 +252,13 @@ def training_data(session: Session, ticker: str) -> tuple[storage.Ticker, pd.Dat
 
 
 def register_candidate(
-    session: Session, settings: Settings, symbol: str, outcome: Any, prices: pd.DataFrame
+    session: Session, settings: Settings, symbol: str, outcome: Any
 ) -> TrainResult:
-    """Save a trained candidate's artifact, record its version and promote or reject it."""
+    """Save a trained version's artifact, record it and promote it (or raise ModelRejected)."""
     from forecaster import registry
 
     row = require_ticker(session, symbol)
-    version, decision = registry.register(session, settings, row, outcome, prices)
+    version, decision = registry.register(session, settings, row, outcome)
     return TrainResult(
         model_version=version,
         promoted=decision.promoted,
@@ -351,12 +353,13 @@ def predict_ticker(session: Session, settings: Settings, ticker: str) -> storage
     if method == "lstm":
         forecast = registry.load_bundle(version.artifact_path).predict_next(prices)
         log_return = forecast.predicted_log_return
-        halfwidth = float(np.log(forecast.upper / forecast.predicted_close))
     else:
         log_return = baseline_next_log_return(method, close, serving["median_log_return"])
     if serving:
-        scale = serving["interval_scales"]["model" if method == "lstm" else method]
+        scale = serving["interval_scales"][backtest_key(method)]
         halfwidth = float(scale) * float(ewma_volatility(close)[-1])
+    else:  # legacy versions: the bundle's own fixed-width interval
+        halfwidth = float(np.log(forecast.upper / forecast.predicted_close))
     predicted = last_close * float(np.exp(log_return))
     prediction = storage.upsert_prediction(
         session,
@@ -478,17 +481,16 @@ def refresh_ticker(
             covering_version = covering.version if covering is not None else None
             if covering_version is None:  # prices are read only when a model will be trained
                 _, prices = training_data(s, symbol)
+                previous = previous_training(s, ticker_row)
         if covering_version is not None:
             outcome.notes.append(
                 f"no new prices since v{covering_version} was trained: retraining skipped"
             )
         else:
-            with sessions.begin() as s:
-                previous = previous_training(s, require_ticker(s, symbol))
             # no transaction open while the network trains
             trained = train(prices, settings, ticker=symbol, previous=previous)
             with sessions.begin() as s:
-                result = register_candidate(s, settings, symbol, trained, prices)
+                result = register_candidate(s, settings, symbol, trained)
                 version = result.model_version
                 outcome.model_version_id = version.id
                 outcome.model_version = version.version

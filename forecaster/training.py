@@ -158,7 +158,8 @@ def train(
     model, stats, ws = fit_all(prices, settings, final_epochs)
     choice = choose_method(summary, settings.min_backtest_forecasts, settings.skill_alpha)
     trained_through = ws.target_dates[-1].date()
-    sigma_last = float(ewma_volatility(prices["close"].to_numpy(dtype="float64"))[-1])
+    close = prices["close"].to_numpy(dtype="float64")
+    sigma_last = float(ewma_volatility(close)[-1])
     bundle = ForecastBundle(
         model=model,
         stats=stats,
@@ -185,7 +186,7 @@ def train(
         final_epochs=model.epochs_run_,
         final_fit_seconds=model.train_seconds_,
         train_seconds=backtest_seconds + model.train_seconds_,
-        median_log_return=median_log_return(prices["close"].to_numpy(dtype="float64")),
+        median_log_return=median_log_return(close),
         last_sigma=sigma_last,
     )
     log.info(

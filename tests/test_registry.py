@@ -82,5 +82,5 @@ def test_a_training_without_usable_figures_stores_nothing(tmp_path: Any) -> None
         backtest={"mae": float("nan"), "persistence_mae": 1.0, "n_forecasts": 9}
     )
     with pytest.raises(ModelRejected, match=r"GOOG: model not stored: .*not finite"):
-        register(None, settings, SimpleNamespace(id=1, symbol="GOOG"), outcome, None)  # type: ignore[arg-type]
+        register(None, settings, SimpleNamespace(id=1, symbol="GOOG"), outcome)  # type: ignore[arg-type]
     assert not (tmp_path / "models").exists()  # no artifact either
