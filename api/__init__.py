@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.cache import ResponseCache
 from api.errors import register_error_handlers
 from api.metrics import Metrics
-from forecaster import storage
+from forecaster import dbtimeouts, storage
 from forecaster.errors import DatabaseUnavailable
 from forecaster.settings import Settings
 
@@ -73,7 +73,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.config["MAX_CONTENT_LENGTH"] = 1024  # GET-only API: refuse request bodies
     if engine is None:
         storage.ensure_sqlite_dir(settings.resolved_database_url)
-        engine = storage.make_engine(settings.resolved_database_url)
+        engine = storage.make_engine(
+            settings.resolved_database_url, timeout=settings.db_timeout_seconds
+        )
     app.extensions["stockcast"] = ApiState(settings, engine)
 
     from api import docs, forecasts, health, models, prices, runs, tickers
@@ -85,6 +87,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     @app.before_request
     def _start_timer() -> None:
         g.started = time.perf_counter()
+        # One budget for all of the request's database waits (connect, ping, queries).
+        g.db_deadline = dbtimeouts.start_deadline(settings.db_timeout_seconds)
         if request.path.startswith("/v1/") or request.path == "/readyz":
             app.extensions["stockcast"].check_database_file()
 
@@ -109,9 +113,14 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     @app.teardown_appcontext
     def _release(exc: BaseException | None) -> None:
         session: Session | None = g.pop("db", None)
-        if session is not None:
-            session.rollback()  # read-only API: nothing to commit, end the transaction
-            session.close()
+        token = g.pop("db_deadline", None)
+        try:
+            if session is not None:
+                session.rollback()  # read-only API: nothing to commit, end the transaction
+                session.close()
+        finally:
+            if token is not None:
+                dbtimeouts.end_deadline(token)
 
     return app
 

@@ -30,7 +30,7 @@ class AppContext:
     def engine(self) -> Engine:
         if self._engine is None:
             storage.ensure_sqlite_dir(self.url)
-            self._engine = storage.make_engine(self.url)
+            self._engine = storage.make_engine(self.url, timeout=self.settings.db_timeout_seconds)
         return self._engine
 
     def check_schema(self) -> None:

@@ -445,7 +445,9 @@ def refresh_ticker(
     options = options or RefreshOptions()
     outcome = StepOutcome(symbol)
     own_engine = engine is None
-    engine = engine or storage.make_engine(settings.resolved_database_url)
+    engine = engine or storage.make_engine(
+        settings.resolved_database_url, timeout=settings.db_timeout_seconds
+    )
     sessions = storage.make_session_factory(engine)
     try:
         if options.fetch:

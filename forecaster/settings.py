@@ -37,6 +37,13 @@ def _float(env: Mapping[str, str], key: str, default: float) -> float:
         raise ConfigError(f"{key} must be a number, got {raw!r}") from exc
 
 
+def _db_timeout(env: Mapping[str, str], default: float) -> float:
+    value = _float(env, "STOCKCAST_DB_TIMEOUT_SECONDS", default)
+    if not 1.0 <= value <= 3600.0:  # NaN fails this too
+        raise ConfigError(f"STOCKCAST_DB_TIMEOUT_SECONDS must be between 1 and 3600, got {value:g}")
+    return value
+
+
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -96,6 +103,9 @@ class Settings:
     pipeline_isolation: str = "process"  # process: each ticker's work in a fresh child process
     step_timeout_seconds: int = 3600  # a ticker step running longer is killed and marked failed
     run_stale_seconds: int = 900  # a "running" run without a heartbeat this long is dead
+    # Client-side deadline for connecting to the database and for each of its answers (and the
+    # PostgreSQL statement_timeout): a frozen server gives errors, never hung requests.
+    db_timeout_seconds: float = 5.0
 
     # scheduler
     schedule_cron: str = "30 18 * * mon-fri"
@@ -200,6 +210,7 @@ class Settings:
             step_timeout_seconds=_int(
                 env, "STOCKCAST_STEP_TIMEOUT_SECONDS", d.step_timeout_seconds, minimum=1
             ),
+            db_timeout_seconds=_db_timeout(env, d.db_timeout_seconds),
             run_stale_seconds=_int(
                 env, "STOCKCAST_RUN_STALE_SECONDS", d.run_stale_seconds, minimum=60
             ),

@@ -46,6 +46,7 @@ from sqlalchemy.orm import (
     sessionmaker,
 )
 
+from forecaster import dbtimeouts
 from forecaster.providers.base import PRICE_COLUMNS
 
 NAMING_CONVENTION = {
@@ -250,8 +251,12 @@ class Lock(Base):
 # --------------------------------------------------------------------------- engine / sessions
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine; SQLite gets foreign keys, WAL and a busy timeout so readers never block."""
+def make_engine(url: str, *, timeout: float | None = 5.0, **kwargs: Any) -> Engine:
+    """Create an engine; SQLite gets foreign keys, WAL and a busy timeout so readers never block.
+
+    On PostgreSQL, `timeout` bounds every connect and every wait for an answer on the client side
+    and sets statement_timeout (forecaster.dbtimeouts); None (migrations) waits as long as it takes.
+    """
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"timeout": 30})
         engine = create_engine(url, **kwargs)
@@ -267,7 +272,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    if timeout is not None:
+        dbtimeouts.install(engine, timeout)
+    return engine
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

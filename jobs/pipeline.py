@@ -81,7 +81,9 @@ def run_pipeline(
     symbols = list(dict.fromkeys(normalize_ticker(t) for t in (tickers or settings.tickers)))
     options = RefreshOptions(fetch=fetch, force_train=force_train, today=today)
     own_engine = engine is None
-    engine = engine or storage.make_engine(settings.resolved_database_url)
+    engine = engine or storage.make_engine(
+        settings.resolved_database_url, timeout=settings.db_timeout_seconds
+    )
     sessions = storage.make_session_factory(engine)
     step: Step
     if isolation == "process":

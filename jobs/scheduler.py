@@ -154,7 +154,9 @@ def missed_fire_time(settings: Settings, now: datetime) -> datetime | None:
         t = trigger.get_next_fire_time(t, t + timedelta(seconds=1))
     if due is None or not is_trading_day(exchange_today(settings, due), settings.exchange_calendar):
         return None
-    engine = storage.make_engine(settings.resolved_database_url)
+    engine = storage.make_engine(
+        settings.resolved_database_url, timeout=settings.db_timeout_seconds
+    )
     try:
         with storage.make_session_factory(engine)() as session:
             ran = records.last_run_started_after(session, due)

@@ -42,7 +42,7 @@ def run_migrations_online() -> None:
         return
     url = _url()
     ensure_sqlite_dir(url)
-    engine = make_engine(url)
+    engine = make_engine(url, timeout=None)  # a migration may rightly run long
     try:
         with engine.connect() as conn:
             _run(conn)

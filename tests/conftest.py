@@ -145,7 +145,7 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def engine(settings: Settings) -> Iterator[Engine]:
-    eng = storage.make_engine(settings.resolved_database_url)
+    eng = storage.make_engine(settings.resolved_database_url, timeout=settings.db_timeout_seconds)
     yield eng
     eng.dispose()
 
