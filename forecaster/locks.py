@@ -16,6 +16,7 @@ import hashlib
 import logging
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -157,6 +158,37 @@ def _acquire_row(engine: Engine, name: str, owner: str, ttl_seconds: int) -> Hel
     except IntegrityError as exc:  # another process inserted it between our read and write
         raise LockBusy(name) from exc
     return HeldLock(name, owner, engine, ttl_seconds)
+
+
+class KeepFresh:
+    """Refreshes a row lock from a background thread while the block runs (PostgreSQL advisory
+    locks need nothing: the server holds them as long as their connection lives)."""
+
+    def __init__(self, lock: HeldLock) -> None:
+        self._lock = lock
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> HeldLock:
+        if self._lock.connection is None:
+            self._thread = threading.Thread(
+                target=self._loop, name="stockcast-lock-refresh", daemon=True
+            )
+            self._thread.start()
+        return self._lock
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(max(1.0, self._lock.ttl_seconds / 4)):
+            try:
+                if not self._lock.refresh():
+                    log.error("lost a lock while holding it", extra={"lock": self._lock.name})
+            except Exception:  # a database blip must not end the refreshing
+                log.warning("lock refresh failed", exc_info=True)
 
 
 @contextmanager

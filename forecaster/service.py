@@ -18,10 +18,11 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from forecaster import storage
+from forecaster import locks, storage
 from forecaster.calendar import exchange_today
 from forecaster.errors import (
     InvalidDateRange,
+    LockBusy,
     NoChampion,
     StockcastError,
     UnknownTicker,
@@ -425,6 +426,52 @@ class StepOutcome:
         return "; ".join(self.notes) or None
 
 
+def refresh_ticker_locked(
+    settings: Settings,
+    symbol: str,
+    options: RefreshOptions | None = None,
+    *,
+    provider_factory: ProviderFactory | None = None,
+    engine: Engine | None = None,
+) -> StepOutcome:
+    """`refresh_ticker` under the ticker's lock, taken by the process that does the writes.
+
+    The lock lives and dies with that process (a step's child, a Celery task, the CLI): if the
+    process that started the step dies, the worker still holds the lock until it ends, so no
+    other run can train, promote or remove artifacts of the same ticker meanwhile. A busy lock
+    skips the ticker: another run is on it.
+    """
+    own_engine = engine is None
+    engine = engine or storage.make_engine(
+        settings.resolved_database_url, timeout=settings.db_timeout_seconds
+    )
+    try:
+        try:
+            lock = locks.acquire(engine, locks.ticker_lock_name(symbol))
+        except LockBusy as exc:
+            return StepOutcome(symbol, status="skipped", notes=[f"{exc}: left to that run"])
+        except OperationalError as exc:
+            return StepOutcome(
+                symbol,
+                status="failed",
+                error=f"database unavailable: {storage.db_error_summary(exc)}",
+                error_code="database_unavailable",
+            )
+        try:
+            with locks.KeepFresh(lock):
+                return refresh_ticker(
+                    settings, symbol, options, provider_factory=provider_factory, engine=engine
+                )
+        finally:
+            try:
+                lock.release()
+            except Exception:  # the row expires, or the server drops a dead connection's lock
+                log.warning("could not release the ticker lock", exc_info=True)
+    finally:
+        if own_engine:
+            engine.dispose()
+
+
 def refresh_ticker(
     settings: Settings,
     symbol: str,
@@ -434,7 +481,7 @@ def refresh_ticker(
     engine: Engine | None = None,
 ) -> StepOutcome:
     """One ticker from new prices to a stored forecast: fetch -> validate -> retrain -> evaluate
-    -> promote or reject -> predict. The caller holds the ticker's lock.
+    -> promote or reject -> predict. The caller holds the ticker's lock (refresh_ticker_locked).
 
     Each stage commits on its own and no transaction stays open while the network trains.
     Failures are recorded on the outcome, never raised: one ticker must not stop the others.

@@ -4,7 +4,9 @@ the ticker's lock, with a record of every run and step (jobs.records).
 
 Safety, in order of what can go wrong:
 - Two runs (two schedulers, or a scheduler and `stockcast run-now`) never work on the same ticker
-  at once: each step holds the ticker's database lock (forecaster.locks) or is skipped.
+  at once: each step holds the ticker's database lock (forecaster.locks) or is skipped. The lock
+  is taken by the process doing the step (its child, see jobs.runner), so it lives exactly as
+  long as the writes can happen.
 - One ticker's failure (provider, bad data, training) is recorded on its step and the run goes
   on with the next ticker.
 - Each stage commits on its own: prices in one transaction, the model version in another, the
@@ -34,10 +36,14 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from forecaster import migrate, storage
-from forecaster.errors import ConfigError, DatabaseUnavailable, LockBusy
-from forecaster.locks import acquire, owner_id, ticker_lock_name
+from forecaster.errors import ConfigError, DatabaseUnavailable
 from forecaster.providers.base import normalize_ticker
-from forecaster.service import ProviderFactory, RefreshOptions, StepOutcome, refresh_ticker
+from forecaster.service import (
+    ProviderFactory,
+    RefreshOptions,
+    StepOutcome,
+    refresh_ticker_locked,
+)
 from forecaster.settings import Settings
 from jobs import records
 from jobs.records import Heartbeat
@@ -90,7 +96,7 @@ def run_pipeline(
         step = partial(run_in_child, settings, options=options, stop=stop)
     else:
         step = partial(
-            refresh_ticker,
+            refresh_ticker_locked,
             settings,
             options=options,
             provider_factory=provider_factory,
@@ -119,11 +125,9 @@ def run_pipeline(
             },
         )
         interval = max(1.0, min(30.0, settings.run_stale_seconds / 4))
-        lock_ttl = int(max(60.0, interval * 4))
-        owner = owner_id()
         outcomes: list[StepOutcome] = []
         try:
-            with Heartbeat(sessions, run_id, interval) as heartbeat:
+            with Heartbeat(sessions, run_id, interval):
                 for symbol in symbols:
                     if progress:
                         progress(symbol, None)
@@ -132,7 +136,7 @@ def run_pipeline(
                     if stop is not None and stop.is_set():
                         outcome = StepOutcome(symbol, status="skipped", notes=["run interrupted"])
                     else:
-                        outcome = _locked_step(engine, symbol, owner, lock_ttl, heartbeat, step)
+                        outcome = step(symbol)  # takes the ticker's lock where it runs
                     records.finish_step(sessions, step_id, outcome, time.perf_counter() - t0)
                     outcomes.append(outcome)
                     log.info(
@@ -175,25 +179,3 @@ def run_pipeline(
     finally:
         if own_engine:
             engine.dispose()
-
-
-def _locked_step(
-    engine: Engine, symbol: str, owner: str, lock_ttl: int, heartbeat: Heartbeat, step: Step
-) -> StepOutcome:
-    try:
-        lock = acquire(engine, ticker_lock_name(symbol), owner, lock_ttl)
-    except LockBusy as exc:
-        return StepOutcome(symbol, status="skipped", notes=[f"{exc}: left to that run"])
-    except OperationalError as exc:
-        return StepOutcome(
-            symbol,
-            status="failed",
-            error=f"database unavailable: {storage.db_error_summary(exc)}",
-            error_code="database_unavailable",
-        )
-    heartbeat.track(lock)
-    try:
-        return step(symbol)
-    finally:
-        heartbeat.track(None)
-        lock.release()

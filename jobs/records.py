@@ -1,6 +1,6 @@
 """Pipeline run and step records (job_runs, job_steps): written as the work happens, each in its
 own short transaction, so `stockcast runs list` and GET /v1/runs show a run while it is going.
-The run's heartbeat keeps its record (and the lock of the step under way) fresh meanwhile."""
+The run's heartbeat keeps its record fresh meanwhile."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from forecaster import storage
-from forecaster.locks import HeldLock, process_gone
+from forecaster.locks import process_gone
 from forecaster.service import StepOutcome  # also imported from here, where it used to live
 
 log = logging.getLogger(__name__)
@@ -122,13 +122,12 @@ def beat(sessions: sessionmaker[Session], run_id: int) -> None:
 
 
 class Heartbeat:
-    """Keeps the run's heartbeat_at fresh and SQLite lock rows from expiring while work goes on."""
+    """Keeps the run's heartbeat_at fresh while work goes on."""
 
     def __init__(self, sessions: sessionmaker[Session], run_id: int, interval: float) -> None:
         self._sessions = sessions
         self._run_id = run_id
         self._interval = interval
-        self._held: HeldLock | None = None  # the ticker lock of the step under way
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="stockcast-heartbeat", daemon=True)
 
@@ -140,16 +139,10 @@ class Heartbeat:
         self._stop.set()
         self._thread.join(timeout=10)
 
-    def track(self, lock: HeldLock | None) -> None:
-        self._held = lock
-
     def _loop(self) -> None:
         while not self._stop.wait(self._interval):
             try:
                 beat(self._sessions, self._run_id)
-                held = self._held  # one read: the step may finish meanwhile
-                if held is not None and not held.refresh():
-                    log.error("lost a lock while holding it", extra={"lock": held.name})
             except Exception:  # a database blip must not kill the heartbeat
                 log.warning("heartbeat failed", exc_info=True)
 
