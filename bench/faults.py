@@ -161,6 +161,7 @@ def fuzz(env: dict[str, str], requests: int, seed: int = 7) -> None:
         "/{t}",
     ]
     server_errors = non_json = 0
+    odd: list[str] = []
     t0 = time.monotonic()
     with gunicorn(env) as port:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -183,12 +184,14 @@ def fuzz(env: dict[str, str], requests: int, seed: int = 7) -> None:
                 server_errors += 1
             if path != "/metrics" and response.status != 304 and not strict_json(body):
                 non_json += 1
+                odd.append(f"{response.status} {path[:40]}")
         conn.close()
     rate = requests / (time.monotonic() - t0)
     row(
         "fuzz (gunicorn, SQLite)",
         server_errors == 0 and non_json == 0,
-        f"{requests} requests, {server_errors} server errors, {non_json} non-JSON, {rate:.0f} req/s",
+        f"{requests} requests, {server_errors} server errors, {non_json} non-JSON, {rate:.0f} req/s"
+        + (f" (e.g. {sorted(set(odd))[:3]})" if odd else ""),
     )
 
 
@@ -244,6 +247,13 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
+def cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def alive(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
@@ -259,8 +269,11 @@ def kill_run_now(env: dict[str, str], url: str, at: float) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    deadline = time.monotonic() + 120
+    while not children_of(first.pid) and time.monotonic() < deadline:
+        time.sleep(0.02)  # the CLI imports, migrates-checks and records the run first
     time.sleep(at)
-    kids = children_of(first.pid)
+    kids = [k for k in children_of(first.pid) if b"resource_tracker" not in cmdline(k)]
     os.kill(first.pid, signal.SIGKILL)
     first.wait()
     killed = time.monotonic()
@@ -277,7 +290,7 @@ def kill_run_now(env: dict[str, str], url: str, at: float) -> None:
     engine.dispose()
     ok = outlived < 2 and second.returncode == 0 and not missing and champions == 1
     row(
-        f"kill -9 run-now at {at:g}s",
+        f"kill -9 run-now {at:g}s into its step",
         ok,
         f"{len(kids)} child(ren) gone {outlived * 1000:.0f} ms after the kill; second run "
         f"exit {second.returncode}; {champions} champion, {len(missing)} missing artifacts",
@@ -295,9 +308,14 @@ def infinity_csv(env: dict[str, str], url: str, tmp: Path) -> None:
     )
     done = cli(env, "backfill", "INFT", "--provider", "csv", "--csv", str(csv))
     engine = storage.make_engine(url)
+    inft = select(storage.Ticker.id).where(storage.Ticker.symbol == "INFT").scalar_subquery()
     with engine.connect() as conn:
-        stored = conn.scalar(select(func.count()).select_from(storage.Price))
-        biggest = conn.scalar(select(func.max(storage.Price.high)))
+        stored = conn.scalar(
+            select(func.count()).select_from(storage.Price).where(storage.Price.ticker_id == inft)
+        )
+        biggest = conn.scalar(
+            select(func.max(storage.Price.high)).where(storage.Price.ticker_id == inft)
+        )
     engine.dispose()
     ok = done.returncode == 0 and stored == 2 and biggest is not None and biggest < 1e12
     row(
@@ -379,7 +397,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--fuzz", type=int, default=3000)
-    parser.add_argument("--kill-at", default="1,3,6", help="seconds after start, comma-separated")
+    parser.add_argument(
+        "--kill-at", default="0,2,5", help="seconds into the step's child, comma-separated"
+    )
     parser.add_argument("--db-timeout", type=float, default=2.0)
     args = parser.parse_args()
     print(f"fault table on {os.cpu_count()} cores")
