@@ -33,7 +33,9 @@ def gunicorn_argv(host: str, port: int, workers: int, threads: int) -> list[str]
         "--workers",
         str(workers),
         "--worker-class",
-        "gthread",  # keep-alive connections, threads overlap database waits
+        # gthread (keep-alive connections, threads overlap database waits) answering gunicorn's
+        # own refusals (414, 431, 400) in JSON
+        "api.gunicorn_worker.JsonErrorWorker",
         "--threads",
         str(threads),
         "--timeout",

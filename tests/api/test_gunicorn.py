@@ -1,10 +1,13 @@
 """The API as `stockcast serve` runs it: a real gunicorn master with 3 workers on loopback.
 
-/metrics must report the whole server (prometheus_client multiprocess mode).
+/metrics must report the whole server (prometheus_client multiprocess mode), and the requests
+gunicorn refuses before Flask sees them (414, 431, 400) must answer in the API's JSON shape.
 """
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import shutil
 import socket
@@ -23,9 +26,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
+from api.gunicorn_worker import error_status, json_error_response
 from forecaster import migrate, storage
-
-pytestmark = pytest.mark.slow
 
 WORKERS = 3
 
@@ -121,6 +123,7 @@ def counts_per_worker(server: Server, tmp_path: Path) -> list[float]:
     return counts
 
 
+@pytest.mark.slow
 def test_metrics_sum_every_worker(server: Server, tmp_path: Path) -> None:
     assert not (server.metrics_dir / "counter_999999.db").exists()  # emptied at start
     # Wait until every worker has loaded the app and answered once (each leaves a counter file):
@@ -149,3 +152,68 @@ def test_metrics_sum_every_worker(server: Server, tmp_path: Path) -> None:
     # The 30 were served by more than one process: no single worker's own count is the total.
     per_worker = counts_per_worker(server, tmp_path)
     assert sum(per_worker) == 30 and max(per_worker) < 30, per_worker
+
+
+def raw_request(server: Server, request: bytes) -> tuple[int, str, dict[str, object]]:
+    """Send bytes as they are and read the whole answer (gunicorn closes after an error)."""
+    with socket.create_connection((server.host, server.port), timeout=5) as sock:
+        sock.sendall(request)
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        body = response.read()
+    return response.status, response.getheader("Content-Type", ""), json.loads(body)
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "code"),
+    [
+        (
+            b"GET /v1/forecasts/" + b"A" * 10_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+            414,
+            "request_uri_too_long",
+        ),
+        (
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 10_000 + b"\r\n\r\n",
+            431,
+            "request_header_fields_too_large",
+        ),
+        (
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+            + b"".join(b"X-H%d: 1\r\n" % i for i in range(150))
+            + b"\r\n",
+            431,
+            "request_header_fields_too_large",
+        ),
+        (b"NOT A REQUEST LINE\r\n\r\n", 400, "bad_request"),
+    ],
+    ids=["long-url", "huge-header", "many-headers", "bad-request-line"],
+)
+@pytest.mark.slow
+def test_gunicorn_refusals_are_json(
+    server: Server, request_bytes: bytes, status: int, code: str
+) -> None:
+    got_status, content_type, body = raw_request(server, request_bytes)
+    assert got_status == status
+    assert content_type == "application/json"
+    assert list(body) == ["error"] and body["error"]["code"] == code  # type: ignore[index]
+    message = body["error"]["message"]  # type: ignore[index]
+    # Fixed text: nothing from the request, no gunicorn internals.
+    assert "AAAA" not in message and "aaaa" not in message and "gunicorn" not in message.lower()
+
+
+def test_refusal_page_rewritten_as_json() -> None:
+    """The worker keeps gunicorn's status line and replaces its HTML page."""
+    page = b"HTTP/1.1 414 URI Too Long\r\nConnection: close\r\nContent-Type: text/html\r\n\r\n<h1>"
+    assert error_status(page) == (414, "URI Too Long")
+    assert error_status(b"") is None
+    head, body = json_error_response(414, "URI Too Long").split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 414 URI Too Long\r\n")
+    assert b"Content-Type: application/json" in head and b"Connection: close" in head
+    assert json.loads(body) == {
+        "error": {"code": "request_uri_too_long", "message": "the request line is too long"}
+    }
+    _, body = json_error_response(500, "Internal Server Error").split(b"\r\n\r\n", 1)
+    assert json.loads(body)["error"] == {
+        "code": "internal_error",
+        "message": "internal server error",
+    }
