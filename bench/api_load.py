@@ -2,10 +2,11 @@
 
 For each database: migrate a fresh one, backfill ^GSPC from the offline sample provider, train
 and predict (real model, small epoch budget), start `gunicorn api.wsgi:app` the way
-`stockcast serve` does, then drive it with wrk (if installed: `apt-get install wrk`) or a bounded
-Python keep-alive client, and print requests/second and p50/p99 latency, with the per-worker
-response micro-cache (STOCKCAST_API_RESPONSE_TTL=5, the default) and without it. Traffic goes to
-127.0.0.1 only and every run is bounded in time.
+`stockcast serve` does (workers sharing a prometheus multiprocess folder), then drive it with wrk
+(if installed: `apt-get install wrk`) or a bounded Python keep-alive client, and print
+requests/second and p50/p99 latency, with the per-worker response micro-cache
+(STOCKCAST_API_RESPONSE_TTL=5, the default) and without it. Traffic goes to 127.0.0.1 only and
+every run is bounded in time.
 
 Run: .venv/bin/python bench/api_load.py [--seconds 10] [--connections 32] [--workers 2] [--threads 4]
 """
@@ -35,7 +36,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from cli.serve import gunicorn_argv
+from cli.serve import gunicorn_argv, metrics_env
 from forecaster import migrate, service, storage
 from forecaster.providers.sample import SampleProvider
 from forecaster.settings import Settings
@@ -132,8 +133,9 @@ def measure(label: str, url: str, args: argparse.Namespace) -> None:
         prepare(url, Path(tmp))
         for ttl in ("5", "0"):
             port = free_port()
+            # As `stockcast serve` runs it: workers share a metrics folder (multiprocess mode).
             env = {
-                **os.environ,
+                **metrics_env(Path(tmp) / "prometheus" / str(port)),
                 "DATABASE_URL": url,
                 "STOCKCAST_DATA_DIR": tmp,
                 "STOCKCAST_LOG_LEVEL": "WARNING",

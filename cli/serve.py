@@ -14,6 +14,8 @@ import click
 
 from cli.context import AppContext, pass_app
 
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own variable
+
 
 def gunicorn_argv(host: str, port: int, workers: int, threads: int) -> list[str]:
     exe = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or shutil.which(
@@ -24,12 +26,16 @@ def gunicorn_argv(host: str, port: int, workers: int, threads: int) -> list[str]
     return [
         exe,
         "api.wsgi:app",
+        "--config",
+        "python:api.gunicorn_conf",  # prometheus multiprocess hooks
         "--bind",
         f"{host}:{port}",
         "--workers",
         str(workers),
         "--worker-class",
-        "gthread",  # keep-alive connections, threads overlap database waits
+        # gthread (keep-alive connections, threads overlap database waits) answering gunicorn's
+        # own refusals (414, 431, 400) in JSON
+        "api.gunicorn_worker.JsonErrorWorker",
         "--threads",
         str(threads),
         "--timeout",
@@ -44,6 +50,13 @@ def gunicorn_argv(host: str, port: int, workers: int, threads: int) -> list[str]
         "10000",
         "--no-control-socket",  # one shared socket path would clash between instances
     ]
+
+
+def metrics_env(metrics_dir: Path) -> dict[str, str]:
+    """The environment gunicorn must start with: PROMETHEUS_MULTIPROC_DIR set before any of its
+    processes imports prometheus_client (the hooks in api/gunicorn_conf.py empty it at start)."""
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    return {**os.environ, MULTIPROC_ENV: str(metrics_dir.resolve())}
 
 
 def _read_pid(pidfile: Path) -> int | None:
@@ -95,6 +108,13 @@ def _stop(pidfile: Path) -> bool:
     help="Run in the background; pid and log files go to the data directory.",
 )
 @click.option("--stop", is_flag=True, help="Stop a server started with --daemon.")
+@click.option(
+    "--metrics-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar=MULTIPROC_ENV,
+    help="Folder the workers share for /metrics, emptied at start "
+    "(default: DATA_DIR/prometheus/PORT; a tmpfs is a good place).",
+)
 @pass_app
 def serve(
     app: AppContext,
@@ -104,6 +124,7 @@ def serve(
     threads: int,
     daemon: bool,
     stop: bool,
+    metrics_dir: Path | None,
 ) -> None:
     """Serve the HTTP API with gunicorn (`api.wsgi:app`)."""
     run_dir = app.settings.data_dir
@@ -113,13 +134,15 @@ def serve(
         return
     app.check_schema()  # fail fast with a clear message instead of 503s
     argv = gunicorn_argv(host, port, workers or os.cpu_count() or 2, threads)
+    # One folder per port: two servers sharing a data directory never mix their counts.
+    env = metrics_env(metrics_dir or run_dir / "prometheus" / str(port))
     if not daemon:
-        os.execv(argv[0], argv)
+        os.execve(argv[0], argv, env)
     run_dir.mkdir(parents=True, exist_ok=True)
     if _stop(pidfile):
         click.echo("stopped the previous server", err=True)
     argv += ["--daemon", "--pid", str(pidfile.resolve()), "--error-logfile", str(logfile.resolve())]
-    subprocess.run(argv, check=True)
+    subprocess.run(argv, check=True, env=env)
     for _ in range(100):
         if _read_pid(pidfile):
             click.echo(f"serving on http://{host}:{port} (pid {_read_pid(pidfile)}, log {logfile})")

@@ -276,7 +276,7 @@ def test_metrics(client: FlaskClient) -> None:
     )
     assert 'route="/v1/forecasts/<ticker>",status="404"' in text
     assert (
-        'stockcast_http_request_duration_seconds_bucket{method="GET",route="/v1/forecasts/<ticker>"'
+        'stockcast_http_request_duration_seconds_bucket{le="0.001",method="GET",route="/v1/forecasts/<ticker>"'
         in text
     )
     assert 'stockcast_forecast_age_days{ticker="GOOG"}' in text
