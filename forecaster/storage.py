@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -32,6 +32,7 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    or_,
     select,
     text,
 )
@@ -43,6 +44,7 @@ from sqlalchemy.orm import (
     Session,
     mapped_column,
     relationship,
+    selectinload,
     sessionmaker,
 )
 
@@ -564,3 +566,168 @@ def all_symbols(session: Session) -> list[str]:
 
 def symbols_with_prices(session: Session) -> Iterable[str]:
     return session.scalars(select(Ticker.symbol).where(Ticker.prices.any()).order_by(Ticker.symbol))
+
+
+# --------------------------------------------------------------------------- pages: dashboard, chart
+
+
+@dataclass(frozen=True)
+class DashboardRow:
+    """Everything the dashboard shows for one ticker, read in a handful of set-based queries."""
+
+    ticker: Ticker
+    last_date: date | None
+    last_close: float | None
+    recent_closes: list[float]  # oldest first, at most `recent`
+    prediction: Prediction | None  # the newest forecast
+    model: ModelVersion | None  # the version that made it, else the champion
+    last_step: JobStep | None  # the ticker's newest pipeline step
+
+
+def _search(query: Any, q: str | None) -> Any:
+    if not q:
+        return query
+    return query.where(
+        Ticker.symbol.contains(q.upper(), autoescape=True)
+        | func.lower(func.coalesce(Ticker.name, "")).contains(q.lower(), autoescape=True)
+    )
+
+
+def dashboard_rows(
+    session: Session, q: str | None, limit: int, offset: int, recent: int = 30
+) -> tuple[int, list[DashboardRow]]:
+    """One page of tickers (by symbol, `q` a case-insensitive substring of symbol or name) and
+    the total that match. Each query is bounded by the page, so 500 tickers cost what 50 do."""
+    total = session.scalar(_search(select(func.count()).select_from(Ticker), q)) or 0
+    # Correlated max(): an index seek per ticker on (ticker_id, date), never a scan of prices.
+    last_day = select(func.max(Price.date)).where(Price.ticker_id == Ticker.id).scalar_subquery()
+    page = session.execute(
+        _search(select(Ticker, last_day), q).order_by(Ticker.symbol).limit(limit).offset(offset)
+    ).all()
+    if not page:
+        return total, []
+    ids = [t.id for t, _ in page]
+    last_dates = {t.id: d for t, d in page}
+
+    closes: dict[int, list[tuple[date, float]]] = {i: [] for i in ids}
+    # ~1.6 calendar days per session: this window holds `recent` sessions unless data has gaps.
+    windows = [
+        (Price.ticker_id == i) & (Price.date >= d - timedelta(days=int(recent * 1.6) + 7))
+        for i, d in last_dates.items()
+        if d is not None
+    ]
+    if windows:
+        for tid, day, close in session.execute(
+            select(Price.ticker_id, Price.date, Price.close)
+            .where(or_(*windows))
+            .order_by(Price.ticker_id, Price.date)
+        ):
+            closes[tid].append((day, close))
+
+    newest = (
+        select(func.max(Prediction.as_of_date))
+        .where(Prediction.ticker_id == Ticker.id)
+        .correlate(Ticker)
+        .scalar_subquery()
+    )
+    predictions = {
+        p.ticker_id: (p, mv)
+        for p, mv in session.execute(
+            select(Prediction, ModelVersion)
+            .join(Ticker, Ticker.id == Prediction.ticker_id)
+            .join(ModelVersion, ModelVersion.id == Prediction.model_version_id)
+            .where(Prediction.ticker_id.in_(ids), Prediction.as_of_date == newest)
+        ).tuples()
+    }
+    champions = {
+        mv.ticker_id: mv
+        for mv in session.scalars(
+            select(ModelVersion).where(
+                ModelVersion.ticker_id.in_([i for i in ids if i not in predictions]),
+                ModelVersion.status == "champion",
+            )
+        )
+    }
+    symbols = [t.symbol for t, _ in page]
+    step_ids = (
+        select(func.max(JobStep.id)).where(JobStep.ticker.in_(symbols)).group_by(JobStep.ticker)
+    )
+    steps = {s.ticker: s for s in session.scalars(select(JobStep).where(JobStep.id.in_(step_ids)))}
+
+    rows = []
+    for ticker, last in page:
+        series = closes[ticker.id][-recent:]
+        prediction, model = predictions.get(ticker.id, (None, champions.get(ticker.id)))
+        rows.append(
+            DashboardRow(
+                ticker=ticker,
+                last_date=last,
+                last_close=series[-1][1] if series else None,
+                recent_closes=[c for _, c in series],
+                prediction=prediction,
+                model=model,
+                last_step=steps.get(ticker.symbol),
+            )
+        )
+    return total, rows
+
+
+@dataclass(frozen=True)
+class ChartSeries:
+    """Columns for a chart: closes by date, and forecasts by target date with the realized close."""
+
+    dates: list[date]
+    closes: list[float]
+    forecasts: list[tuple[Prediction, float | None]]  # (forecast, actual close at its target)
+    truncated: bool
+
+
+def chart_series(
+    session: Session, ticker_id: int, start: date | None, end: date | None, limit: int
+) -> ChartSeries:
+    """Closes in [start, end] and the forecasts whose target falls in it, oldest first; at most
+    the newest `limit` of each (`truncated` says so)."""
+    price_query = select(Price.date, Price.close).where(Price.ticker_id == ticker_id)
+    forecast_query = (
+        select(Prediction, Price.close)
+        .outerjoin(
+            Price,
+            (Price.ticker_id == Prediction.ticker_id) & (Price.date == Prediction.target_date),
+        )
+        .where(Prediction.ticker_id == ticker_id)
+    )
+    if start is not None:
+        price_query = price_query.where(Price.date >= start)
+        forecast_query = forecast_query.where(Prediction.target_date >= start)
+    if end is not None:
+        price_query = price_query.where(Price.date <= end)
+        forecast_query = forecast_query.where(Prediction.target_date <= end)
+    prices = session.execute(price_query.order_by(Price.date.desc()).limit(limit + 1)).all()
+    forecasts = session.execute(
+        forecast_query.order_by(Prediction.target_date.desc()).limit(limit + 1)
+    ).all()
+    truncated = len(prices) > limit or len(forecasts) > limit
+    prices = prices[:limit][::-1]
+    return ChartSeries(
+        dates=[d for d, _ in prices],
+        closes=[c for _, c in prices],
+        forecasts=[(p, actual) for p, actual in forecasts[:limit][::-1]],
+        truncated=truncated,
+    )
+
+
+def job_runs(
+    session: Session, limit: int, offset: int, ticker: str | None = None
+) -> tuple[int, list[JobRun]]:
+    """Runs newest first with their steps (only runs that had a step for `ticker` if given)."""
+    query = select(JobRun)
+    if ticker is not None:
+        query = query.where(JobRun.id.in_(select(JobStep.run_id).where(JobStep.ticker == ticker)))
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    runs = session.scalars(
+        query.options(selectinload(JobRun.steps))
+        .order_by(JobRun.started_at.desc(), JobRun.id.desc())
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return total, list(runs)
