@@ -76,9 +76,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         engine = storage.make_engine(settings.resolved_database_url)
     app.extensions["stockcast"] = ApiState(settings, engine)
 
-    from api import docs, forecasts, health, models, prices, runs, tickers
+    from api import docs, forecasts, health, models, prices, runs, summary, tickers
 
-    for module in (tickers, forecasts, models, prices, runs, health, docs):
+    for module in (tickers, forecasts, models, prices, runs, summary, health, docs):
         app.register_blueprint(module.bp)
     register_error_handlers(app)
 
