@@ -8,11 +8,12 @@
   const symbol = document.body.dataset.ticker;
   const enc = encodeURIComponent(symbol);
   const ROLL = 20;
+  const TABLE_MAX = 1300;
   const DAY = 86400;
   const RANGES = { "3M": 91, "1Y": 365, "5Y": 5 * 365 + 1, all: null };
   const priceFig = document.getElementById("price-chart");
   const errorFig = document.getElementById("error-chart");
-  let data = null, charts = [], currentRange = null;
+  let data = null, charts = [], visible = [-Infinity, Infinity];
 
   const toSeconds = (iso) => Date.UTC(+iso.slice(0, 4), +iso.slice(5, 7) - 1, +iso.slice(8, 10)) / 1000;
   const isoOf = (seconds) => new Date(seconds * 1000).toISOString().slice(0, 10);
@@ -101,34 +102,49 @@
     const t0 = performance.now();
     for (const chart of charts) chart.setScale("x", { min, max: last });
     window.stockcastRangeMs = performance.now() - t0;
-    currentRange = name;
     priceFig.dataset.range = name;
     for (const b of document.querySelectorAll("[data-range]")) {
       b.setAttribute("aria-pressed", String(b.dataset.range === name));
     }
+    visible = [min, last];
     const details = document.getElementById("table-details");
     if (details.open) fillTable();
   }
 
+  /* The data table of the visible range, newest first, built on demand. At most TABLE_MAX rows
+     (5Y fits): thousands of rows take the browser seconds to lay out; the note says so and
+     links the JSON, which holds everything. */
   function fillTable() {
-    const a = data.a, u = charts[0];
-    const min = u.scales.x.min, max = u.scales.x.max;
-    const rows = [];
+    const t0 = performance.now();
+    const a = data.a;
+    const [min, max] = visible; // the chart's own scale updates only once it redraws
+    const rows = document.createDocumentFragment();
+    let n = 0, total = 0;
     for (let k = a.x.length - 1; k >= 0; k--) {
       if (a.x[k] < min || a.x[k] > max) continue;
-      rows.push(el("tr", {}, [
-        el("td", { text: isoOf(a.x[k]) }),
-        el("td", { class: "num", text: money(a.close[k]) }),
-        el("td", { class: "num", text: money(a.pred[k]) }),
-        el("td", { class: "num", text: money(a.low[k]) }),
-        el("td", { class: "num", text: money(a.high[k]) }),
-        el("td", { text: a.method[k] || "" }),
-        el("td", { class: "num", text: fixed(a.err[k], 2) }),
-        el("td", { class: "num", text: fixed(a.perr[k], 2) }),
-      ]));
+      total++;
+      if (n >= TABLE_MAX) continue;
+      const tr = document.createElement("tr");
+      const cells = [isoOf(a.x[k]), money(a.close[k]), money(a.pred[k]), money(a.low[k]),
+        money(a.high[k]), a.method[k] || "", fixed(a.err[k], 2), fixed(a.perr[k], 2)];
+      for (let c = 0; c < cells.length; c++) {
+        const td = tr.insertCell();
+        td.textContent = cells[c];
+        if (c !== 0 && c !== 5) td.className = "num";
+      }
+      rows.append(tr);
+      n++;
     }
-    document.querySelector("#data-table tbody").replaceChildren(...rows);
-    document.getElementById("data-table").dataset.rows = String(rows.length);
+    document.querySelector("#data-table tbody").replaceChildren(rows);
+    const table = document.getElementById("data-table");
+    table.dataset.rows = String(n);
+    table.dataset.total = String(total);
+    const note = document.getElementById("table-note");
+    note.replaceChildren(n < total
+      ? `The newest ${n.toLocaleString("en-US")} of ${total.toLocaleString("en-US")} days in this range. All of them: `
+      : `${n.toLocaleString("en-US")} days. As JSON: `,
+      el("a", { href: `/v1/series/${enc}`, text: `/v1/series/${symbol}` }), ".");
+    window.stockcastTableMs = performance.now() - t0;
   }
 
   function headline(series) {
