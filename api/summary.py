@@ -6,11 +6,12 @@ The pages read these endpoints like any other client: one source for the numbers
 
 from __future__ import annotations
 
+import math
 import unicodedata
 from datetime import date
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from api import db, state
 from api.errors import ApiError
@@ -160,33 +161,55 @@ def series(ticker: str) -> Response:
     row = storage.get_ticker(db(), symbol)
     if row is None:
         raise UnknownTicker(symbol, "not tracked by this service")
-    data = storage.chart_series(db(), row.id, start, end, limit)
+    key = f"series:{symbol}:{start}:{end}:{limit}"
+    cache = state().responses  # the same short per-worker TTL as the latest forecast
+    body = cache.get(key)
+    if body is None:
+        body = current_app.json.response(_series(symbol, row.id, start, end, limit)).get_data()
+        cache.put(key, body)
+    return Response(body, mimetype="application/json")
+
+
+def _column(values: list[float | None], digits: int = 4) -> list[float | None]:
+    """num() over a column, inlined: a whole history is tens of thousands of values."""
+    return [round(v, digits) if v is not None and math.isfinite(v) else None for v in values]
+
+
+def _series(
+    symbol: str, ticker_id: int, start: date | None, end: date | None, limit: int
+) -> dict[str, Any]:
+    data = storage.chart_series(db(), ticker_id, start, end, limit)
     fc = data.forecasts
-    return jsonify(
-        {
-            "ticker": symbol,
-            "start": iso(start),
-            "end": iso(end),
-            "truncated": data.truncated,
-            "closes": {
-                "date": [iso(d) for d in data.dates],
-                "close": [num(c, 4) for c in data.closes],
-            },
-            "forecasts": {
-                "as_of": [iso(p.as_of_date) for p, _ in fc],
-                "target_date": [iso(p.target_date) for p, _ in fc],
-                "predicted_close": [num(p.predicted_close, 4) for p, _ in fc],
-                "low": [num(p.lower, 4) for p, _ in fc],
-                "high": [num(p.upper, 4) for p, _ in fc],
-                "coverage": [num(p.coverage, 4) for p, _ in fc],
-                "method": [p.method for p, _ in fc],
-                "actual_close": [num(a, 4) for _, a in fc],
-                "abs_error": [
-                    None if a is None else num(abs(p.predicted_close - a), 4) for p, a in fc
-                ],
-                "persistence_abs_error": [
-                    None if a is None else num(abs(p.last_close - a), 4) for p, a in fc
-                ],
-            },
-        }
-    )
+    actual = [f.actual_close for f in fc]
+    return {
+        "ticker": symbol,
+        "start": iso(start),
+        "end": iso(end),
+        "truncated": data.truncated,
+        "closes": {
+            "date": [d.isoformat() for d in data.dates],
+            "close": _column(data.closes),
+        },
+        "forecasts": {
+            "as_of": [f.as_of_date.isoformat() for f in fc],
+            "target_date": [f.target_date.isoformat() for f in fc],
+            "predicted_close": _column([f.predicted_close for f in fc]),
+            "low": _column([f.lower for f in fc]),
+            "high": _column([f.upper for f in fc]),
+            "coverage": _column([f.coverage for f in fc]),
+            "method": [f.method for f in fc],
+            "actual_close": _column(actual),
+            "abs_error": _column(
+                [
+                    None if a is None else abs(f.predicted_close - a)
+                    for f, a in zip(fc, actual, strict=True)
+                ]
+            ),
+            "persistence_abs_error": _column(
+                [
+                    None if a is None else abs(f.last_close - a)
+                    for f, a in zip(fc, actual, strict=True)
+                ]
+            ),
+        },
+    }
