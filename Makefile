@@ -42,3 +42,4 @@ bench: install
 	$(BIN)/python bench/accuracy.py
 	$(BIN)/python bench/nightly_cost.py
 	$(BIN)/python bench/api_load.py
+	$(BIN)/python bench/pages.py

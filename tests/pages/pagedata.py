@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
 from forecaster import calendar, service, storage
+from forecaster.providers.base import PriceProvider
 from forecaster.providers.sample import SampleProvider
 from forecaster.service import StepOutcome
 from jobs import records
@@ -71,16 +72,20 @@ def seed_pages(
     sessions: sessionmaker[Session],
     forecast_days: int = 300,
     tickers: tuple[str, ...] = ("^GSPC", "GOOG"),
+    provider: PriceProvider | None = None,
+    start: date | None = None,
+    runs: bool = True,
 ) -> list[Seeded]:
-    """Backfill `tickers` (all sample history) and store `forecast_days` daily forecasts each, the
-    newest one for the session after the last stored close (no actual yet)."""
+    """Backfill `tickers` (all sample history by default) and store up to `forecast_days` daily
+    forecasts each, the newest one for the session after the last stored close (no actual yet)."""
     out = []
     for symbol in tickers:
         with sessions.begin() as s:
-            service.backfill_ticker(s, SampleProvider(), symbol)
+            service.backfill_ticker(s, provider or SampleProvider(), symbol, start)
         with sessions.begin() as s:
             out.append(_models_and_forecasts(s, symbol, forecast_days))
-    _runs(sessions, tickers)
+    if runs:
+        _runs(sessions, tickers)
     return out
 
 
@@ -98,7 +103,7 @@ def _models_and_forecasts(s: Session, symbol: str, forecast_days: int) -> Seeded
         config={"window": 7, "units": [32, 16]},
         train_start=days[0],
         train_end=last,
-        test_start=days[-500],
+        test_start=days[max(0, len(days) - 500)],
         test_end=last,
         n_train=len(days) - 8,
         persistence_mae=10.0,
@@ -135,8 +140,9 @@ def _models_and_forecasts(s: Session, symbol: str, forecast_days: int) -> Seeded
 
     log_close = np.log(closes.to_numpy())
     returns = np.diff(log_close)
-    n = min(forecast_days, len(days) - 260)
-    first = len(days) - n  # forecasts as of days[first:], the newest for the next session
+    # forecasts as of days[first:] (each with at least 20 returns before it), the newest for the
+    # session after the last stored close
+    first = max(len(days) - forecast_days, 21)
     realized = 0
     for k in range(first, len(days)):
         past = returns[max(0, k - 250) : k]
