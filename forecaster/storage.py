@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -32,7 +32,6 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
-    or_,
     select,
     text,
 )
@@ -42,6 +41,7 @@ from sqlalchemy.orm import (
     DeclarativeBase,
     Mapped,
     Session,
+    aliased,
     mapped_column,
     relationship,
     selectinload,
@@ -607,22 +607,29 @@ def dashboard_rows(
     if not page:
         return total, []
     ids = [t.id for t, _ in page]
-    last_dates = {t.id: d for t, d in page}
 
     closes: dict[int, list[tuple[date, float]]] = {i: [] for i in ids}
-    # ~1.6 calendar days per session: this window holds `recent` sessions unless data has gaps.
-    windows = [
-        (Price.ticker_id == i) & (Price.date >= d - timedelta(days=int(recent * 1.6) + 7))
-        for i, d in last_dates.items()
-        if d is not None
-    ]
-    if windows:
-        for tid, day, close in session.execute(
-            select(Price.ticker_id, Price.date, Price.close)
-            .where(or_(*windows))
-            .order_by(Price.ticker_id, Price.date)
-        ):
-            closes[tid].append((day, close))
+    # Per ticker, the date of its `recent`-th newest close (an index seek), then the rows from it:
+    # one constant statement, whatever the page.
+    p2 = aliased(Price)
+    cutoff = (
+        select(p2.date)
+        .where(p2.ticker_id == Ticker.id)
+        .order_by(p2.date.desc())
+        .limit(1)
+        .offset(recent - 1)
+        .scalar_subquery()
+    )
+    cuts = (
+        select(Ticker.id.label("tid"), cutoff.label("since")).where(Ticker.id.in_(ids)).subquery()
+    )
+    for tid, day, close in session.execute(
+        select(Price.ticker_id, Price.date, Price.close)
+        .join(cuts, Price.ticker_id == cuts.c.tid)
+        .where(Price.date >= func.coalesce(cuts.c.since, date(1, 1, 1)))
+        .order_by(Price.ticker_id, Price.date)
+    ):
+        closes[tid].append((day, close))
 
     newest = (
         select(func.max(Prediction.as_of_date))
