@@ -5,8 +5,8 @@ Seeds a temporary SQLite database with the sample ^GSPC (5,031 closes, 1999-2018
 forecast for every ^GSPC day after its first month (so the chart holds about 5,000 closes and
 5,000 forecasts with their band), and `--extra` synthetic tickers (one year each, a few
 forecasts) so the dashboard pages through ~500 tickers. Starts `stockcast serve` (gunicorn) on a
-free loopback port, times sequential keep-alive requests (median and p95; loopback round trip
-included, so an upper bound of server time), then drives headless chromium (Debian's chromium +
+free loopback port with the per-worker response cache off, times sequential keep-alive requests
+(median and p95; loopback round trip included, so an upper bound of server time), then drives headless chromium (Debian's chromium +
 chromedriver) to read `window.stockcastChartMs`: building the uPlot chart and drawing every point.
 
 Run: .venv/bin/python bench/pages.py [--requests 200] [--loads 5] [--extra 500]
@@ -134,7 +134,13 @@ def main() -> None:
         url = f"sqlite:///{Path(tmp) / 'pages.db'}"
         seed(url, args.extra)
         port = free_port()
-        env = {**os.environ, "DATABASE_URL": url, "STOCKCAST_DATA_DIR": tmp}
+        # Response cache off: every timed request is rendered from the database.
+        env = {
+            **os.environ,
+            "DATABASE_URL": url,
+            "STOCKCAST_DATA_DIR": tmp,
+            "STOCKCAST_API_RESPONSE_TTL": "0",
+        }
         stockcast = Path(sys.executable).parent / "stockcast"
         server = subprocess.Popen(
             [str(stockcast), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],

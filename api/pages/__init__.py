@@ -50,9 +50,8 @@ def _error_page(status: int, title: str, message: str) -> Response:
 
 
 def _not_found(symbol: str) -> Response:
-    return _error_page(
-        404, "Unknown ticker", f"{symbol} is not tracked by this service."
-    )  # autoescaped in the template
+    # The symbol comes from the URL: the template autoescapes it like every other value.
+    return _error_page(404, "Unknown ticker", f"{symbol} is not tracked by this service.")
 
 
 @bp.get("/")
@@ -67,7 +66,7 @@ def ticker(symbol: str) -> Response:
     except InvalidTicker:
         normalized = None
     if normalized is None:
-        return _not_found(symbol[:40])
+        return _not_found(symbol[:40])  # bounded echo of what was asked for
     state().check_database_file()
     row = storage.get_ticker(db(), normalized)
     if row is None:

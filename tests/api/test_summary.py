@@ -136,3 +136,8 @@ def test_unknown_ticker_page_is_an_escaped_html_404(client: FlaskClient, path: s
     assert "Unknown ticker" in text and "<script>alert" not in text
     if "script" in path:
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+
+
+def test_docs_link_the_pages(client: FlaskClient) -> None:
+    docs = client.get("/docs").get_data(as_text=True)
+    assert "href='/'" in docs and "href='/tickers/%5EGSPC'" in docs

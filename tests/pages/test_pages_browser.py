@@ -106,7 +106,7 @@ def driver() -> Iterator[Any]:
         "--headless=new",
         "--no-sandbox",
         "--disable-dev-shm-usage",
-        "--window-size=1400,1000",
+        "--window-size=1400,1700",
     ):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})

@@ -59,7 +59,7 @@
       scales: { x: { time: true } },
       series: [
         { label: "Date", value: (u, v) => (v === null ? "–" : isoOf(v)) },
-        { label: "Close", stroke: "#1d232b", width: 1.25, value: (u, v) => money(v) },
+        { label: "Close (realized)", stroke: "#1d232b", width: 1.25, value: (u, v) => money(v) },
         { label: "Forecast", stroke: "#1f4e79", width: 1.5, dash: [4, 3], value: (u, v) => money(v),
           points: { show: false } },
         { label: "Interval low", stroke: "rgba(31,78,121,.45)", width: 1, value: (u, v) => money(v) },
