@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
+from api import create_app
 from forecaster import calendar
+from forecaster.settings import Settings
 
 
 def get(client: FlaskClient, url: str, status: int = 200) -> Any:
@@ -141,3 +143,16 @@ def test_unknown_ticker_page_is_an_escaped_html_404(client: FlaskClient, path: s
 def test_docs_link_the_pages(client: FlaskClient) -> None:
     docs = client.get("/docs").get_data(as_text=True)
     assert "href='/'" in docs and "href='/tickers/%5EGSPC'" in docs
+
+
+def test_pages_when_the_database_is_down(settings: Settings) -> None:
+    down = create_app(
+        Settings(
+            database_url="postgresql+psycopg://nobody@127.0.0.1:1/none", data_dir=settings.data_dir
+        )
+    ).test_client()
+    assert down.get("/").status_code == 200  # a shell: its script reports the API's 503
+    page = down.get("/tickers/GOOG")
+    assert page.status_code == 503 and page.mimetype == "text/html"
+    assert page.headers["Retry-After"] == "5"
+    assert b"Database unavailable" in page.data and b"psycopg" not in page.data
