@@ -17,18 +17,21 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pagedata import seed_pages
 
-from forecaster import migrate, storage
+from forecaster import migrate, service, storage
+from forecaster.providers.synthetic import SyntheticProvider
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 CHROMIUM = os.environ.get("STOCKCAST_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("STOCKCAST_CHROMEDRIVER", "/usr/bin/chromedriver")
+NEW = "SYN-RW-1"
 ARTIFACTS = Path(
     os.environ.get(
         "STOCKCAST_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -70,7 +73,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         # Seeded while the server boots (the app reads per request): a few seconds saved.
         engine = storage.make_engine(url)
-        seed_pages(storage.make_session_factory(engine), forecast_days=300)
+        sessions = storage.make_session_factory(engine)
+        seed_pages(sessions, forecast_days=300)
+        with sessions.begin() as session:  # a ticker with prices only: no model, no forecast
+            service.backfill_ticker(session, SyntheticProvider(), NEW, date(2018, 7, 1))
         engine.dispose()
         for _ in range(200):
             try:
@@ -135,7 +141,7 @@ def console_problems(driver: Any) -> list[str]:
     return [e["message"] for e in driver.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
 
 
-def test_dashboard_lists_the_sample_tickers(server: str, driver: Any) -> None:
+def test_dashboard_lists_the_sample_tickers(driver: Any, server: str) -> None:
     driver.get(server + "/")
     wait_for(driver, "document.querySelector('#tickers').dataset.loaded === 'true'")
     assert driver.title == "Dashboard · stockcast"
@@ -143,7 +149,7 @@ def test_dashboard_lists_the_sample_tickers(server: str, driver: Any) -> None:
     rows = driver.execute_script(
         "return [...document.querySelectorAll('#tickers tbody tr')].map(r => r.dataset.ticker)"
     )
-    assert rows == [t["ticker"] for t in summary["tickers"]] == ["GOOG", "^GSPC"]
+    assert rows == [t["ticker"] for t in summary["tickers"]] == ["GOOG", NEW, "^GSPC"]
     cells = driver.execute_script(
         "const r = document.querySelector('tr[data-ticker=\"^GSPC\"]');"
         "return [...r.children].map(c => c.textContent.trim())"
@@ -155,7 +161,13 @@ def test_dashboard_lists_the_sample_tickers(server: str, driver: Any) -> None:
     assert cells[5] == gspc["forecast"]["method"] == "drift"
     assert cells[6] == f"{gspc['skill']['mae_ratio']:.3f}"
     assert cells[8] == "staleas of 2018-12-31"  # the sample data ends in 2018
-    assert driver.execute_script("return document.querySelectorAll('canvas.spark').length") == 2
+    assert driver.execute_script("return document.querySelectorAll('canvas.spark').length") == 3
+    new = driver.execute_script(
+        f"return [...document.querySelector('tr[data-ticker=\"{NEW}\"]').children]"
+        ".map(c => c.textContent.trim())"
+    )
+    assert new[2] == new[5] == new[6] == "–"  # no forecast, no model
+    assert new[8] == "staleno forecast" and new[9] == "none"
     driver.save_screenshot(str(ARTIFACTS / "dashboard.png"))
     assert console_problems(driver) == []
 
@@ -169,7 +181,7 @@ def test_dashboard_lists_the_sample_tickers(server: str, driver: Any) -> None:
     assert console_problems(driver) == []
 
 
-def test_gspc_chart_draws_every_point_and_the_band(server: str, driver: Any) -> None:
+def test_gspc_chart_draws_every_point_and_the_band(driver: Any, server: str) -> None:
     driver.get(server + "/tickers/%5EGSPC")
     wait_for(driver, "document.querySelector('#price-chart').dataset.ready === 'true'")
     assert driver.title == "^GSPC · stockcast"
@@ -210,7 +222,7 @@ def test_gspc_chart_draws_every_point_and_the_band(server: str, driver: Any) -> 
     assert console_problems(driver) == []
 
 
-def test_range_buttons_change_the_visible_range(server: str, driver: Any) -> None:
+def test_range_buttons_change_the_visible_range(driver: Any, server: str) -> None:
     if "/tickers/%5EGSPC" not in driver.current_url:
         driver.get(server + "/tickers/%5EGSPC")
         wait_for(driver, "document.querySelector('#price-chart').dataset.ready === 'true'")
@@ -253,7 +265,7 @@ def test_range_buttons_change_the_visible_range(server: str, driver: Any) -> Non
     assert console_problems(driver) == []
 
 
-def test_unknown_ticker_gets_an_html_404(server: str, driver: Any) -> None:
+def test_unknown_ticker_gets_an_html_404(driver: Any, server: str) -> None:
     with pytest.raises(urllib.error.HTTPError) as missing:
         urllib.request.urlopen(server + "/tickers/NOPE", timeout=5)
     assert missing.value.code == 404
@@ -270,3 +282,16 @@ def test_unknown_ticker_gets_an_html_404(server: str, driver: Any) -> None:
     assert driver.find_elements("css selector", "main img") == []
     # The only console entries are the 404 documents themselves.
     assert all("404" in m for m in console_problems(driver))
+
+
+def test_a_ticker_without_forecasts(driver: Any, server: str) -> None:
+    driver.get(f"{server}/tickers/{NEW}")
+    wait_for(driver, "document.querySelector('#price-chart').dataset.ready === 'true'")
+    closes = api(server, f"/v1/series/{NEW}")["closes"]["close"]
+    fig = driver.find_element("id", "price-chart")
+    assert int(fig.get_attribute("data-points")) == len(closes) > 100
+    assert fig.get_attribute("data-forecasts") == fig.get_attribute("data-band") == "0"
+    assert driver.find_element("id", "headline").text == "No forecast yet."
+    assert driver.find_element("id", "model-card").text.startswith("No model yet")
+    assert driver.find_element("css selector", "#runs tbody").text == "No pipeline run yet."
+    assert console_problems(driver) == []
