@@ -30,9 +30,9 @@ stop:
 test: install
 	bash scripts/test.sh
 
-# The inner loop: lint and every test not marked slow (no training, no extra processes).
+# The inner loop: lint and every test not marked slow (no training, no extra processes, no browser).
 test-fast: install
-	bash scripts/test.sh -m "not slow" -q
+	STOCKCAST_SKIP_BROWSER_INSTALL=1 bash scripts/test.sh -m "not slow" -q
 
 lint: install
 	$(BIN)/ruff check .
@@ -42,3 +42,4 @@ bench: install
 	$(BIN)/python bench/accuracy.py
 	$(BIN)/python bench/nightly_cost.py
 	$(BIN)/python bench/api_load.py
+	$(BIN)/python bench/pages.py

@@ -78,9 +78,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         )
     app.extensions["stockcast"] = ApiState(settings, engine)
 
-    from api import docs, forecasts, health, models, prices, runs, tickers
+    from api import docs, forecasts, health, models, pages, prices, runs, summary, tickers
 
-    for module in (tickers, forecasts, models, prices, runs, health, docs):
+    for module in (tickers, forecasts, models, prices, runs, summary, health, docs, pages):
         app.register_blueprint(module.bp)
     register_error_handlers(app)
 

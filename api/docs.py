@@ -37,6 +37,10 @@ def docs() -> Response:
         f"<p>{html.escape(spec['info']['description'])}</p>",
         "<p>Machine-readable: <a href='/openapi.json'>/openapi.json</a>. Example: "
         "<code>curl 'http://HOST/v1/forecasts/%5EGSPC'</code></p>",
+        "<p>Pages for people: the <a href='/'>dashboard</a> (every ticker, searchable) and one "
+        "page per ticker, <code>/tickers/{symbol}</code> (e.g. "
+        "<a href='/tickers/%5EGSPC'>/tickers/%5EGSPC</a>): chart, model card, recent runs. "
+        "They read the endpoints below.</p>",
     ]
     for path, ops in spec["paths"].items():
         for method, op in ops.items():

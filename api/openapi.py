@@ -262,6 +262,115 @@ def build_spec(max_limit: int = 1000) -> dict[str, Any]:
                 ),
             }
         ),
+        "SummaryRow": _obj(
+            {
+                "ticker": STR,
+                "name": _nullable(STR),
+                "last_date": _nullable(DATE),
+                "last_close": nnum,
+                "recent_closes": {
+                    "type": "array",
+                    "items": nnum,
+                    "description": "The newest closes (at most 30), oldest first.",
+                },
+                "forecast": _nullable(
+                    _obj(
+                        {
+                            "as_of": DATE,
+                            "target_date": DATE,
+                            "predicted_close": NUM,
+                            "predicted_change_pct": NUM,
+                            "interval": _ref("Interval"),
+                            "last_close": NUM,
+                            "method": method,
+                        }
+                    )
+                ),
+                "skill": _nullable(
+                    {
+                        **_obj(
+                            {
+                                "model_version": INT,
+                                "method": method,
+                                "mae_ratio": nnum,
+                                "dm_pvalue": nnum,
+                                "best_baseline": _nullable(
+                                    {"type": "string", "enum": list(BASELINES)}
+                                ),
+                                "best_baseline_mae_ratio": nnum,
+                                "dm_best_pvalue": nnum,
+                                "n_forecasts": _nullable(INT),
+                                "backtest_end": _nullable(DATE),
+                            }
+                        ),
+                        "description": "The network's rolling-origin backtest of the version "
+                        "that made the forecast (else the champion): MAE ratio and one-sided "
+                        "Diebold-Mariano p-value vs persistence and vs the best baseline.",
+                    }
+                ),
+                "freshness": {
+                    **_obj(
+                        {
+                            "forecast_as_of": _nullable(DATE),
+                            "last_session": DATE,
+                            "sessions_behind": _nullable(INT),
+                            "behind_data": {"type": "boolean"},
+                            "stale": {"type": "boolean"},
+                        }
+                    ),
+                    "description": "last_session: the exchange's last session before today. "
+                    "stale: no forecast, or one made before that session or before the newest "
+                    "stored close (behind_data).",
+                },
+                "last_run": _nullable(
+                    _obj(
+                        {
+                            "run_id": INT,
+                            "status": {"type": "string", "enum": list(STEP_STATUSES)},
+                            "started_at": DATETIME,
+                            "finished_at": _nullable(DATETIME),
+                            "duration_seconds": nnum,
+                            "detail": _nullable(STR),
+                            "error_code": _nullable(STR),
+                            "error": _nullable(STR),
+                        }
+                    )
+                ),
+            }
+        ),
+        "Series": _obj(
+            {
+                "ticker": STR,
+                "start": _nullable(DATE),
+                "end": _nullable(DATE),
+                "truncated": {"type": "boolean"},
+                "closes": _obj(
+                    {
+                        "date": {"type": "array", "items": DATE},
+                        "close": {"type": "array", "items": nnum},
+                    }
+                ),
+                "forecasts": {
+                    **_obj(
+                        {
+                            "as_of": {"type": "array", "items": DATE},
+                            "target_date": {"type": "array", "items": DATE},
+                            "predicted_close": {"type": "array", "items": nnum},
+                            "low": {"type": "array", "items": nnum},
+                            "high": {"type": "array", "items": nnum},
+                            "coverage": {"type": "array", "items": nnum},
+                            "method": {"type": "array", "items": method},
+                            "actual_close": {"type": "array", "items": nnum},
+                            "abs_error": {"type": "array", "items": nnum},
+                            "persistence_abs_error": {"type": "array", "items": nnum},
+                        }
+                    ),
+                    "description": "Columns, one entry per forecast, oldest target first; "
+                    "actual_close and the errors are null until the target day's close is "
+                    "stored. persistence_abs_error: |last close - actual|.",
+                },
+            }
+        ),
         "Run": _obj(
             {
                 "id": INT,
@@ -377,11 +486,73 @@ def build_spec(max_limit: int = 1000) -> dict[str, Any]:
                 },
             }
         },
+        "/v1/summary": {
+            "get": {
+                "summary": "Every ticker in one row: last close, next forecast, skill, freshness",
+                "description": "What the dashboard (`/`) shows: per ticker, the last close, the "
+                "newest forecast with its change and interval and the method that made it, the "
+                "network's backtest skill vs persistence, whether the forecast is stale, the last "
+                "pipeline step and the recent closes. Sorted by symbol; `q` filters.",
+                "operationId": "getSummary",
+                "parameters": [
+                    _query(
+                        "q",
+                        {
+                            "type": "string",
+                            "maxLength": 40,
+                            "pattern": r"^[^\u0000-\u001f\u007f-\u009f]*$",
+                        },
+                        "Case-insensitive part of the symbol or name.",
+                    ),
+                    _limit(50, 500),
+                    OFFSET,
+                ],
+                "responses": {
+                    "200": _ok(
+                        "One page of tickers",
+                        _obj(
+                            {
+                                "last_session": DATE,
+                                "total": INT,
+                                "limit": INT,
+                                "offset": INT,
+                                "next_offset": _nullable(INT),
+                                "tickers": {"type": "array", "items": _ref("SummaryRow")},
+                            }
+                        ),
+                    ),
+                    **COMMON_ERRORS,
+                },
+            }
+        },
+        "/v1/series/{ticker}": {
+            "get": {
+                "summary": "Chart columns: closes, forecasts, intervals, realized errors",
+                "description": "Closes in [start, end] and the forecasts whose target date falls "
+                "in it, oldest first, as columns (what the ticker page draws). At most the newest "
+                "`limit` of each; `truncated` says when more exist.",
+                "operationId": "getSeries",
+                "parameters": [TICKER_PARAM, START, END, _limit(20_000, 20_000)],
+                "responses": {
+                    "200": _ok("Series", _ref("Series")),
+                    "404": not_found,
+                    **COMMON_ERRORS,
+                },
+            }
+        },
         "/v1/runs": {
             "get": {
                 "summary": "Pipeline runs and their per-ticker steps, newest first",
                 "operationId": "listRuns",
-                "parameters": [_limit(20, 200), OFFSET],
+                "parameters": [
+                    _limit(20, 200),
+                    OFFSET,
+                    _query(
+                        "ticker",
+                        {"type": "string", "pattern": TICKER_PATTERN, "maxLength": 21},
+                        "Only the runs that had a step for this ticker.",
+                    ),
+                ],
                 "responses": {
                     "200": _ok(
                         "Runs",

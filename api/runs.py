@@ -1,13 +1,12 @@
-"""GET /v1/runs: pipeline runs and their per-ticker steps, newest first."""
+"""GET /v1/runs: pipeline runs and their per-ticker steps, newest first (`ticker`: only the runs
+that had a step for it)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
-from sqlalchemy import func, select
-from sqlalchemy.orm import selectinload
+from flask import Blueprint, Response, jsonify, request
 
 from api import db
-from api.params import int_arg, reject_unknown
+from api.params import int_arg, reject_unknown, ticker_param
 from api.serialize import iso, num
 from forecaster import storage
 from forecaster.errors import public_error
@@ -17,18 +16,12 @@ bp = Blueprint("runs", __name__)
 
 @bp.get("/v1/runs")
 def list_runs() -> Response:
-    reject_unknown(("limit", "offset"))
+    reject_unknown(("limit", "offset", "ticker"))
     limit = int_arg("limit", 20, 1, 200)
     offset = int_arg("offset", 0, 0, 10_000_000)
-    session = db()
-    total = session.scalar(select(func.count()).select_from(storage.JobRun)) or 0
-    runs = session.scalars(
-        select(storage.JobRun)
-        .options(selectinload(storage.JobRun.steps))
-        .order_by(storage.JobRun.started_at.desc(), storage.JobRun.id.desc())
-        .limit(limit)
-        .offset(offset)
-    ).all()
+    raw_ticker = request.args.get("ticker")
+    ticker = None if raw_ticker is None else ticker_param(raw_ticker)
+    total, runs = storage.job_runs(db(), limit, offset, ticker)
     return jsonify(
         {
             "total": total,

@@ -69,3 +69,25 @@ def schedule_zone(settings: Settings) -> ZoneInfo:
 def exchange_today(settings: Settings, now: datetime | None = None) -> date:
     zone = schedule_zone(settings)
     return (now.astimezone(zone) if now else datetime.now(zone)).date()
+
+
+def last_session_before(day: date, calendar: str = "XNYS") -> date:
+    """The last session strictly before `day`: the newest close a forecast made on `day` (after
+    the nightly run) should be as of."""
+    ts = pd.Timestamp(day)
+    cal = _calendar(calendar, ts)
+    if ts > cal.last_session or ts <= cal.first_session:
+        return (ts - pd.offsets.BDay(1)).date()
+    return cal.date_to_session(ts - pd.Timedelta(days=1), direction="previous").date()
+
+
+def sessions_between(start: date, end: date, calendar: str = "XNYS") -> int:
+    """How many sessions fall in (start, end]: 0 when `start` is not before `end`."""
+    if start >= end:
+        return 0
+    a, b = pd.Timestamp(start), pd.Timestamp(end)
+    cal = _calendar(calendar, b)
+    if a < cal.first_session or b > cal.last_session:
+        return int(len(pd.bdate_range(a, b)) - (1 if a.dayofweek < 5 else 0))
+    sessions = cal.sessions
+    return int(sessions.searchsorted(b, side="right") - sessions.searchsorted(a, side="right"))

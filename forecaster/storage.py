@@ -41,8 +41,10 @@ from sqlalchemy.orm import (
     DeclarativeBase,
     Mapped,
     Session,
+    aliased,
     mapped_column,
     relationship,
+    selectinload,
     sessionmaker,
 )
 
@@ -572,3 +574,187 @@ def all_symbols(session: Session) -> list[str]:
 
 def symbols_with_prices(session: Session) -> Iterable[str]:
     return session.scalars(select(Ticker.symbol).where(Ticker.prices.any()).order_by(Ticker.symbol))
+
+
+# --------------------------------------------------------------------------- pages: dashboard, chart
+
+
+@dataclass(frozen=True)
+class DashboardRow:
+    """Everything the dashboard shows for one ticker, read in a handful of set-based queries."""
+
+    ticker: Ticker
+    last_date: date | None
+    last_close: float | None
+    recent_closes: list[float]  # oldest first, at most `recent`
+    prediction: Prediction | None  # the newest forecast
+    model: ModelVersion | None  # the version that made it, else the champion
+    last_step: JobStep | None  # the ticker's newest pipeline step
+
+
+def _search(query: Any, q: str | None) -> Any:
+    if not q:
+        return query
+    return query.where(
+        Ticker.symbol.contains(q.upper(), autoescape=True)
+        | func.lower(func.coalesce(Ticker.name, "")).contains(q.lower(), autoescape=True)
+    )
+
+
+def dashboard_rows(
+    session: Session, q: str | None, limit: int, offset: int, recent: int = 30
+) -> tuple[int, list[DashboardRow]]:
+    """One page of tickers (by symbol, `q` a case-insensitive substring of symbol or name) and
+    the total that match. Each query is bounded by the page, so 500 tickers cost what 50 do."""
+    total = session.scalar(_search(select(func.count()).select_from(Ticker), q)) or 0
+    # Correlated max(): an index seek per ticker on (ticker_id, date), never a scan of prices.
+    last_day = select(func.max(Price.date)).where(Price.ticker_id == Ticker.id).scalar_subquery()
+    page = session.execute(
+        _search(select(Ticker, last_day), q).order_by(Ticker.symbol).limit(limit).offset(offset)
+    ).all()
+    if not page:
+        return total, []
+    ids = [t.id for t, _ in page]
+
+    closes: dict[int, list[tuple[date, float]]] = {i: [] for i in ids}
+    # Per ticker, the date of its `recent`-th newest close (an index seek), then the rows from it:
+    # one constant statement, whatever the page.
+    p2 = aliased(Price)
+    cutoff = (
+        select(p2.date)
+        .where(p2.ticker_id == Ticker.id)
+        .order_by(p2.date.desc())
+        .limit(1)
+        .offset(recent - 1)
+        .scalar_subquery()
+    )
+    cuts = (
+        select(Ticker.id.label("tid"), cutoff.label("since")).where(Ticker.id.in_(ids)).subquery()
+    )
+    for tid, day, close in session.execute(
+        select(Price.ticker_id, Price.date, Price.close)
+        .join(cuts, Price.ticker_id == cuts.c.tid)
+        .where(Price.date >= func.coalesce(cuts.c.since, date(1, 1, 1)))
+        .order_by(Price.ticker_id, Price.date)
+    ):
+        closes[tid].append((day, close))
+
+    newest = (
+        select(func.max(Prediction.as_of_date))
+        .where(Prediction.ticker_id == Ticker.id)
+        .correlate(Ticker)
+        .scalar_subquery()
+    )
+    predictions = {
+        p.ticker_id: (p, mv)
+        for p, mv in session.execute(
+            select(Prediction, ModelVersion)
+            .join(Ticker, Ticker.id == Prediction.ticker_id)
+            .join(ModelVersion, ModelVersion.id == Prediction.model_version_id)
+            .where(Prediction.ticker_id.in_(ids), Prediction.as_of_date == newest)
+        ).tuples()
+    }
+    champions = {
+        mv.ticker_id: mv
+        for mv in session.scalars(
+            select(ModelVersion).where(
+                ModelVersion.ticker_id.in_([i for i in ids if i not in predictions]),
+                ModelVersion.status == "champion",
+            )
+        )
+    }
+    symbols = [t.symbol for t, _ in page]
+    step_ids = (
+        select(func.max(JobStep.id)).where(JobStep.ticker.in_(symbols)).group_by(JobStep.ticker)
+    )
+    steps = {s.ticker: s for s in session.scalars(select(JobStep).where(JobStep.id.in_(step_ids)))}
+
+    rows = []
+    for ticker, last in page:
+        series = closes[ticker.id][-recent:]
+        prediction, model = predictions.get(ticker.id, (None, champions.get(ticker.id)))
+        rows.append(
+            DashboardRow(
+                ticker=ticker,
+                last_date=last,
+                last_close=series[-1][1] if series else None,
+                recent_closes=[c for _, c in series],
+                prediction=prediction,
+                model=model,
+                last_step=steps.get(ticker.symbol),
+            )
+        )
+    return total, rows
+
+
+@dataclass(frozen=True)
+class ChartSeries:
+    """Columns for a chart: closes by date, and forecasts by target date with the realized close.
+
+    Each forecast row has as_of_date, target_date, predicted_close, lower, upper, coverage,
+    method, last_close and actual_close (None until the target day's close is stored). Plain
+    rows, not ORM objects: a whole history is thousands of them."""
+
+    dates: list[date]
+    closes: list[float]
+    forecasts: list[Any]
+    truncated: bool
+
+
+def chart_series(
+    session: Session, ticker_id: int, start: date | None, end: date | None, limit: int
+) -> ChartSeries:
+    """Closes in [start, end] and the forecasts whose target falls in it, oldest first; at most
+    the newest `limit` of each (`truncated` says so)."""
+    P = Prediction
+    price_query = select(Price.date, Price.close).where(Price.ticker_id == ticker_id)
+    forecast_query = (
+        select(
+            P.as_of_date,
+            P.target_date,
+            P.predicted_close,
+            P.lower,
+            P.upper,
+            P.coverage,
+            P.method,
+            P.last_close,
+            Price.close.label("actual_close"),
+        )
+        .outerjoin(Price, (Price.ticker_id == P.ticker_id) & (Price.date == P.target_date))
+        .where(P.ticker_id == ticker_id)
+    )
+    if start is not None:
+        price_query = price_query.where(Price.date >= start)
+        forecast_query = forecast_query.where(P.target_date >= start)
+    if end is not None:
+        price_query = price_query.where(Price.date <= end)
+        forecast_query = forecast_query.where(P.target_date <= end)
+    prices = session.execute(price_query.order_by(Price.date.desc()).limit(limit + 1)).all()
+    forecasts = session.execute(
+        forecast_query.order_by(P.target_date.desc()).limit(limit + 1)
+    ).all()
+    truncated = len(prices) > limit or len(forecasts) > limit
+    prices = prices[:limit][::-1]
+    return ChartSeries(
+        dates=[d for d, _ in prices],
+        closes=[c for _, c in prices],
+        forecasts=forecasts[:limit][::-1],
+        truncated=truncated,
+    )
+
+
+def job_runs(
+    session: Session, limit: int, offset: int, ticker: str | None = None
+) -> tuple[int, list[JobRun]]:
+    """Runs newest first with their steps (only runs that had a step for `ticker` if given)."""
+    query = select(JobRun)
+    if ticker is not None:
+        query = query.where(JobRun.id.in_(select(JobStep.run_id).where(JobStep.ticker == ticker)))
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    runs = session.scalars(
+        query.options(selectinload(JobRun.steps))
+        .order_by(JobRun.started_at.desc(), JobRun.id.desc())
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return total, list(runs)

@@ -34,5 +34,7 @@ import json, sys, urllib.request
 base = f"http://{sys.argv[1]}:{sys.argv[2]}"
 with urllib.request.urlopen(f"{base}/v1/forecasts/%5EGSPC", timeout=5) as r:
     print(json.dumps(json.load(r), indent=2))
-print(f"\nstockcast is serving on {base}  (docs: {base}/docs; stop with `make stop`)")
+print(f"\nstockcast is serving on {base}")
+print(f"  dashboard: {base}/   (^GSPC: {base}/tickers/%5EGSPC)")
+print(f"  API docs:  {base}/docs   (stop with `make stop`)")
 PY

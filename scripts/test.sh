@@ -11,6 +11,33 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && command -v pg_ctlcluster 
     for _ in $(seq 1 20); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.5; done
 fi
 
+# The browser suite (tests/pages, marker `browser`) drives Debian's chromium through chromedriver.
+# Install them if missing (as root, or with password-less sudo), then check both answer. In CI a
+# browser that cannot be installed or does not start fails the run here, before pytest.
+ensure_browser() {
+    if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+        local apt=()
+        if [ "$(id -u)" -eq 0 ]; then apt=(apt-get); elif sudo -n true 2>/dev/null; then apt=(sudo apt-get); fi
+        if [ "${#apt[@]}" -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
+            echo "installing chromium and chromium-driver for the browser tests" >&2
+            DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -q chromium chromium-driver >/dev/null \
+                || { "${apt[@]}" update -q >/dev/null && DEBIAN_FRONTEND=noninteractive \
+                     "${apt[@]}" install -y -q chromium chromium-driver >/dev/null; } || true
+        fi
+    fi
+    if chromium --version >/dev/null 2>&1 && chromedriver --version >/dev/null 2>&1; then
+        echo "browser: $(chromium --version 2>/dev/null); $(chromedriver --version 2>/dev/null | cut -d' ' -f1-2)" >&2
+    elif [ "${CI:-}" = "true" ]; then
+        echo "chromium and chromedriver are required in CI (apt-get install chromium chromium-driver)" >&2
+        exit 1
+    else
+        echo "no working chromium/chromedriver: the browser tests will be skipped" >&2
+    fi
+}
+if [ "${STOCKCAST_SKIP_BROWSER_INSTALL:-}" != "1" ]; then
+    ensure_browser
+fi
+
 "$BIN/ruff" check .
 "$BIN/ruff" format --check .
 

@@ -3,7 +3,8 @@
 PostgreSQL: a database `stockcast_test_<random>` is created on STOCKCAST_TEST_PG_URL's server
 (default 127.0.0.1:5432, user postgres), migrated once, truncated after each test, dropped at the
 end. If the server is unreachable the PostgreSQL half is skipped locally, but under CI (CI=true or
-STOCKCAST_REQUIRE_POSTGRES=1) the whole run fails instead.
+STOCKCAST_REQUIRE_POSTGRES=1) the whole run fails instead. Browser tests (marker `browser`) are
+held to the same rule: skipped for want of chromium locally, a failed run in CI.
 """
 
 from __future__ import annotations
@@ -33,9 +34,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 PG_ADMIN_URL = os.environ.get(
     "STOCKCAST_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
-REQUIRE_PG = os.environ.get("CI", "").lower() in ("1", "true", "yes") or os.environ.get(
-    "STOCKCAST_REQUIRE_POSTGRES", ""
-) in ("1", "true")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+REQUIRE_PG = IN_CI or os.environ.get("STOCKCAST_REQUIRE_POSTGRES", "") in ("1", "true")
 
 
 def _pg_reachable() -> str | None:
@@ -67,6 +67,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         if skipped:
             terminalreporter.write_line(
                 f"ERROR: {len(skipped)} PostgreSQL test(s) skipped in CI", red=True
+            )
+            terminalreporter._session.exitstatus = 1  # type: ignore[attr-defined]
+    if IN_CI:
+        skipped = [r for r in terminalreporter.stats.get("skipped", []) if "browser" in r.keywords]
+        if skipped:
+            terminalreporter.write_line(
+                f"ERROR: {len(skipped)} browser test(s) skipped in CI", red=True
             )
             terminalreporter._session.exitstatus = 1  # type: ignore[attr-defined]
 

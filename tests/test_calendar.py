@@ -7,7 +7,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from forecaster.calendar import exchange_today, is_trading_day, next_trading_day, schedule_zone
+from forecaster.calendar import (
+    exchange_today,
+    is_trading_day,
+    last_session_before,
+    next_trading_day,
+    schedule_zone,
+    sessions_between,
+)
 from forecaster.errors import ConfigError
 from forecaster.settings import Settings
 
@@ -52,3 +59,11 @@ def test_holidays_beyond_the_first_calendar_horizon_are_known() -> None:
         christmas_eve = date(far, 12, 24)
     assert next_trading_day(christmas_eve) == date(far, 12, 26)
     assert not is_trading_day(date(far, 12, 25))
+
+
+def test_last_session_before_and_sessions_between() -> None:
+    assert last_session_before(date(2019, 1, 2)) == date(2018, 12, 31)  # New Year's Day closed
+    assert last_session_before(date(2018, 12, 31)) == date(2018, 12, 28)  # over the weekend
+    assert sessions_between(date(2018, 12, 28), date(2019, 1, 3)) == 3  # 12-31, 01-02, 01-03
+    assert sessions_between(date(2019, 1, 3), date(2018, 12, 28)) == 0
+    assert sessions_between(date(2018, 12, 31), date(2018, 12, 31)) == 0

@@ -1,0 +1,297 @@
+"""The pages in a real browser (Debian chromium + chromedriver through Selenium) against the real
+app under gunicorn (`stockcast serve`) on a SQLite database seeded with the sample prices.
+
+One server and one browser for the module. Screenshots go to test-artifacts/ (or
+STOCKCAST_TEST_ARTIFACTS). Locally a missing browser skips these tests; in CI the skip fails the
+run (tests/conftest.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pagedata import seed_pages
+
+from forecaster import migrate, service, storage
+from forecaster.providers.synthetic import SyntheticProvider
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+CHROMIUM = os.environ.get("STOCKCAST_CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("STOCKCAST_CHROMEDRIVER", "/usr/bin/chromedriver")
+NEW = "SYN-RW-1"
+ARTIFACTS = Path(
+    os.environ.get(
+        "STOCKCAST_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"
+    )
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def api(base: str, path: str) -> Any:
+    with urllib.request.urlopen(base + path, timeout=10) as response:
+        return json.load(response)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    tmp = tmp_path_factory.mktemp("pages")
+    url = f"sqlite:///{tmp / 'pages.db'}"
+    migrate.upgrade(url)
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "STOCKCAST_DATA_DIR": str(tmp),
+        "STOCKCAST_LOG_FORMAT": "json",
+    }
+    stockcast = Path(sys.executable).parent / "stockcast"
+    proc = subprocess.Popen(
+        [str(stockcast), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        # Seeded while the server boots (the app reads per request): a few seconds saved.
+        engine = storage.make_engine(url)
+        sessions = storage.make_session_factory(engine)
+        seed_pages(sessions, forecast_days=300)
+        with sessions.begin() as session:  # a ticker with prices only: no model, no forecast
+            service.backfill_ticker(session, SyntheticProvider(), NEW, date(2018, 7, 1))
+        engine.dispose()
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(f"{base}/readyz", timeout=1).read()
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    err = proc.stderr.read().decode() if proc.stderr else ""
+                    raise RuntimeError(f"stockcast serve died: {err[-2000:]}") from None
+                time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+        if proc.stderr:
+            proc.stderr.close()
+
+
+@pytest.fixture(scope="module")
+def driver() -> Iterator[Any]:
+    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
+        pytest.skip(
+            f"no browser: {CHROMIUM} and {CHROMEDRIVER} are needed (apt-get install chromium chromium-driver)"
+        )
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        pytest.skip("selenium is not installed (pip install -e '.[dev]')")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1700",
+    ):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    browser.set_page_load_timeout(30)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        yield browser
+    finally:
+        browser.quit()
+
+
+def wait_for(driver: Any, script: str, timeout: float = 15) -> Any:
+    """Poll a JavaScript expression until it is truthy; return its value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = driver.execute_script(f"return {script}")
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for: {script}")
+
+
+def console_problems(driver: Any) -> list[str]:
+    """Console errors and warnings since the last call (CSP violations and failed loads included)."""
+    return [e["message"] for e in driver.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
+
+
+def test_dashboard_lists_the_sample_tickers(driver: Any, server: str) -> None:
+    driver.get(server + "/")
+    wait_for(driver, "document.querySelector('#tickers').dataset.loaded === 'true'")
+    assert driver.title == "Dashboard · stockcast"
+    summary = api(server, "/v1/summary?limit=25")
+    rows = driver.execute_script(
+        "return [...document.querySelectorAll('#tickers tbody tr')].map(r => r.dataset.ticker)"
+    )
+    assert rows == [t["ticker"] for t in summary["tickers"]] == ["GOOG", NEW, "^GSPC"]
+    cells = driver.execute_script(
+        "const r = document.querySelector('tr[data-ticker=\"^GSPC\"]');"
+        "return [...r.children].map(c => c.textContent.trim())"
+    )
+    gspc = next(t for t in summary["tickers"] if t["ticker"] == "^GSPC")
+    assert cells[0] == "^GSPC"
+    assert "2,506.85" in cells[1] and "2018-12-31" in cells[1]
+    assert "2019-01-02" in cells[2]
+    assert cells[5] == gspc["forecast"]["method"] == "drift"
+    assert cells[6] == f"{gspc['skill']['mae_ratio']:.3f}"
+    assert cells[8] == "staleas of 2018-12-31"  # the sample data ends in 2018
+    assert driver.execute_script("return document.querySelectorAll('canvas.spark').length") == 3
+    new = driver.execute_script(
+        f"return [...document.querySelector('tr[data-ticker=\"{NEW}\"]').children]"
+        ".map(c => c.textContent.trim())"
+    )
+    assert new[2] == new[5] == new[6] == "–"  # no forecast, no model
+    assert new[8] == "staleno forecast" and new[9] == "none"
+    driver.save_screenshot(str(ARTIFACTS / "dashboard.png"))
+    assert console_problems(driver) == []
+
+    search = driver.find_element("id", "q")
+    search.send_keys("goo")
+    wait_for(driver, "document.querySelector('#tickers').dataset.total === '1'")
+    assert driver.execute_script(
+        "return [...document.querySelectorAll('#tickers tbody tr')].map(r => r.dataset.ticker)"
+    ) == ["GOOG"]
+    assert "q=goo" in driver.current_url
+    assert console_problems(driver) == []
+
+
+def test_gspc_chart_draws_every_point_and_the_band(driver: Any, server: str) -> None:
+    driver.get(server + "/tickers/%5EGSPC")
+    wait_for(driver, "document.querySelector('#price-chart').dataset.ready === 'true'")
+    assert driver.title == "^GSPC · stockcast"
+    series = api(server, "/v1/series/%5EGSPC")
+    closes, forecasts = series["closes"]["close"], series["forecasts"]["target_date"]
+    assert len(closes) == 5031 and len(forecasts) == 300
+    fig = driver.find_element("id", "price-chart")
+    assert fig.get_attribute("aria-label").startswith("Daily closes of ^GSPC")
+    assert int(fig.get_attribute("data-points")) == len(closes)
+    assert int(fig.get_attribute("data-forecasts")) == len(forecasts)
+    assert int(fig.get_attribute("data-band")) == len(forecasts)
+    drawn = driver.execute_script(
+        "const d = window.stockcastChart.data;"
+        "const n = (a) => a.filter(v => v !== null).length;"
+        "return {x: d[0].length, close: n(d[1]), pred: n(d[2]), low: n(d[3]), high: n(d[4]),"
+        " bands: window.stockcastChart.bands.length}"
+    )
+    # Closes plus the newest forecast's target (2019-01-02), which has no close yet.
+    assert drawn == {
+        "x": len(closes) + 1,
+        "close": len(closes),
+        "pred": len(forecasts),
+        "low": len(forecasts),
+        "high": len(forecasts),
+        "bands": 1,
+    }
+    realized = sum(e is not None for e in series["forecasts"]["abs_error"])
+    assert int(driver.find_element("id", "error-chart").get_attribute("data-points")) == (
+        realized - 19
+    )  # rolling mean of 20
+    ms = driver.execute_script("return window.stockcastChartMs")
+    assert 0 < ms < 500
+    assert "Forecast for 2019-01-02" in driver.find_element("id", "headline").text
+    card = driver.find_element("id", "model-card")
+    assert card.get_attribute("data-version") == "2" and "drift" in card.text
+    assert len(driver.find_elements("css selector", "#runs tbody tr")) == 3
+    driver.save_screenshot(str(ARTIFACTS / "ticker-gspc.png"))
+    assert console_problems(driver) == []
+
+
+def test_range_buttons_change_the_visible_range(driver: Any, server: str) -> None:
+    if "/tickers/%5EGSPC" not in driver.current_url:
+        driver.get(server + "/tickers/%5EGSPC")
+        wait_for(driver, "document.querySelector('#price-chart').dataset.ready === 'true'")
+    day = 86400
+    scale = "(() => { const s = window.stockcastChart.scales.x; return [s.min, s.max]; })()"
+    first, last = driver.execute_script(
+        "const x = window.stockcastChart.data[0]; return [x[0], x[x.length - 1]]"
+    )
+    closes = api(server, "/v1/series/%5EGSPC")["closes"]["date"]
+    assert (
+        driver.find_element("css selector", "[data-range='1Y']").get_attribute("aria-pressed")
+        == "true"
+    )
+    spans = {}
+    for name in ("3M", "1Y", "5Y", "all"):
+        driver.find_element("css selector", f"[data-range='{name}']").click()
+        lo, hi = wait_for(driver, scale)
+        assert hi == last
+        spans[name] = (hi - lo) / day
+        assert (
+            driver.find_element("css selector", f"[data-range='{name}']").get_attribute(
+                "aria-pressed"
+            )
+            == "true"
+        )
+        # the error panel follows the price chart
+        assert driver.execute_script("return window.stockcastErrorChart.scales.x.min") == lo
+    assert spans["3M"] == 91 and spans["1Y"] == 365 and spans["5Y"] == 5 * 365 + 1
+    assert spans["all"] == (last - first) / day
+    driver.find_element("css selector", "#table-details summary").click()
+    rows = int(wait_for(driver, "document.querySelector('#data-table').dataset.rows"))
+    table = driver.find_element("id", "data-table")
+    assert int(table.get_attribute("data-total")) == len(closes) + 1  # every day of "all"
+    assert rows == 1300  # capped: the note links the JSON with every day
+    assert "The newest 1,300 of 5,032 days" in driver.find_element("id", "table-note").text
+    driver.find_element("css selector", "[data-range='3M']").click()
+    wait_for(driver, "document.querySelector('#data-table').dataset.rows < 100")
+    first_row = driver.find_element("css selector", "#data-table tbody tr").text
+    assert first_row.startswith("2019-01-02 – 2,506.12")  # newest first: the open forecast
+    assert console_problems(driver) == []
+
+
+def test_unknown_ticker_gets_an_html_404(driver: Any, server: str) -> None:
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(server + "/tickers/NOPE", timeout=5)
+    assert missing.value.code == 404
+    assert missing.value.headers["Content-Type"].startswith("text/html")
+    driver.get(server + "/tickers/NOPE")
+    assert driver.title == "Unknown ticker (404) · stockcast"
+    assert driver.find_element("tag name", "h1").text == "Unknown ticker"
+    driver.save_screenshot(str(ARTIFACTS / "ticker-404.png"))
+    # A symbol full of markup is shown as text, never run.
+    driver.get(server + "/tickers/%3Cimg%20src=x%20onerror=alert(1)%3E")
+    assert driver.find_element("id", "error-message").text.startswith(
+        "<img src=x onerror=alert(1)>"
+    )
+    assert driver.find_elements("css selector", "main img") == []
+    # The only console entries are the 404 documents themselves.
+    assert all("404" in m for m in console_problems(driver))
+
+
+def test_a_ticker_without_forecasts(driver: Any, server: str) -> None:
+    driver.get(f"{server}/tickers/{NEW}")
+    wait_for(driver, "document.querySelector('#price-chart').dataset.ready === 'true'")
+    closes = api(server, f"/v1/series/{NEW}")["closes"]["close"]
+    fig = driver.find_element("id", "price-chart")
+    assert int(fig.get_attribute("data-points")) == len(closes) > 100
+    assert fig.get_attribute("data-forecasts") == fig.get_attribute("data-band") == "0"
+    assert driver.find_element("id", "headline").text == "No forecast yet."
+    assert driver.find_element("id", "model-card").text.startswith("No model yet")
+    assert driver.find_element("css selector", "#runs tbody").text == "No pipeline run yet."
+    assert console_problems(driver) == []
