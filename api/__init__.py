@@ -3,67 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-import logging
-import threading
 import time
-from typing import Any
 
 from flask import Flask, Response, g, request
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from api.cache import ResponseCache
+from api.context import ApiState
 from api.errors import register_error_handlers
-from api.metrics import Metrics
 from forecaster import dbtimeouts, storage
-from forecaster.errors import DatabaseUnavailable
 from forecaster.settings import Settings
-
-log = logging.getLogger("stockcast.api")
-
-
-class ApiState:
-    """What every request needs, built once per app (one engine and pool per worker process)."""
-
-    def __init__(self, settings: Settings, engine: Engine) -> None:
-        self.settings = settings
-        self.engine = engine
-        self.sessions: sessionmaker[Session] = storage.make_session_factory(engine)
-        self.metrics = Metrics()
-        self.responses = ResponseCache(settings.api_response_ttl)
-        # SQLite: the file this worker opened. Deleted or replaced while serving, it must never
-        # keep answering from the old file (its open descriptors would still read it).
-        self.db_file = storage.sqlite_file(str(engine.url))
-        self._db_identity = storage.file_identity(self.db_file) if self.db_file else None
-        self._db_lock = threading.Lock()
-
-    def check_database_file(self) -> None:
-        """Raise DatabaseUnavailable if the SQLite file is gone; reconnect if it was replaced."""
-        if self.db_file is None:
-            return
-        identity = storage.file_identity(self.db_file)
-        if identity is None:
-            raise DatabaseUnavailable("the database file is gone")
-        if identity != self._db_identity:
-            with self._db_lock:
-                if identity != self._db_identity:
-                    log.warning("database file replaced: reconnecting")
-                    self.engine.dispose()  # pooled connections still read the old file
-                    self.responses.clear()
-                    self._db_identity = identity
-
-
-def state() -> ApiState:
-    from flask import current_app
-
-    return current_app.extensions["stockcast"]
-
-
-def db() -> Session:
-    """The request's session: opened on first use, always closed in teardown."""
-    if "db" not in g:
-        g.db = state().sessions()
-    return g.db
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> Flask:
@@ -123,9 +72,3 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
                 dbtimeouts.end_deadline(token)
 
     return app
-
-
-def json_ok(payload: dict[str, Any]) -> Response:
-    from flask import jsonify
-
-    return jsonify(payload)

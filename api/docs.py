@@ -8,7 +8,7 @@ from functools import cache
 
 from flask import Blueprint, Response
 
-from api import state
+from api.context import state
 from api.openapi import build_spec
 
 bp = Blueprint("docs", __name__)

@@ -6,7 +6,7 @@ from flask import Blueprint, Response, current_app, jsonify
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import aliased
 
-from api import db, state
+from api.context import db, state
 from api.errors import ApiError
 from api.params import date_range, int_arg, reject_unknown, ticker_param
 from api.serialize import forecast, iso, num

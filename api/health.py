@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from flask import Blueprint, Response, jsonify
 from sqlalchemy import func, select, text
 
-from api import db, state
+from api.context import db, state
 from api.errors import error_response
 from forecaster import migrate, storage
 

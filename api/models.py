@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from api import db
+from api.context import db
 from api.params import reject_unknown, ticker_param
 from api.serialize import model_version
 from forecaster import storage

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 from sqlalchemy import select
 
-from api import db, state
+from api.context import db, state
 from api.params import date_range, int_arg, reject_unknown, ticker_param
 from api.serialize import price
 from forecaster import storage

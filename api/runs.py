@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
-from api import db
+from api.context import db
 from api.params import int_arg, reject_unknown, ticker_param
 from api.serialize import iso, num
 from forecaster import storage

@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from api import db, state
+from api.context import db, state
 from api.errors import ApiError
 from api.params import date_range, int_arg, reject_unknown, shown, ticker_param
 from api.serialize import iso, num

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 from sqlalchemy import select
 
-from api import db
+from api.context import db
 from api.params import reject_unknown
 from api.serialize import iso, num
 from forecaster import storage

@@ -13,7 +13,7 @@ import logging
 from flask import Blueprint, Response, make_response, render_template
 from sqlalchemy.exc import DBAPIError
 
-from api import db, state
+from api.context import db, state
 from forecaster import storage
 from forecaster.errors import DatabaseUnavailable, InvalidTicker, StockcastError
 from forecaster.providers.base import normalize_ticker
