@@ -29,11 +29,16 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
     create_engine,
+    delete,
     event,
+    false,
     func,
     select,
     text,
+    true,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
@@ -41,6 +46,7 @@ from sqlalchemy.orm import (
     DeclarativeBase,
     Mapped,
     Session,
+    aliased,
     mapped_column,
     relationship,
     sessionmaker,
@@ -82,10 +88,13 @@ class Base(DeclarativeBase):
 
 class Ticker(Base):
     __tablename__ = "tickers"
+    __table_args__ = (Index("ix_tickers_tracked_symbol", "tracked", "symbol"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     symbol: Mapped[str] = mapped_column(String(20), unique=True)
-    provider: Mapped[str] = mapped_column(String(32))
+    provider: Mapped[str] = mapped_column(String(32))  # where its prices come from
+    # In the universe the pipeline processes; false: kept with its data but no longer refreshed.
+    tracked: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     name: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -213,7 +222,10 @@ class JobRun(Base):
 
 class JobStep(Base):
     __tablename__ = "job_steps"
-    __table_args__ = (Index("ix_job_steps_run_ticker", "run_id", "ticker"),)
+    __table_args__ = (
+        Index("ix_job_steps_run_ticker", "run_id", "ticker"),
+        Index("ix_job_steps_ticker_id", "ticker", "id"),  # a ticker's newest step
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("job_runs.id", ondelete="CASCADE"))
@@ -564,3 +576,198 @@ def all_symbols(session: Session) -> list[str]:
 
 def symbols_with_prices(session: Session) -> Iterable[str]:
     return session.scalars(select(Ticker.symbol).where(Ticker.prices.any()).order_by(Ticker.symbol))
+
+
+# --------------------------------------------------------------------------- the tracked universe
+
+
+def tracked_symbols(session: Session) -> list[str]:
+    """Every tracked ticker, by symbol: what a pipeline run processes."""
+    return list(
+        session.scalars(
+            select(Ticker.symbol).where(Ticker.tracked == true()).order_by(Ticker.symbol)
+        )
+    )
+
+
+def is_fresh(session: Session) -> bool:
+    """No ticker was ever stored and no pipeline run recorded: a database to seed."""
+    return (
+        session.scalar(select(Ticker.id).limit(1)) is None
+        and session.scalar(select(JobRun.id).limit(1)) is None
+    )
+
+
+def set_tracked(session: Session, symbols: Sequence[str], tracked: bool) -> int:
+    """Mark tickers tracked or not; the number of rows that changed."""
+    changed = session.execute(
+        update(Ticker)
+        .where(Ticker.symbol.in_(list(symbols)), Ticker.tracked != tracked)
+        .values(tracked=tracked)
+    )
+    return int(changed.rowcount or 0)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class PurgeCounts:
+    prices: int
+    predictions: int
+    model_versions: int
+
+
+def purge_ticker(session: Session, ticker: Ticker) -> PurgeCounts:
+    """Delete a ticker and everything stored for it, in the caller's transaction.
+
+    Predictions go first (they reference model versions without a cascade); run steps keep their
+    record with model_version_id set to NULL by the foreign key.
+    """
+    predictions = session.execute(delete(Prediction).where(Prediction.ticker_id == ticker.id))
+    versions = session.execute(delete(ModelVersion).where(ModelVersion.ticker_id == ticker.id))
+    prices = session.execute(delete(Price).where(Price.ticker_id == ticker.id))
+    session.execute(delete(Ticker).where(Ticker.id == ticker.id))
+    session.expunge(ticker)
+    return PurgeCounts(
+        prices=int(prices.rowcount or 0),  # type: ignore[attr-defined]
+        predictions=int(predictions.rowcount or 0),  # type: ignore[attr-defined]
+        model_versions=int(versions.rowcount or 0),  # type: ignore[attr-defined]
+    )
+
+
+@dataclass(frozen=True)
+class TickerOverview:
+    """One ticker as `stockcast tickers list` and GET /v1/tickers show it."""
+
+    symbol: str
+    provider: str
+    tracked: bool
+    rows: int
+    first_date: date | None
+    last_date: date | None
+    last_close: float | None
+    champion_version: int | None
+    forecast_as_of: date | None
+    forecast_target: date | None
+    forecast_close: float | None
+    forecast_method: str | None
+    last_step_status: str | None
+    last_step_at: datetime | None
+
+
+def _ticker_filters(tracked: bool | None, contains: str | None) -> list[Any]:
+    conditions: list[Any] = []
+    if tracked is not None:
+        conditions.append(Ticker.tracked == (true() if tracked else false()))
+    if contains:
+        conditions.append(Ticker.symbol.contains(contains, autoescape=True))
+    return conditions
+
+
+def count_tickers(
+    session: Session, *, tracked: bool | None = None, contains: str | None = None
+) -> int:
+    conditions = _ticker_filters(tracked, contains)
+    return session.scalar(select(func.count()).select_from(Ticker).where(*conditions)) or 0
+
+
+def ticker_overview(
+    session: Session,
+    *,
+    tracked: bool | None = None,
+    contains: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[TickerOverview]:
+    """A page of tickers ordered by symbol, each with its stored range, last close, champion,
+    newest forecast and newest pipeline step: one statement whatever the page size.
+
+    `contains` is a substring of the (upper-case) symbol; the aggregates only read the rows of
+    the page's tickers.
+    """
+    page = (
+        select(Ticker.id, Ticker.symbol)
+        .where(*_ticker_filters(tracked, contains))
+        .order_by(Ticker.symbol)
+        .limit(limit)
+        .offset(offset)
+        .cte("page")
+    )
+    ids = select(page.c.id)
+    stats = (
+        select(
+            Price.ticker_id,
+            func.count().label("rows"),
+            func.min(Price.date).label("first"),
+            func.max(Price.date).label("last"),
+        )
+        .where(Price.ticker_id.in_(ids))
+        .group_by(Price.ticker_id)
+        .subquery()
+    )
+    newest = (
+        select(Prediction.ticker_id, func.max(Prediction.as_of_date).label("as_of"))
+        .where(Prediction.ticker_id.in_(ids))
+        .group_by(Prediction.ticker_id)
+        .subquery()
+    )
+    champions = (
+        select(ModelVersion.ticker_id, ModelVersion.version)
+        .where(ModelVersion.status == "champion", ModelVersion.ticker_id.in_(ids))
+        .subquery()
+    )
+    steps = (
+        select(JobStep.ticker, func.max(JobStep.id).label("id"))
+        .where(JobStep.ticker.in_(select(page.c.symbol)))
+        .group_by(JobStep.ticker)
+        .subquery()
+    )
+    last_price, forecast, step = aliased(Price), aliased(Prediction), aliased(JobStep)
+    rows = session.execute(
+        select(
+            Ticker.symbol,
+            Ticker.provider,
+            Ticker.tracked,
+            stats.c.rows,
+            stats.c.first,
+            stats.c.last,
+            last_price.close,
+            champions.c.version,
+            forecast.as_of_date,
+            forecast.target_date,
+            forecast.predicted_close,
+            forecast.method,
+            step.status,
+            step.started_at,
+        )
+        .join(page, page.c.id == Ticker.id)
+        .outerjoin(stats, stats.c.ticker_id == Ticker.id)
+        .outerjoin(
+            last_price, and_(last_price.ticker_id == Ticker.id, last_price.date == stats.c.last)
+        )
+        .outerjoin(champions, champions.c.ticker_id == Ticker.id)
+        .outerjoin(newest, newest.c.ticker_id == Ticker.id)
+        .outerjoin(
+            forecast, and_(forecast.ticker_id == Ticker.id, forecast.as_of_date == newest.c.as_of)
+        )
+        .outerjoin(steps, steps.c.ticker == Ticker.symbol)
+        .outerjoin(step, step.id == steps.c.id)
+        .order_by(Ticker.symbol)
+    ).all()
+    return [
+        TickerOverview(
+            symbol=r[0],
+            provider=r[1],
+            tracked=bool(r[2]),
+            rows=r[3] or 0,
+            first_date=r[4],
+            last_date=r[5],
+            last_close=r[6],
+            champion_version=r[7],
+            forecast_as_of=r[8],
+            forecast_target=r[9],
+            forecast_close=r[10],
+            forecast_method=r[11],
+            last_step_status=r[12],
+            last_step_at=as_utc(r[13]) if r[13] is not None else None,
+        )
+        for r in rows
+    ]
