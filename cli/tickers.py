@@ -178,14 +178,20 @@ def tickers_list(app: AppContext, show_all: bool, as_json: bool) -> None:
     """Tracked tickers: provider, stored range, newest forecast and newest pipeline step."""
     with app.transaction() as session:
         rows = storage.ticker_overview(session, tracked=None if show_all else True)
+        fresh = not rows and storage.is_fresh(session)
     if as_json:
         click.echo(json.dumps([_as_dict(r) for r in rows], indent=2))
         return
+    if fresh:
+        seed = ",".join(app.settings.tickers) or "nothing"
+        click.echo(
+            f"no tickers yet: the first pipeline run or backfill tracks STOCKCAST_TICKERS ({seed}); "
+            "or add some with `stockcast tickers add`"
+        )
+        return
     if not rows:
         click.echo(
-            "no tracked tickers; add some with `stockcast tickers add` (or see --all)"
-            if not show_all
-            else "no tickers yet; add some with `stockcast tickers add`"
+            "no tracked tickers; add some with `stockcast tickers add` (--all: removed ones)"
         )
         return
     click.echo(

@@ -582,11 +582,12 @@ def symbols_with_prices(session: Session) -> Iterable[str]:
 
 
 def tracked_symbols(session: Session) -> list[str]:
-    """Every tracked ticker, by symbol: what a pipeline run processes."""
+    """Every tracked ticker in the order they were registered: what a pipeline run processes.
+
+    (Registration order, not symbol order: the same on every database, whatever its collation.)
+    """
     return list(
-        session.scalars(
-            select(Ticker.symbol).where(Ticker.tracked == true()).order_by(Ticker.symbol)
-        )
+        session.scalars(select(Ticker.symbol).where(Ticker.tracked == true()).order_by(Ticker.id))
     )
 
 
