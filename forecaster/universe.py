@@ -19,7 +19,13 @@ from datetime import date
 from sqlalchemy.orm import Session
 
 from forecaster import storage
-from forecaster.errors import ConfigError, InvalidTicker, StockcastError, UnknownTicker
+from forecaster.errors import (
+    ConfigError,
+    InvalidTicker,
+    StockcastError,
+    UnknownProvider,
+    UnknownTicker,
+)
 from forecaster.providers import PROVIDERS
 from forecaster.providers.base import PriceProvider, normalize_ticker
 from forecaster.service import BackfillResult, backfill_ticker
@@ -41,7 +47,10 @@ def seed_from_settings(session: Session, settings: Settings) -> list[str]:
     """
     if not storage.is_fresh(session):
         return []
-    provider = check_provider_name(settings.default_provider, "STOCKCAST_PROVIDER")
+    try:
+        provider = check_provider_name(settings.default_provider)
+    except UnknownProvider as exc:
+        raise ConfigError(f"STOCKCAST_PROVIDER: {exc}") from exc
     try:
         symbols = list(dict.fromkeys(normalize_ticker(t) for t in settings.tickers))
     except InvalidTicker as exc:
@@ -78,9 +87,10 @@ def tracked_universe(session: Session, settings: Settings) -> list[str]:
 # --------------------------------------------------------------------------- add / remove
 
 
-def check_provider_name(name: str, option: str = "--provider") -> str:
+def check_provider_name(name: str) -> str:
+    """A provider name to record for a ticker (checked before anything is written)."""
     if name not in PROVIDERS:
-        raise ConfigError(f"{option}: unknown provider {name!r} (known: {', '.join(PROVIDERS)})")
+        raise UnknownProvider(name, list(PROVIDERS))
     return name
 
 

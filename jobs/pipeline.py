@@ -1,6 +1,7 @@
-"""The pipeline run: for each tracked ticker (tickers.tracked in the database), one step (forecaster.service.refresh_ticker: fetch
--> validate -> retrain -> evaluate -> promote or reject -> predict the next trading day) under
-the ticker's lock, with a record of every run and step (jobs.records).
+"""The pipeline run: for each tracked ticker (tickers.tracked, forecaster.universe), one step
+(forecaster.service.refresh_ticker: fetch -> validate -> retrain -> evaluate -> promote or reject
+-> predict the next trading day) under the ticker's lock, with a record of every run and step
+(jobs.records).
 
 Safety, in order of what can go wrong:
 - Two runs (two schedulers, or a scheduler and `stockcast run-now`) never work on the same ticker
