@@ -681,57 +681,44 @@ def ticker_overview(
     """A page of tickers ordered by symbol, each with its stored range, last close, champion,
     newest forecast and newest pipeline step: one statement whatever the page size.
 
-    `contains` is a substring of the (upper-case) symbol; the aggregates only read the rows of
-    the page's tickers.
+    `contains` is a substring of the (upper-case) symbol. Per ticker the newest and oldest rows
+    are index seeks (correlated subqueries); only the row count reads a page's prices.
     """
     page = (
-        select(Ticker.id, Ticker.symbol)
+        select(Ticker.id)
         .where(*_ticker_filters(tracked, contains))
         .order_by(Ticker.symbol)
         .limit(limit)
         .offset(offset)
         .cte("page")
     )
-    ids = select(page.c.id)
-    stats = (
-        select(
-            Price.ticker_id,
-            func.count().label("rows"),
-            func.min(Price.date).label("first"),
-            func.max(Price.date).label("last"),
-        )
-        .where(Price.ticker_id.in_(ids))
+    counts = (
+        select(Price.ticker_id, func.count().label("rows"))
+        .where(Price.ticker_id.in_(select(page.c.id)))
         .group_by(Price.ticker_id)
         .subquery()
     )
-    newest = (
-        select(Prediction.ticker_id, func.max(Prediction.as_of_date).label("as_of"))
-        .where(Prediction.ticker_id.in_(ids))
-        .group_by(Prediction.ticker_id)
-        .subquery()
-    )
-    champions = (
-        select(ModelVersion.ticker_id, ModelVersion.version)
-        .where(ModelVersion.status == "champion", ModelVersion.ticker_id.in_(ids))
-        .subquery()
-    )
-    steps = (
-        select(JobStep.ticker, func.max(JobStep.id).label("id"))
-        .where(JobStep.ticker.in_(select(page.c.symbol)))
-        .group_by(JobStep.ticker)
-        .subquery()
-    )
-    last_price, forecast, step = aliased(Price), aliased(Prediction), aliased(JobStep)
+
+    def newest(column: Any, *where: Any) -> Any:
+        return select(column).where(*where).correlate(Ticker).scalar_subquery()
+
+    mine = Price.ticker_id == Ticker.id
+    first = newest(func.min(Price.date), mine)
+    last = newest(func.max(Price.date), mine)
+    last_close = select(Price.close).where(mine).order_by(Price.date.desc()).limit(1)
+    forecast, step = aliased(Prediction), aliased(JobStep)
+    forecast_day = newest(func.max(Prediction.as_of_date), Prediction.ticker_id == Ticker.id)
+    step_id = newest(func.max(JobStep.id), JobStep.ticker == Ticker.symbol)
     rows = session.execute(
         select(
             Ticker.symbol,
             Ticker.provider,
             Ticker.tracked,
-            stats.c.rows,
-            stats.c.first,
-            stats.c.last,
-            last_price.close,
-            champions.c.version,
+            counts.c.rows,
+            first,
+            last,
+            last_close.correlate(Ticker).scalar_subquery(),
+            ModelVersion.version,
             forecast.as_of_date,
             forecast.target_date,
             forecast.predicted_close,
@@ -740,17 +727,15 @@ def ticker_overview(
             step.started_at,
         )
         .join(page, page.c.id == Ticker.id)
-        .outerjoin(stats, stats.c.ticker_id == Ticker.id)
+        .outerjoin(counts, counts.c.ticker_id == Ticker.id)
         .outerjoin(
-            last_price, and_(last_price.ticker_id == Ticker.id, last_price.date == stats.c.last)
+            ModelVersion,
+            and_(ModelVersion.ticker_id == Ticker.id, ModelVersion.status == "champion"),
         )
-        .outerjoin(champions, champions.c.ticker_id == Ticker.id)
-        .outerjoin(newest, newest.c.ticker_id == Ticker.id)
         .outerjoin(
-            forecast, and_(forecast.ticker_id == Ticker.id, forecast.as_of_date == newest.c.as_of)
+            forecast, and_(forecast.ticker_id == Ticker.id, forecast.as_of_date == forecast_day)
         )
-        .outerjoin(steps, steps.c.ticker == Ticker.symbol)
-        .outerjoin(step, step.id == steps.c.id)
+        .outerjoin(step, step.id == step_id)
         .order_by(Ticker.symbol)
     ).all()
     return [
