@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -33,13 +35,19 @@ def _source(
     return name, get_provider(name, app.settings, csv_path)
 
 
-def _track(app: AppContext, symbol: str, name: str, source: PriceProvider | None) -> str:
+def _track(
+    app: AppContext, symbol: str, name: str, source: PriceProvider | None
+) -> universe.TrackResult:
     """Register one ticker in its own transaction; a failure rolls it back entirely."""
     with app.transaction() as session:
-        return universe.track_ticker(session, symbol, name, source).describe()
+        return universe.track_ticker(session, symbol, name, source)
 
 
-def _backfill_options(command: click.Command) -> click.Command:
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _backfill_options(command: F) -> F:
+    """--provider, --csv and --no-backfill, shared by add and import."""
     for option in reversed(
         [
             click.option("--provider", help=PROVIDER_HELP),
@@ -80,7 +88,7 @@ def tickers_add(
     failures = 0
     for symbol in checked:
         try:
-            click.echo(_track(app, symbol, name, source))
+            click.echo(_track(app, symbol, name, source).describe())
         except StockcastError as exc:
             failures += 1
             click.echo(f"{symbol}: error: {exc}", err=True)
@@ -141,8 +149,7 @@ def tickers_import(
     total = len(parsed.symbols)
     for position, (number, symbol) in enumerate(parsed.symbols, start=1):
         try:
-            with app.transaction() as session:
-                result = universe.track_ticker(session, symbol, name, source)
+            result = _track(app, symbol, name, source)
         except StockcastError as exc:
             failed.append(symbol)
             click.echo(
