@@ -231,12 +231,34 @@ def build_spec(max_limit: int = 1000) -> dict[str, Any]:
         "Ticker": _obj(
             {
                 "ticker": STR,
+                "tracked": {
+                    "type": "boolean",
+                    "description": "Processed by the nightly pipeline; false: removed from the "
+                    "universe, its stored data kept.",
+                },
                 "provider": STR,
                 "rows": INT,
                 "first_date": _nullable(DATE),
                 "last_date": _nullable(DATE),
                 "last_close": _nullable(NUM),
                 "champion_version": _nullable(INT),
+                "last_forecast": _nullable(
+                    _obj(
+                        {
+                            "as_of": DATE,
+                            "target_date": DATE,
+                            "predicted_close": nnum,
+                            "method": method,
+                        }
+                    )
+                ),
+                "last_run_status": _nullable(
+                    {
+                        "type": "string",
+                        "enum": list(STEP_STATUSES),
+                        "description": "Status of the ticker's newest pipeline step.",
+                    }
+                ),
             }
         ),
         "Step": _obj(
@@ -390,12 +412,37 @@ def build_spec(max_limit: int = 1000) -> dict[str, Any]:
     paths = {
         "/v1/tickers": {
             "get": {
-                "summary": "Tracked tickers",
-                "description": "Every stored ticker with its data range, last close and champion model version.",
+                "summary": "Tickers, tracked or not, ordered by symbol",
+                "description": "Every stored ticker with its tracked flag, data range, last close, "
+                "champion model version, newest forecast and newest pipeline step status. "
+                "Paginated (follow next_offset) and filterable by symbol and tracked state.",
                 "operationId": "listTickers",
+                "parameters": [
+                    _query(
+                        "q",
+                        {"type": "string", "pattern": r"^\^?[A-Za-z0-9.\-=]{1,20}$"},
+                        "Only symbols containing this text (case-insensitive), e.g. GOO.",
+                    ),
+                    _query(
+                        "tracked",
+                        {"type": "boolean"},
+                        "true: only tracked tickers; false: only tickers no longer tracked.",
+                    ),
+                    _limit(100, max_limit),
+                    OFFSET,
+                ],
                 "responses": {
                     "200": _ok(
-                        "Tickers", _obj({"tickers": {"type": "array", "items": _ref("Ticker")}})
+                        "Tickers",
+                        _obj(
+                            {
+                                "total": INT,
+                                "limit": INT,
+                                "offset": INT,
+                                "next_offset": _nullable(INT),
+                                "tickers": {"type": "array", "items": _ref("Ticker")},
+                            }
+                        ),
                     ),
                     **COMMON_ERRORS,
                 },

@@ -1,4 +1,4 @@
-"""`stockcast backfill`, `tickers list`, `prices show`: market data in and out of the database."""
+"""`stockcast backfill`, `prices show`: market data in and out of the database."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from cli.context import AppContext, pass_app
-from forecaster import service, storage
+from forecaster import service, storage, universe
 from forecaster.errors import InvalidDateRange, StockcastError, UnknownTicker
 from forecaster.providers import get_provider
 from forecaster.providers.base import check_range, normalize_ticker
@@ -24,8 +24,15 @@ def parse_day(value: str | None, option: str) -> date | None:
 
 
 def resolve_tickers(app: AppContext, tickers: tuple[str, ...]) -> list[str]:
-    """Validate every symbol before any work; no symbols means the tracked list (STOCKCAST_TICKERS)."""
-    return [normalize_ticker(t) for t in (tickers or app.settings.tickers)]
+    """Validate every symbol before any work; no symbols means every tracked ticker in the
+    database (a fresh database is seeded from STOCKCAST_TICKERS first)."""
+    if tickers:
+        return [normalize_ticker(t) for t in tickers]
+    with app.transaction() as session:
+        symbols = universe.tracked_universe(session, app.settings)
+    if not symbols:
+        raise click.ClickException("no tracked tickers; add some with `stockcast tickers add`")
+    return symbols
 
 
 @click.command()
@@ -115,30 +122,6 @@ def backfill(
 
 
 @click.group()
-def tickers() -> None:
-    """Tracked tickers."""
-
-
-@tickers.command("list")
-@pass_app
-def tickers_list(app: AppContext) -> None:
-    """Tickers in the database with their stored range."""
-    with app.transaction() as session:
-        rows = storage.ticker_summaries(session)
-    if not rows:
-        click.echo("no tickers yet; run `stockcast backfill`")
-        return
-    click.echo(
-        f"{'ticker':<10} {'provider':<9} {'rows':>6}  {'first':<10}  {'last':<10}  {'last close':>12}"
-    )
-    for r in rows:
-        close = f"{r.last_close:12.2f}" if r.last_close is not None else f"{'-':>12}"
-        click.echo(
-            f"{r.symbol:<10} {r.provider:<9} {r.rows:>6}  {r.first_date or '-'!s:<10}  {r.last_date or '-'!s:<10}  {close}"
-        )
-
-
-@click.group()
 def prices() -> None:
     """Stored daily prices."""
 
@@ -169,4 +152,4 @@ def prices_show(app: AppContext, ticker: str, last_n: int) -> None:
         )
 
 
-COMMANDS = [backfill, tickers, prices]
+COMMANDS = [backfill, prices]

@@ -75,7 +75,9 @@ class Settings:
     database_url: str = ""  # empty -> SQLite file in data_dir (see resolved_database_url)
     models_dir: Path | None = None  # None -> data_dir / "models"
     default_provider: str = "sample"
-    tickers: tuple[str, ...] = SAMPLE_TICKERS  # what the nightly pipeline tracks by default
+    # Seeds the tracked tickers of a fresh database only (forecaster.universe); afterwards the
+    # database says what the pipeline processes (`stockcast tickers add/remove/import`).
+    tickers: tuple[str, ...] = SAMPLE_TICKERS
 
     # windows
     window: int = 7

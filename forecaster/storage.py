@@ -29,11 +29,16 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
     create_engine,
+    delete,
     event,
+    false,
     func,
     select,
     text,
+    true,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
@@ -85,10 +90,13 @@ class Base(DeclarativeBase):
 
 class Ticker(Base):
     __tablename__ = "tickers"
+    __table_args__ = (Index("ix_tickers_tracked_symbol", "tracked", "symbol"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     symbol: Mapped[str] = mapped_column(String(20), unique=True)
-    provider: Mapped[str] = mapped_column(String(32))
+    provider: Mapped[str] = mapped_column(String(32))  # where its prices come from
+    # In the universe the pipeline processes; false: kept with its data but no longer refreshed.
+    tracked: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     name: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -216,7 +224,10 @@ class JobRun(Base):
 
 class JobStep(Base):
     __tablename__ = "job_steps"
-    __table_args__ = (Index("ix_job_steps_run_ticker", "run_id", "ticker"),)
+    __table_args__ = (
+        Index("ix_job_steps_run_ticker", "run_id", "ticker"),
+        Index("ix_job_steps_ticker_id", "ticker", "id"),  # a ticker's newest step
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("job_runs.id", ondelete="CASCADE"))
@@ -758,3 +769,184 @@ def job_runs(
         .offset(offset)
     ).all()
     return total, list(runs)
+
+
+# --------------------------------------------------------------------------- the tracked universe
+
+
+def tracked_symbols(session: Session) -> list[str]:
+    """Every tracked ticker in the order they were registered: what a pipeline run processes.
+
+    (Registration order, not symbol order: the same on every database, whatever its collation.)
+    """
+    return list(
+        session.scalars(select(Ticker.symbol).where(Ticker.tracked == true()).order_by(Ticker.id))
+    )
+
+
+def is_fresh(session: Session) -> bool:
+    """No ticker was ever stored and no pipeline run recorded: a database to seed."""
+    return (
+        session.scalar(select(Ticker.id).limit(1)) is None
+        and session.scalar(select(JobRun.id).limit(1)) is None
+    )
+
+
+def set_tracked(session: Session, symbols: Sequence[str], tracked: bool) -> int:
+    """Mark tickers tracked or not; the number of rows that changed."""
+    changed = session.execute(
+        update(Ticker)
+        .where(Ticker.symbol.in_(list(symbols)), Ticker.tracked != tracked)
+        .values(tracked=tracked)
+    )
+    return int(changed.rowcount or 0)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class PurgeCounts:
+    prices: int
+    predictions: int
+    model_versions: int
+
+
+def purge_ticker(session: Session, ticker: Ticker) -> PurgeCounts:
+    """Delete a ticker and everything stored for it, in the caller's transaction.
+
+    Predictions go first (they reference model versions without a cascade); run steps keep their
+    record with model_version_id set to NULL by the foreign key.
+    """
+    predictions = session.execute(delete(Prediction).where(Prediction.ticker_id == ticker.id))
+    versions = session.execute(delete(ModelVersion).where(ModelVersion.ticker_id == ticker.id))
+    prices = session.execute(delete(Price).where(Price.ticker_id == ticker.id))
+    session.execute(delete(Ticker).where(Ticker.id == ticker.id))
+    session.expunge(ticker)
+    return PurgeCounts(
+        prices=int(prices.rowcount or 0),  # type: ignore[attr-defined]
+        predictions=int(predictions.rowcount or 0),  # type: ignore[attr-defined]
+        model_versions=int(versions.rowcount or 0),  # type: ignore[attr-defined]
+    )
+
+
+@dataclass(frozen=True)
+class TickerOverview:
+    """One ticker as `stockcast tickers list` and GET /v1/tickers show it."""
+
+    symbol: str
+    provider: str
+    tracked: bool
+    rows: int
+    first_date: date | None
+    last_date: date | None
+    last_close: float | None
+    champion_version: int | None
+    forecast_as_of: date | None
+    forecast_target: date | None
+    forecast_close: float | None
+    forecast_method: str | None
+    last_step_status: str | None
+    last_step_at: datetime | None
+
+
+def _ticker_filters(tracked: bool | None, contains: str | None) -> list[Any]:
+    conditions: list[Any] = []
+    if tracked is not None:
+        conditions.append(Ticker.tracked == (true() if tracked else false()))
+    if contains:
+        conditions.append(Ticker.symbol.contains(contains, autoescape=True))
+    return conditions
+
+
+def count_tickers(
+    session: Session, *, tracked: bool | None = None, contains: str | None = None
+) -> int:
+    conditions = _ticker_filters(tracked, contains)
+    return session.scalar(select(func.count()).select_from(Ticker).where(*conditions)) or 0
+
+
+def ticker_overview(
+    session: Session,
+    *,
+    tracked: bool | None = None,
+    contains: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[TickerOverview]:
+    """A page of tickers ordered by symbol, each with its stored range, last close, champion,
+    newest forecast and newest pipeline step: one statement whatever the page size.
+
+    `contains` is a substring of the (upper-case) symbol. Per ticker the newest and oldest rows
+    are index seeks (correlated subqueries); only the row count reads a page's prices.
+    """
+    page = (
+        select(Ticker.id)
+        .where(*_ticker_filters(tracked, contains))
+        .order_by(Ticker.symbol)
+        .limit(limit)
+        .offset(offset)
+        .cte("page")
+    )
+    counts = (
+        select(Price.ticker_id, func.count().label("rows"))
+        .where(Price.ticker_id.in_(select(page.c.id)))
+        .group_by(Price.ticker_id)
+        .subquery()
+    )
+
+    def newest(column: Any, *where: Any) -> Any:
+        return select(column).where(*where).correlate(Ticker).scalar_subquery()
+
+    mine = Price.ticker_id == Ticker.id
+    first = newest(func.min(Price.date), mine)
+    last = newest(func.max(Price.date), mine)
+    last_close = select(Price.close).where(mine).order_by(Price.date.desc()).limit(1)
+    forecast, step = aliased(Prediction), aliased(JobStep)
+    forecast_day = newest(func.max(Prediction.as_of_date), Prediction.ticker_id == Ticker.id)
+    step_id = newest(func.max(JobStep.id), JobStep.ticker == Ticker.symbol)
+    rows = session.execute(
+        select(
+            Ticker.symbol,
+            Ticker.provider,
+            Ticker.tracked,
+            counts.c.rows,
+            first,
+            last,
+            last_close.correlate(Ticker).scalar_subquery(),
+            ModelVersion.version,
+            forecast.as_of_date,
+            forecast.target_date,
+            forecast.predicted_close,
+            forecast.method,
+            step.status,
+            step.started_at,
+        )
+        .join(page, page.c.id == Ticker.id)
+        .outerjoin(counts, counts.c.ticker_id == Ticker.id)
+        .outerjoin(
+            ModelVersion,
+            and_(ModelVersion.ticker_id == Ticker.id, ModelVersion.status == "champion"),
+        )
+        .outerjoin(
+            forecast, and_(forecast.ticker_id == Ticker.id, forecast.as_of_date == forecast_day)
+        )
+        .outerjoin(step, step.id == step_id)
+        .order_by(Ticker.symbol)
+    ).all()
+    return [
+        TickerOverview(
+            symbol=r[0],
+            provider=r[1],
+            tracked=bool(r[2]),
+            rows=r[3] or 0,
+            first_date=r[4],
+            last_date=r[5],
+            last_close=r[6],
+            champion_version=r[7],
+            forecast_as_of=r[8],
+            forecast_target=r[9],
+            forecast_close=r[10],
+            forecast_method=r[11],
+            last_step_status=r[12],
+            last_step_at=as_utc(r[13]) if r[13] is not None else None,
+        )
+        for r in rows
+    ]

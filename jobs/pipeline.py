@@ -1,6 +1,7 @@
-"""The pipeline run: for each tracked ticker, one step (forecaster.service.refresh_ticker: fetch
--> validate -> retrain -> evaluate -> promote or reject -> predict the next trading day) under
-the ticker's lock, with a record of every run and step (jobs.records).
+"""The pipeline run: for each tracked ticker (tickers.tracked, forecaster.universe), one step
+(forecaster.service.refresh_ticker: fetch -> validate -> retrain -> evaluate -> promote or reject
+-> predict the next trading day) under the ticker's lock, with a record of every run and step
+(jobs.records).
 
 Safety, in order of what can go wrong:
 - Two runs (two schedulers, or a scheduler and `stockcast run-now`) never work on the same ticker
@@ -45,6 +46,7 @@ from forecaster.service import (
     refresh_ticker_locked,
 )
 from forecaster.settings import Settings
+from forecaster.universe import tracked_universe
 from jobs import records
 from jobs.records import Heartbeat
 from jobs.runner import run_in_child
@@ -79,12 +81,12 @@ def run_pipeline(
     today: date | None = None,
     engine: Engine | None = None,
 ) -> RunReport:
-    """Run the pipeline once over `tickers` (default: settings.tickers) and record it."""
+    """Run the pipeline once over `tickers` (default: every tracked ticker) and record it."""
     started = time.perf_counter()
     isolation = isolation or settings.pipeline_isolation
     if provider_factory is not None and isolation != "inline":
         raise ValueError("a provider_factory can only be used with inline isolation")
-    symbols = list(dict.fromkeys(normalize_ticker(t) for t in (tickers or settings.tickers)))
+    explicit = [normalize_ticker(t) for t in tickers or ()]  # checked before any work
     options = RefreshOptions(fetch=fetch, force_train=force_train, today=today)
     own_engine = engine is None
     engine = engine or storage.make_engine(
@@ -113,6 +115,8 @@ def run_pipeline(
             raise ConfigError(
                 "the database schema is not at the latest migration; run `stockcast db upgrade`"
             )
+        with sessions.begin() as s:  # no tickers given: every tracked one (forecaster.universe)
+            symbols = list(dict.fromkeys(explicit)) or tracked_universe(s, settings)
         reaped = records.reap_stale_runs(sessions, settings.run_stale_seconds)
         run_id = records.start_run(sessions, kind=kind, trigger=trigger, tickers=symbols)
         log.info(

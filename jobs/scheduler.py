@@ -194,7 +194,7 @@ def run_scheduler(settings: Settings, *, catch_up: bool = True) -> None:
             "cron": settings.schedule_cron,
             "timezone": settings.schedule_timezone,
             "next_run": upcoming.isoformat() if upcoming else None,
-            "tickers": list(settings.tickers),
+            "seed_tickers": list(settings.tickers),  # used only by a fresh database
             "misfire_grace_seconds": settings.misfire_grace_seconds,
         },
     )

@@ -34,3 +34,35 @@ def test_models_match_migrations(db_url: str) -> None:
     finally:
         engine.dispose()
     assert diff == []
+
+
+def test_0005_keeps_existing_tickers_tracked_and_downgrades(db_url: str) -> None:
+    """Tickers stored before the tracked universe existed stay tracked (the pipeline refreshed
+    them or an operator backfilled them); downgrading drops the column and its indexes only."""
+    from sqlalchemy import text
+
+    engine = storage.make_engine(db_url)
+    try:
+        migrate.downgrade(db_url, "0004")
+        assert "tracked" not in {c["name"] for c in inspect(engine).get_columns("tickers")}
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO tickers (symbol, provider, created_at) "
+                    "VALUES ('GOOG', 'sample', CURRENT_TIMESTAMP)"
+                )
+            )
+        migrate.upgrade(db_url)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT symbol, tracked FROM tickers")).all() == [
+                ("GOOG", True)
+            ]
+        indexes = {i["name"] for i in inspect(engine).get_indexes("tickers")}
+        assert "ix_tickers_tracked_symbol" in indexes
+        migrate.downgrade(db_url, "0004")
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT symbol FROM tickers")).scalars().all() == ["GOOG"]
+        migrate.upgrade(db_url)
+        assert migrate.is_at_head(engine)
+    finally:
+        engine.dispose()

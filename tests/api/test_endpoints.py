@@ -305,7 +305,7 @@ def test_unexpected_error_is_generic_json_500(app: Flask, monkeypatch: pytest.Mo
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr("forecaster.storage.ticker_summaries", boom)
+    monkeypatch.setattr("forecaster.storage.ticker_overview", boom)
     response = app.test_client().get("/v1/tickers")
     assert response.status_code == 500
     body = response.get_json()
