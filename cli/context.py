@@ -11,8 +11,9 @@ import click
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from forecaster import migrate, storage
-from forecaster.errors import DatabaseUnavailable
+from forecaster import migrate, storage, universe
+from forecaster.errors import DatabaseUnavailable, InvalidDateRange
+from forecaster.providers.base import normalize_ticker
 from forecaster.settings import Settings
 
 
@@ -68,3 +69,24 @@ DATE = click.DateTime(formats=["%Y-%m-%d"])
 
 def as_date(value: object) -> date | None:
     return value.date() if value is not None else None  # type: ignore[attr-defined]
+
+
+def parse_day(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidDateRange(f"{option} must be a date like 2018-12-31, got {value!r}") from exc
+
+
+def resolve_tickers(app: AppContext, tickers: tuple[str, ...]) -> list[str]:
+    """Validate every symbol before any work; no symbols means every tracked ticker in the
+    database (a fresh database is seeded from STOCKCAST_TICKERS first)."""
+    if tickers:
+        return [normalize_ticker(t) for t in tickers]
+    with app.transaction() as session:
+        symbols = universe.tracked_universe(session, app.settings)
+    if not symbols:
+        raise click.ClickException("no tracked tickers; add some with `stockcast tickers add`")
+    return symbols

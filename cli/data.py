@@ -2,37 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 
 import click
 
-from cli.context import AppContext, pass_app
-from forecaster import service, storage, universe
-from forecaster.errors import InvalidDateRange, StockcastError, UnknownTicker
+from cli.context import AppContext, parse_day, pass_app, resolve_tickers
+from forecaster import service, storage
+from forecaster.errors import StockcastError, UnknownTicker
 from forecaster.providers import get_provider
 from forecaster.providers.base import check_range, normalize_ticker
-
-
-def parse_day(value: str | None, option: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError as exc:
-        raise InvalidDateRange(f"{option} must be a date like 2018-12-31, got {value!r}") from exc
-
-
-def resolve_tickers(app: AppContext, tickers: tuple[str, ...]) -> list[str]:
-    """Validate every symbol before any work; no symbols means every tracked ticker in the
-    database (a fresh database is seeded from STOCKCAST_TICKERS first)."""
-    if tickers:
-        return [normalize_ticker(t) for t in tickers]
-    with app.transaction() as session:
-        symbols = universe.tracked_universe(session, app.settings)
-    if not symbols:
-        raise click.ClickException("no tracked tickers; add some with `stockcast tickers add`")
-    return symbols
 
 
 @click.command()

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cli.context import AppContext, pass_app
-from cli.data import resolve_tickers
+from cli.context import AppContext, pass_app, resolve_tickers
 from forecaster.service import StepOutcome
 
 

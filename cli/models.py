@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cli.context import AppContext, pass_app
-from cli.data import parse_day, resolve_tickers
+from cli.context import AppContext, parse_day, pass_app, resolve_tickers
 from forecaster import locks, service, storage
 from forecaster.errors import StockcastError
 
