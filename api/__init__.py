@@ -19,6 +19,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    # "//" in a path is a 404 like any unknown path, not an HTML redirect to a guess.
+    app.url_map.merge_slashes = False
     app.config["MAX_CONTENT_LENGTH"] = 1024  # GET-only API: refuse request bodies
     if engine is None:
         storage.ensure_sqlite_dir(settings.resolved_database_url)

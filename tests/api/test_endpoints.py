@@ -376,3 +376,10 @@ def test_deleted_or_replaced_sqlite_file_is_never_served(client: FlaskClient, db
     assert get(client, "/readyz")["status"] == "ready"
     assert get(client, "/v1/tickers")["tickers"] == []  # the new file's data, not the old one's
     assert_error(get(client, "/v1/forecasts/GOOG", 404), "unknown_ticker")
+
+
+def test_double_slashes_are_a_json_404_not_a_redirect(client: FlaskClient) -> None:
+    for path in ("/v1/forecasts//history", "//v1/tickers", "/v1/models//"):
+        response = client.get(path)
+        assert response.status_code == 404, path
+        assert response.get_json()["error"]["code"] == "not_found"
