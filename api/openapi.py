@@ -282,6 +282,13 @@ def build_spec(max_limit: int = 1000) -> dict[str, Any]:
                         "`stockcast runs show ID`.",
                     }
                 ),
+                "worker": _nullable(
+                    {
+                        **STR,
+                        "description": "Opaque name of the worker that ran the step "
+                        "(a local pool slot, or a Celery worker's name).",
+                    }
+                ),
             }
         ),
         "SummaryRow": _obj(

@@ -54,6 +54,7 @@ def list_runs() -> Response:
                             "detail": s.detail,
                             "error_code": s.error_code,
                             "error": public_error(s.error_code, s.error),
+                            "worker": s.worker,
                         }
                         for s in r.steps
                     ],

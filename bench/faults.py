@@ -417,7 +417,7 @@ def main() -> None:
             "DATABASE_URL": url,
             "STOCKCAST_DATA_DIR": str(tmp / "data"),
             "STOCKCAST_TICKERS": "GOOG",
-            "STOCKCAST_PIPELINE_ISOLATION": "process",
+            "STOCKCAST_EXECUTOR": "local",
         }
         setup = cli(env, "backfill", "GOOG", "--provider", "sample")
         assert setup.returncode == 0, setup.stdout + setup.stderr

@@ -1,6 +1,9 @@
-"""`stockcast run-now`, `scheduler`, `runs list`: the pipeline by hand, on schedule, and its record."""
+"""`stockcast run-now`, `scheduler`, `worker`, `runs list`: the pipeline by hand, on schedule,
+on Celery workers, and its record."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import click
 
@@ -22,7 +25,14 @@ def echo_outcome(symbol: str, outcome: StepOutcome) -> None:
 
 
 def run_and_report(
-    app: AppContext, symbols: list[str], *, kind: str, fetch: bool, force_train: bool
+    app: AppContext,
+    symbols: list[str],
+    *,
+    kind: str,
+    fetch: bool,
+    force_train: bool,
+    workers: int | None = None,
+    executor: str | None = None,
 ) -> None:
     from jobs.pipeline import run_pipeline
 
@@ -36,8 +46,9 @@ def run_and_report(
         else:
             echo_outcome(symbol, outcome)
 
+    settings = replace(app.settings, executor=executor) if executor else app.settings
     report = run_pipeline(
-        app.settings,
+        settings,
         symbols,
         trigger="cli",
         kind=kind,
@@ -45,6 +56,7 @@ def run_and_report(
         force_train=force_train,
         progress=progress,
         engine=app.engine,
+        workers=workers,
     )
     if report.reaped:
         click.echo(
@@ -64,17 +76,72 @@ def run_and_report(
     is_flag=True,
     help="Retrain even if the newest model already covers the stored prices.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Worker processes of the local executor (default: STOCKCAST_WORKERS or the core count).",
+)
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "celery", "inline"]),
+    default=None,
+    help="Where the steps run (default: STOCKCAST_EXECUTOR, local).",
+)
 @pass_app
-def run_now(app: AppContext, tickers: tuple[str, ...], force_train: bool) -> None:
+def run_now(
+    app: AppContext,
+    tickers: tuple[str, ...],
+    force_train: bool,
+    workers: int | None,
+    executor: str | None,
+) -> None:
     """Run the pipeline once in the foreground for TICKERS (default: the tracked tickers).
 
     For each ticker: fetch new prices, validate and store them, retrain and evaluate against
     persistence, promote or reject, and forecast the next trading day. A ticker another run is
-    working on is skipped; a failing ticker is recorded and the others go on.
+    working on is skipped; a failing ticker is recorded and the others go on. Tickers run in
+    parallel on the executor's workers.
     """
     run_and_report(
-        app, resolve_tickers(app, tickers), kind="pipeline", fetch=True, force_train=force_train
+        app,
+        resolve_tickers(app, tickers),
+        kind="pipeline",
+        fetch=True,
+        force_train=force_train,
+        workers=workers,
+        executor=executor,
     )
+
+
+@click.command()
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Tickers this worker trains at once (default: the core count).",
+)
+@click.option(
+    "--name",
+    default=None,
+    help="Worker name shown on the steps it runs (default: stockcast-<random>); no host name.",
+)
+@pass_app
+def worker(app: AppContext, concurrency: int | None, name: str | None) -> None:
+    """Run a Celery worker for STOCKCAST_EXECUTOR=celery until stopped (Ctrl-C or SIGTERM).
+
+    Start as many as you like, on any machine that reaches the broker (STOCKCAST_BROKER_URL),
+    the database and the model directory; each takes one ticker per process at a time.
+    """
+    import os
+    import re
+
+    from jobs.celery_app import start_worker
+
+    if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", name):
+        raise click.BadParameter("letters, digits, '.', '_' and '-' only", param_hint="--name")
+    app.check_schema()
+    start_worker(app.settings, concurrency or os.cpu_count() or 1, name)
 
 
 @click.command()
@@ -127,6 +194,7 @@ def runs_list(app: AppContext, limit: int) -> None:
             for step in run.steps:
                 parts = [
                     f"    {step.ticker:<10} {step.status:<9} {_duration(step.duration_seconds):>8}"
+                    f"  {step.worker or '-'}"
                 ]
                 if step.detail:
                     parts.append(step.detail)
@@ -158,7 +226,8 @@ def runs_show(app: AppContext, run_id: int) -> None:
             click.echo(f"  error [{run.error_code}]: {run.error}")
         for step in run.steps:
             click.echo(
-                f"  {step.ticker}: {step.status} in {_duration(step.duration_seconds)}; rows "
+                f"  {step.ticker}: {step.status} in {_duration(step.duration_seconds)} on "
+                f"{step.worker or '-'}; rows "
                 f"fetched {step.rows_fetched}, inserted {step.rows_inserted}, rejected "
                 f"{step.rows_rejected}; model version id {step.model_version_id}"
             )
@@ -168,4 +237,4 @@ def runs_show(app: AppContext, run_id: int) -> None:
                 click.echo(f"    error [{step.error_code}]: {step.error}")
 
 
-COMMANDS = [run_now, scheduler, runs]
+COMMANDS = [run_now, scheduler, worker, runs]

@@ -50,6 +50,19 @@ def _tf() -> Any:
     return tf
 
 
+def warm_up(threads: int | None = None) -> None:
+    """Import TensorFlow now (a worker process pays it once, not per ticker) and, with `threads`,
+    cap its thread pools so that several workers on one machine share the cores instead of each
+    starting one thread per core. Must run before the process builds any model."""
+    tf = _tf()
+    if threads:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
+        except RuntimeError:  # TensorFlow already initialized in this process: keep its pools
+            log.warning("TensorFlow threads already configured", extra={"threads": threads})
+
+
 class NotFittedError(RuntimeError):
     pass
 

@@ -420,6 +420,7 @@ class StepOutcome:
     notes: list[str] = field(default_factory=list)
     error: str | None = None  # full detail, for logs and operators
     error_code: str | None = None  # what a public client may learn (forecaster.errors)
+    worker: str | None = None  # the opaque name of the worker that ran it (jobs.executors)
 
     @property
     def detail(self) -> str | None:

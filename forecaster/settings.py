@@ -44,6 +44,19 @@ def _db_timeout(env: Mapping[str, str], default: float) -> float:
     return value
 
 
+EXECUTORS = ("local", "celery", "inline")
+
+
+def _executor(env: Mapping[str, str], default: str) -> str:
+    raw = env.get("STOCKCAST_EXECUTOR", "").strip().lower()
+    if not raw:  # the variable this one replaced: process (a child per step) or inline
+        legacy = env.get("STOCKCAST_PIPELINE_ISOLATION", "").strip().lower()
+        raw = {"": default, "process": "local", "inline": "inline"}.get(legacy, legacy)
+    if raw not in EXECUTORS:
+        raise ConfigError(f"STOCKCAST_EXECUTOR must be one of {', '.join(EXECUTORS)}")
+    return raw
+
+
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -101,8 +114,14 @@ class Settings:
     yf_backoff_cap: float = 60.0
     yf_auto_adjust: bool = False
 
-    # pipeline
-    pipeline_isolation: str = "process"  # process: each ticker's work in a fresh child process
+    # pipeline: where each ticker's step runs (jobs.executors)
+    # local: a pool of long-lived worker processes on this machine; celery: Celery workers
+    # (`stockcast worker`, on any machine) through the broker; inline: in the run's own process
+    executor: str = "local"
+    workers: int = 0  # local pool size (0: the number of cores)
+    worker_max_tasks: int = 20  # a worker process is replaced after this many tickers
+    broker_url: str = "redis://127.0.0.1:6379/0"  # Celery broker and result backend
+    celery_queue: str = "stockcast"
     step_timeout_seconds: int = 3600  # a ticker step running longer is killed and marked failed
     run_stale_seconds: int = 900  # a "running" run without a heartbeat this long is dead
     # Client-side deadline for connecting to the database and for each of its answers (and the
@@ -174,9 +193,10 @@ class Settings:
         coverage = _float(env, "STOCKCAST_INTERVAL_COVERAGE", d.interval_coverage)
         if not 0 < coverage < 1:
             raise ConfigError("STOCKCAST_INTERVAL_COVERAGE must be between 0 and 1")
-        isolation = env.get("STOCKCAST_PIPELINE_ISOLATION", d.pipeline_isolation).lower()
-        if isolation not in ("process", "inline"):
-            raise ConfigError("STOCKCAST_PIPELINE_ISOLATION must be process or inline")
+        executor = _executor(env, d.executor)
+        broker_url = env.get("STOCKCAST_BROKER_URL", "").strip() or d.broker_url
+        if not broker_url.startswith(("redis://", "rediss://")):
+            raise ConfigError("STOCKCAST_BROKER_URL must be a redis:// or rediss:// URL")
         return cls(
             data_dir=Path(env.get("STOCKCAST_DATA_DIR", str(d.data_dir))),
             database_url=env.get("DATABASE_URL", d.database_url),
@@ -208,7 +228,11 @@ class Settings:
             yf_backoff_base=_float(env, "STOCKCAST_YF_BACKOFF_BASE", d.yf_backoff_base),
             yf_backoff_cap=_float(env, "STOCKCAST_YF_BACKOFF_CAP", d.yf_backoff_cap),
             yf_auto_adjust=_bool(env, "STOCKCAST_YF_AUTO_ADJUST", d.yf_auto_adjust),
-            pipeline_isolation=isolation,
+            executor=executor,
+            workers=_int(env, "STOCKCAST_WORKERS", d.workers),
+            worker_max_tasks=_int(env, "STOCKCAST_WORKER_MAX_TASKS", d.worker_max_tasks, minimum=1),
+            broker_url=broker_url,
+            celery_queue=env.get("STOCKCAST_CELERY_QUEUE", "").strip() or d.celery_queue,
             step_timeout_seconds=_int(
                 env, "STOCKCAST_STEP_TIMEOUT_SECONDS", d.step_timeout_seconds, minimum=1
             ),

@@ -246,6 +246,7 @@ class JobStep(Base):
     detail: Mapped[str | None] = mapped_column(Text)  # what happened, e.g. "up to date, no retrain"
     error: Mapped[str | None] = mapped_column(Text)  # full detail: operators only
     error_code: Mapped[str | None] = mapped_column(String(40))  # forecaster.errors codes
+    worker: Mapped[str | None] = mapped_column(String(80))  # who ran it (jobs.executors)
 
     run: Mapped[JobRun] = relationship(back_populates="steps")
 

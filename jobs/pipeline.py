@@ -6,7 +6,7 @@
 Safety, in order of what can go wrong:
 - Two runs (two schedulers, or a scheduler and `stockcast run-now`) never work on the same ticker
   at once: each step holds the ticker's database lock (forecaster.locks) or is skipped. The lock
-  is taken by the process doing the step (its child, see jobs.runner), so it lives exactly as
+  is taken by the process doing the step (a worker, see jobs.executors), so it lives exactly as
   long as the writes can happen.
 - One ticker's failure (provider, bad data, training) is recorded on its step and the run goes
   on with the next ticker.
@@ -17,9 +17,10 @@ Safety, in order of what can go wrong:
 - Retraining is skipped when the newest model version was already trained up to the last stored
   day (nothing new to learn), so a run that follows another does no duplicate work and a run
   restarted after a crash picks up exactly what is missing.
-- By default each ticker's work runs in a fresh child process (settings.pipeline_isolation,
-  jobs.runner): a long-lived scheduler that trains model after model in one process grows
-  without bound (keras-team/keras#17458), and a child can be killed on timeout or shutdown.
+- Steps run on an executor (settings.executor, jobs.executors): by default a pool of worker
+  processes that are replaced every few tickers (a process that trains model after model grows
+  without bound, keras-team/keras#17458) and can be killed on timeout or shutdown; or Celery
+  workers on other machines. The scheduler itself never trains.
 - A run that dies leaves its record in `running`; the next run marks it failed.
 """
 
@@ -31,30 +32,23 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from functools import partial
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from forecaster import migrate, storage
-from forecaster.errors import ConfigError, DatabaseUnavailable
+from forecaster.errors import ConfigError, DatabaseUnavailable, StockcastError
 from forecaster.providers.base import normalize_ticker
-from forecaster.service import (
-    ProviderFactory,
-    RefreshOptions,
-    StepOutcome,
-    refresh_ticker_locked,
-)
+from forecaster.service import ProviderFactory, RefreshOptions, StepOutcome
 from forecaster.settings import Settings
 from forecaster.universe import tracked_universe
 from jobs import records
+from jobs.executors import Executor, make_executor
 from jobs.records import Heartbeat
-from jobs.runner import run_in_child
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, StepOutcome | None], None]
-Step = Callable[[str], StepOutcome]  # one ticker's work, wherever it runs
 
 
 @dataclass
@@ -64,6 +58,7 @@ class RunReport:
     steps: list[StepOutcome]
     reaped: list[int]
     seconds: float
+    executor: Executor | None = None  # what ran the steps (its worker figures, for benches)
 
 
 def run_pipeline(
@@ -74,18 +69,18 @@ def run_pipeline(
     kind: str = "pipeline",
     fetch: bool = True,
     force_train: bool = False,
-    isolation: str | None = None,
+    workers: int | None = None,
     provider_factory: ProviderFactory | None = None,
     stop: threading.Event | None = None,
     progress: Progress | None = None,
     today: date | None = None,
     engine: Engine | None = None,
 ) -> RunReport:
-    """Run the pipeline once over `tickers` (default: every tracked ticker) and record it."""
+    """Run the pipeline once over `tickers` (default: every tracked ticker) and record it.
+
+    The steps run on settings.executor (jobs.executors); `workers` sizes the local pool.
+    """
     started = time.perf_counter()
-    isolation = isolation or settings.pipeline_isolation
-    if provider_factory is not None and isolation != "inline":
-        raise ValueError("a provider_factory can only be used with inline isolation")
     explicit = [normalize_ticker(t) for t in tickers or ()]  # checked before any work
     options = RefreshOptions(fetch=fetch, force_train=force_train, today=today)
     own_engine = engine is None
@@ -93,17 +88,14 @@ def run_pipeline(
         settings.resolved_database_url, timeout=settings.db_timeout_seconds
     )
     sessions = storage.make_session_factory(engine)
-    step: Step
-    if isolation == "process":
-        step = partial(run_in_child, settings, options=options, stop=stop)
-    else:
-        step = partial(
-            refresh_ticker_locked,
-            settings,
-            options=options,
-            provider_factory=provider_factory,
-            engine=engine,
-        )
+    executor = make_executor(
+        settings,
+        options,
+        workers=workers,
+        stop=stop,
+        provider_factory=provider_factory,
+        engine=engine,
+    )
     try:
         try:
             at_head = migrate.is_at_head(engine)
@@ -124,42 +116,49 @@ def run_pipeline(
             extra={
                 "run_id": run_id,
                 "trigger": trigger,
-                "tickers": symbols,
-                "isolation": isolation,
+                "tickers": len(symbols),
+                "executor": executor.name,
             },
         )
         interval = max(1.0, min(30.0, settings.run_stale_seconds / 4))
         outcomes: list[StepOutcome] = []
+        step_ids: dict[str, int] = {}
+
+        def step_started(symbol: str) -> None:
+            if progress:
+                progress(symbol, None)
+            step_ids[symbol] = records.start_step(sessions, run_id, symbol)
+
+        def step_finished(outcome: StepOutcome, seconds: float) -> None:
+            records.finish_step(sessions, step_ids.pop(outcome.ticker), outcome, seconds)
+            outcomes.append(outcome)
+            log.info(
+                "pipeline step finished",
+                extra={
+                    "run_id": run_id,
+                    "ticker": outcome.ticker,
+                    "status": outcome.status,
+                    "seconds": round(seconds, 2),
+                    "worker": outcome.worker,
+                    "detail": outcome.detail,
+                    "error": outcome.error,
+                },
+            )
+            if progress:
+                progress(outcome.ticker, outcome)
+
         try:
             with Heartbeat(sessions, run_id, interval):
-                for symbol in symbols:
-                    if progress:
-                        progress(symbol, None)
-                    step_id = records.start_step(sessions, run_id, symbol)
-                    t0 = time.perf_counter()
-                    if stop is not None and stop.is_set():
-                        outcome = StepOutcome(symbol, status="skipped", notes=["run interrupted"])
-                    else:
-                        outcome = step(symbol)  # takes the ticker's lock where it runs
-                    records.finish_step(sessions, step_id, outcome, time.perf_counter() - t0)
-                    outcomes.append(outcome)
-                    log.info(
-                        "pipeline step finished",
-                        extra={
-                            "run_id": run_id,
-                            "ticker": symbol,
-                            "status": outcome.status,
-                            "seconds": round(time.perf_counter() - t0, 2),
-                            "detail": outcome.detail,
-                            "error": outcome.error,
-                        },
-                    )
-                    if progress:
-                        progress(symbol, outcome)
+                executor.run(symbols, step_started, step_finished)
         except BaseException as exc:
             try:
-                code = "interrupted" if isinstance(exc, KeyboardInterrupt) else "internal_error"
-                records.finish_run(sessions, run_id, "failed", f"{type(exc).__name__}: {exc}", code)
+                if isinstance(exc, KeyboardInterrupt):
+                    code, message = "interrupted", "interrupted"
+                elif isinstance(exc, StockcastError):
+                    code, message = exc.code, str(exc)
+                else:
+                    code, message = "internal_error", f"{type(exc).__name__}: {exc}"
+                records.finish_run(sessions, run_id, "failed", message, code)
             except Exception:
                 log.warning("could not record the failed run", exc_info=True)
             raise
@@ -179,7 +178,9 @@ def run_pipeline(
             "pipeline run finished",
             extra={"run_id": run_id, "status": status, "seconds": round(seconds, 2)},
         )
-        return RunReport(run_id, status, outcomes, reaped, seconds)
+        order = {symbol: i for i, symbol in enumerate(symbols)}  # report in the run's order
+        outcomes.sort(key=lambda o: order.get(o.ticker, len(order)))
+        return RunReport(run_id, status, outcomes, reaped, seconds, executor)
     finally:
         if own_engine:
             engine.dispose()

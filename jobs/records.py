@@ -69,6 +69,7 @@ def finish_step(
                 detail=outcome.detail,
                 error=outcome.error,
                 error_code=outcome.error_code,
+                worker=outcome.worker,
             )
         )
 

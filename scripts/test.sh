@@ -11,6 +11,31 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && command -v pg_ctlcluster 
     for _ in $(seq 1 20); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.5; done
 fi
 
+# Redis (the Celery broker of tests/jobs/test_celery.py, marker `redis`): start a local server
+# if none answers (install the Debian package if missing); in CI one that cannot start fails here.
+ensure_redis() {
+    if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then return; fi
+    if ! command -v redis-server >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing redis-server for the Celery tests" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >/dev/null \
+            || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >/dev/null; } || true
+    fi
+    if command -v redis-server >/dev/null 2>&1; then
+        echo "Redis is down; starting redis-server on 127.0.0.1:6379" >&2
+        redis-server --bind 127.0.0.1 --port 6379 --daemonize yes --save "" --appendonly no >/dev/null || true
+        for _ in $(seq 1 20); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.25; done
+    fi
+    if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+        echo "redis: $(redis-cli -h 127.0.0.1 -p 6379 info server | grep -m1 redis_version | tr -d '\r')" >&2
+    elif [ "${CI:-}" = "true" ]; then
+        echo "Redis is required in CI (127.0.0.1:6379; apt-get install redis-server)" >&2
+        exit 1
+    else
+        echo "no Redis on 127.0.0.1:6379: the Celery tests will be skipped" >&2
+    fi
+}
+ensure_redis
+
 # The browser suite (tests/pages, marker `browser`) drives Debian's chromium through chromedriver.
 # Install them if missing (as root, or with password-less sudo), then check both answer. In CI a
 # browser that cannot be installed or does not start fails the run here, before pytest.

@@ -70,12 +70,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             )
             terminalreporter._session.exitstatus = 1  # type: ignore[attr-defined]
     if IN_CI:
-        skipped = [r for r in terminalreporter.stats.get("skipped", []) if "browser" in r.keywords]
-        if skipped:
-            terminalreporter.write_line(
-                f"ERROR: {len(skipped)} browser test(s) skipped in CI", red=True
-            )
-            terminalreporter._session.exitstatus = 1  # type: ignore[attr-defined]
+        for marker in ("browser", "redis"):
+            skipped = [r for r in terminalreporter.stats.get("skipped", []) if marker in r.keywords]
+            if skipped:
+                terminalreporter.write_line(
+                    f"ERROR: {len(skipped)} {marker} test(s) skipped in CI", red=True
+                )
+                terminalreporter._session.exitstatus = 1  # type: ignore[attr-defined]
 
 
 @contextmanager

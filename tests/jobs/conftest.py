@@ -12,4 +12,4 @@ from forecaster.settings import Settings
 @pytest.fixture
 def pipeline_settings(settings: Settings) -> Settings:
     """Mechanics, not skill: tiny models, steps in the test's process."""
-    return replace(settings, pipeline_isolation="inline", tickers=("^GSPC", "GOOG"))
+    return replace(settings, executor="inline", tickers=("^GSPC", "GOOG"))

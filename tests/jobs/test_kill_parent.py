@@ -78,7 +78,7 @@ def test_killed_run_now_takes_its_training_child_with_it(
 ) -> None:
     with sessions.begin() as s:
         service.backfill_ticker(s, SampleProvider(), "GOOG", None, None)
-    base = {**os.environ, **env, "STOCKCAST_PIPELINE_ISOLATION": "process"}
+    base = {**os.environ, **env, "STOCKCAST_EXECUTOR": "local"}
     # Long enough training that the kill surely lands mid-training.
     slow = {**base, "STOCKCAST_EPOCHS": "200", "STOCKCAST_PATIENCE": "200"}
     first = subprocess.Popen(

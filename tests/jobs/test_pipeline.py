@@ -261,7 +261,7 @@ def test_child_process_isolation_and_timeout(
 ) -> None:
     """The production mode: each ticker in a spawned child (real sample provider, full GOOG
     history). A child past the step timeout is killed and recorded; nothing half-written."""
-    isolated = replace(pipeline_settings, pipeline_isolation="process")
+    isolated = replace(pipeline_settings, executor="local")
     report = run_pipeline(isolated, ["GOOG"])
     step = steps(sessions, report.run_id)["GOOG"]
     assert report.status == "succeeded", step.error
@@ -282,7 +282,7 @@ def test_child_process_isolation_and_timeout(
 def test_cli_run_now_and_backfill_retrain(
     env: dict, monkeypatch: pytest.MonkeyPatch, sessions: sessionmaker[Session]
 ) -> None:
-    monkeypatch.setenv("STOCKCAST_PIPELINE_ISOLATION", "inline")
+    monkeypatch.setenv("STOCKCAST_EXECUTOR", "inline")
     runner = CliRunner()
     result = runner.invoke(cli, ["backfill", "GOOG", "--start", "2011-06-01", "--retrain"])
     assert result.exit_code == 0, result.output

@@ -30,7 +30,7 @@ def worker(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
         env={
             **os.environ,
             **env,
-            "STOCKCAST_PIPELINE_ISOLATION": "inline",
+            "STOCKCAST_EXECUTOR": "inline",
             "PYTHONPATH": str(ROOT),
         },
         stdout=subprocess.PIPE,

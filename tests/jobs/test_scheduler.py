@@ -40,7 +40,7 @@ def test_real_scheduler_runs_the_pipeline_for_two_tickers(
 ) -> None:
     """APScheduler with a fast cron trigger (every second) and a clock fixed on a trading day;
     each ticker runs in its own child process, as in production."""
-    settings = replace(pipeline_settings, pipeline_isolation="process")
+    settings = replace(pipeline_settings, executor="local")
     done = threading.Event()
     failures: list[BaseException] = []
 

@@ -1,0 +1,212 @@
+"""The Celery executor on the real Redis broker with real `stockcast worker` processes: the
+universe shared between two workers, a worker process killed mid-task, a broker that is down."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from forecaster import service, storage
+from forecaster.providers.synthetic import SyntheticProvider
+from forecaster.settings import Settings
+from jobs.pipeline import RunReport, run_pipeline
+
+pytestmark = [pytest.mark.slow, pytest.mark.redis]
+STOCKCAST = str(Path(sys.executable).with_name("stockcast"))
+BROKER = os.environ.get("STOCKCAST_TEST_BROKER_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture
+def broker() -> Iterator[str]:
+    """The test Redis database, emptied before and after."""
+    import redis
+
+    client = redis.Redis.from_url(BROKER, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        pytest.skip(f"Redis unreachable at {BROKER}: {exc}")
+    client.flushdb()
+    yield BROKER
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def celery_settings(settings: Settings, broker: str) -> Settings:
+    # A queue of its own: workers of another test (or a developer's) never take these tasks.
+    return replace(
+        settings, executor="celery", broker_url=broker, celery_queue=f"test-{uuid.uuid4().hex[:8]}"
+    )
+
+
+class Workers:
+    """`stockcast worker` processes for the test, stopped (and waited for) afterwards."""
+
+    def __init__(self, env: dict[str, str], settings: Settings, tmp: Path) -> None:
+        self.env = {
+            **os.environ,
+            **env,
+            "STOCKCAST_EXECUTOR": "celery",
+            "STOCKCAST_BROKER_URL": settings.broker_url,
+            "STOCKCAST_CELERY_QUEUE": settings.celery_queue,
+        }
+        self.tmp = tmp
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str) -> subprocess.Popen[bytes]:
+        log = (self.tmp / f"{name}.log").open("wb")
+        proc = subprocess.Popen(
+            [STOCKCAST, "worker", "--concurrency", "1", "--name", name],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.procs[name] = proc
+        return proc
+
+    def wait_ready(self, settings: Settings, count: int, seconds: float = 90) -> None:
+        from jobs.celery_app import app, configure
+
+        configure(settings)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for name, proc in self.procs.items():
+                assert proc.poll() is None, f"worker {name} exited: {self.log(name)}"
+            if len(app.control.ping(timeout=1.0)) >= count:
+                return
+        raise AssertionError("workers did not answer: " + self.log(next(iter(self.procs))))
+
+    def log(self, name: str) -> str:
+        return (self.tmp / f"{name}.log").read_text(errors="replace")[-3000:]
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture
+def workers(env: dict[str, str], celery_settings: Settings, tmp_path: Path) -> Iterator[Workers]:
+    pool = Workers(env, celery_settings, tmp_path)
+    yield pool
+    pool.stop()
+
+
+def register(sessions: sessionmaker[Session], symbols: list[str]) -> None:
+    with sessions.begin() as s:
+        for symbol in symbols:  # ~400 days each: enough for the tiny backtest, quick to train
+            service.backfill_ticker(s, SyntheticProvider(), symbol, date(2017, 6, 1), None)
+
+
+def check_each_trained_once(
+    sessions: sessionmaker[Session], settings: Settings, report: RunReport, symbols: list[str]
+) -> set[str]:
+    assert report.status == "succeeded", [(o.ticker, o.error) for o in report.steps]
+    with sessions() as s:
+        steps = list(
+            s.scalars(select(storage.JobStep).where(storage.JobStep.run_id == report.run_id))
+        )
+        assert sorted(step.ticker for step in steps) == sorted(symbols)  # one step each
+        assert all(step.status == "succeeded" for step in steps)
+        for symbol in symbols:
+            ticker = storage.get_ticker(s, symbol)
+            assert ticker is not None
+            versions = storage.model_versions(s, ticker.id)
+            assert [v.version for v in versions] == [1], symbol  # trained exactly once
+            assert storage.latest_prediction(s, ticker.id) is not None
+            # no orphan: every artifact directory on disk belongs to a version row
+            on_disk = {
+                p.name
+                for p in (settings.resolved_models_dir).glob("*/v*")
+                if p.is_dir() and p.parent.name == symbol
+            }
+            assert on_disk == {Path(v.artifact_path).name for v in versions}, symbol
+        return {step.worker or "" for step in steps}
+
+
+@pytest.mark.parametrize(
+    "db_url", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+def test_two_workers_share_twenty_tickers_each_trained_once(
+    celery_settings: Settings, sessions: sessionmaker[Session], workers: Workers
+) -> None:
+    symbols = [f"SYN-RW-{n}" for n in range(1, 21)]
+    register(sessions, symbols)
+    workers.start("alpha")
+    workers.start("beta")
+    workers.wait_ready(celery_settings, 2)
+    report = run_pipeline(celery_settings, symbols)
+    used = check_each_trained_once(sessions, celery_settings, report, symbols)
+    assert used == {"alpha", "beta"}  # both workers used, names without host
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the lock row names its process
+def test_a_worker_process_killed_mid_task_is_redelivered_and_completes_once(
+    celery_settings: Settings, sessions: sessionmaker[Session], workers: Workers
+) -> None:
+    symbols = [f"SYN-RW-{n}" for n in range(1, 5)]
+    register(sessions, symbols)
+    workers.start("alpha")
+    workers.start("beta")
+    workers.wait_ready(celery_settings, 2)
+    result: dict[str, RunReport] = {}
+    run = threading.Thread(target=lambda: result.update(r=run_pipeline(celery_settings, symbols)))
+    run.start()
+    killed = None
+    deadline = time.monotonic() + 120
+    while killed is None and time.monotonic() < deadline:  # a task holds its ticker's lock
+        with sessions() as s:
+            lock = s.scalars(select(storage.Lock)).first()
+        if lock is not None:
+            killed = int(lock.owner.split(":")[1])  # host:pid:random: the pool process
+            os.kill(killed, signal.SIGKILL)
+        else:
+            time.sleep(0.05)
+    assert killed is not None, "no task started"
+    run.join(300)
+    assert not run.is_alive()
+    check_each_trained_once(sessions, celery_settings, result["r"], symbols)
+    assert all(proc.poll() is None for proc in workers.procs.values())  # the workers live on
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_broker_down_fails_the_run_with_one_line_and_records_it(
+    env: dict[str, str], sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    register(sessions, ["SYN-RW-1"])
+    down = {
+        **os.environ,
+        **env,
+        "STOCKCAST_EXECUTOR": "celery",
+        "STOCKCAST_BROKER_URL": "redis://:secret@127.0.0.1:1/0",  # nothing listens on port 1
+    }
+    proc = subprocess.run(
+        [STOCKCAST, "run-now", "SYN-RW-1"], env=down, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1 and "does not answer" in errors[0], proc.stderr
+    assert "Traceback" not in proc.stderr and "secret" not in proc.stderr
+    with sessions() as s:
+        (run,) = s.scalars(select(storage.JobRun)).all()
+        assert run.status == "failed" and run.error_code == "broker_unavailable"
