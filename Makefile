@@ -43,3 +43,4 @@ bench: install
 	$(BIN)/python bench/nightly_cost.py
 	$(BIN)/python bench/api_load.py
 	$(BIN)/python bench/pages.py
+	$(BIN)/python bench/universe.py --tickers 20 --workers 1,2

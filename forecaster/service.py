@@ -421,6 +421,7 @@ class StepOutcome:
     error: str | None = None  # full detail, for logs and operators
     error_code: str | None = None  # what a public client may learn (forecaster.errors)
     worker: str | None = None  # the opaque name of the worker that ran it (jobs.executors)
+    fit_seconds: float | None = None  # time spent fitting networks (training), if any
 
     @property
     def detail(self) -> str | None:
@@ -539,6 +540,7 @@ def refresh_ticker(
         else:
             # no transaction open while the network trains
             trained = train(prices, settings, ticker=symbol, previous=previous)
+            outcome.fit_seconds = round(trained.train_seconds, 3)
             with sessions.begin() as s:
                 result = register_candidate(s, settings, symbol, trained)
                 version = result.model_version

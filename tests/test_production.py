@@ -1,7 +1,7 @@
 """The production shape without Docker: the processes docker-compose runs (migrate, the API under
 gunicorn, the scheduler), started separately against a real PostgreSQL database and sharing a
 model directory, with `stockcast run-now` from a fourth process and the forecast read over HTTP.
-Also: the compose file itself has the four services wired as documented."""
+Also: the compose file itself has its services wired as documented."""
 
 from __future__ import annotations
 
@@ -141,21 +141,30 @@ def test_processes_share_postgres_and_models(
     assert '"msg": "scheduler started"' in log
 
 
-def test_compose_file_has_the_four_services_wired() -> None:
+SERVICES = {"postgres", "redis", "migrate", "api", "scheduler", "worker"}
+
+
+def test_compose_file_has_the_services_wired() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert set(services) == {"postgres", "migrate", "api", "scheduler"}
+    assert set(services) == SERVICES
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
-    for name in ("api", "scheduler"):
+    for name in ("api", "scheduler", "worker"):
         assert (
             services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
         )
+    for name in ("scheduler", "worker"):  # the scheduler queues tickers, the workers train them
+        assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy"
+        assert services[name]["environment"]["STOCKCAST_EXECUTOR"] == "celery"
+        assert services[name]["environment"]["STOCKCAST_BROKER_URL"] == "redis://redis:6379/0"
+    assert services["worker"]["command"][:2] == ["stockcast", "worker"]
     assert services["migrate"]["command"] == ["stockcast", "db", "upgrade"]
     assert services["scheduler"]["command"] == ["stockcast", "scheduler"]
     assert "/readyz" in " ".join(services["api"]["healthcheck"]["test"])
     assert "healthcheck" in services["postgres"]
-    # the scheduler writes models; the API never reads them, so it does not mount them
-    assert services["scheduler"]["volumes"] == ["models:/var/lib/stockcast"]
+    # the workers write and read models; the API never reads them, so it does not mount them
+    for name in ("scheduler", "worker"):
+        assert services[name]["volumes"] == ["models:/var/lib/stockcast"]
     assert services["api"]["volumes"] == []
     # no default database password: compose refuses to start without one in .env
     text = (ROOT / "docker-compose.yml").read_text()
@@ -170,4 +179,4 @@ def test_compose_file_has_the_four_services_wired() -> None:
             env={**os.environ, "POSTGRES_PASSWORD": "test-only"},
         )  # fmt: skip
         assert out.returncode == 0, out.stderr
-        assert set(out.stdout.split()) == {"postgres", "migrate", "api", "scheduler"}
+        assert set(out.stdout.split()) == SERVICES

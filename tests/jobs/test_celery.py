@@ -144,9 +144,7 @@ def check_each_trained_once(
         return {step.worker or "" for step in steps}
 
 
-@pytest.mark.parametrize(
-    "db_url", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
-)
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)  # the production shape
 def test_two_workers_share_twenty_tickers_each_trained_once(
     celery_settings: Settings, sessions: sessionmaker[Session], workers: Workers
 ) -> None:

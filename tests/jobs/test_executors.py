@@ -33,9 +33,7 @@ def steps_of(sessions: sessionmaker[Session], run_id: int) -> list[storage.JobSt
         return list(s.scalars(select(storage.JobStep).where(storage.JobStep.run_id == run_id)))
 
 
-@pytest.mark.parametrize(
-    "db_url", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
-)
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # PostgreSQL: test_celery
 def test_two_workers_share_the_universe_each_ticker_once(
     settings: Settings, sessions: sessionmaker[Session]
 ) -> None:

@@ -1,0 +1,182 @@
+"""What a night of the whole universe costs: N synthetic tickers (SYN-RW-1..N) through the real
+pipeline on the local pool or on Celery workers, with 1, 2, ... workers, side by side.
+
+For each worker count, on a fresh copy of the same database:
+- cold night: every ticker trained from scratch (rolling-origin backtest + refit);
+- quiet night: one new trading day arrived; the backtest still holds, one refit per ticker.
+
+Printed per night: wall time, tickers/minute, per-ticker step p50/p95, per-ticker overhead (step
+wall time minus time spent fitting networks), peak RSS per worker process, speed-up over the
+first worker count.
+
+Run: .venv/bin/python bench/universe.py --tickers 20 --workers 1,2 --executor local
+     .venv/bin/python bench/universe.py --tickers 20 --workers 2 --executor celery
+(Celery: Redis on STOCKCAST_BROKER_URL, default redis://127.0.0.1:6379/0; the bench starts its
+own `stockcast worker --concurrency W` on a queue of its own.) Training settings come from the
+environment as in production (STOCKCAST_EPOCHS, ...); `--start` bounds each ticker's history.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from forecaster import migrate, service, storage
+from forecaster.providers.synthetic import SyntheticProvider
+from forecaster.settings import Settings
+from jobs.pipeline import RunReport, run_pipeline
+
+LAST = date(2018, 12, 31)  # the synthetic series' last day
+BEFORE = date(2018, 12, 28)  # the trading day before it: the cold night's data end
+STOCKCAST = str(Path(sys.executable).with_name("stockcast"))
+
+
+def seed(url: str, symbols: list[str], start: date) -> None:
+    migrate.upgrade(url)
+    engine = storage.make_engine(url, timeout=30)
+    sessions = storage.make_session_factory(engine)
+    with sessions.begin() as s:
+        for symbol in symbols:
+            service.backfill_ticker(s, SyntheticProvider(), symbol, start, BEFORE)
+    engine.dispose()
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def describe(
+    label: str, night: tuple[RunReport, dict[str, float]], workers: int, base: float | None
+) -> float:
+    report, durations = night
+    steps = report.steps
+    failed = [o for o in steps if o.status != "succeeded"]
+    wall = report.seconds
+    seconds = [durations.get(o.ticker, 0.0) for o in steps]
+    overhead = [s - (o.fit_seconds or 0.0) for s, o in zip(seconds, steps, strict=True)]
+    rss = getattr(report.executor, "peak_rss", {}) or {}
+    speed = f"{base / wall:.2f}x" if base else "1.00x"
+    print(
+        f"  {label:<6} workers={workers}  wall {wall:7.1f}s  {60 * len(steps) / wall:6.1f} tickers/min"
+        f"  step p50 {pct(seconds, 0.5):5.1f}s p95 {pct(seconds, 0.95):5.1f}s"
+        f"  overhead p50 {pct(overhead, 0.5):4.2f}s  speed-up {speed}"
+        + (f"  FAILED {len(failed)}: {failed[0].error}" if failed else "")
+    )
+    if rss:
+        print(
+            "         peak RSS per worker process (MiB): "
+            + ", ".join(f"{v:.0f}" for v in sorted(rss.values()))
+            + f"  ({len(rss)} processes)"
+        )
+    return wall
+
+
+def timed_run(
+    settings: Settings, symbols: list[str], workers: int, today: date
+) -> tuple[RunReport, dict[str, float]]:
+    """One night; each step's recorded wall time (handed out to reported) by ticker."""
+    report = run_pipeline(settings, symbols, workers=workers, today=today, trigger="bench")
+    engine = storage.make_engine(settings.resolved_database_url, timeout=30)
+    with storage.make_session_factory(engine)() as s:
+        run = s.get(storage.JobRun, report.run_id)
+        assert run is not None
+        seconds = {step.ticker: step.duration_seconds or 0.0 for step in run.steps}
+    engine.dispose()
+    return report, seconds
+
+
+def start_celery_workers(
+    settings: Settings, env: dict[str, str], workers: int
+) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [STOCKCAST, "worker", "--concurrency", str(workers), "--name", f"bench-{workers}"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    from jobs.celery_app import app, configure
+
+    configure(settings)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not app.control.ping(timeout=1.0):
+        assert proc.poll() is None, "the Celery worker exited"
+    return proc
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--tickers", type=int, default=20)
+    parser.add_argument("--workers", default="1,2", help="comma-separated worker counts")
+    parser.add_argument("--executor", choices=["local", "celery"], default="local")
+    parser.add_argument("--start", default="2015-01-01", help="first day of each history")
+    parser.add_argument("--quiet-only", action="store_true", help="time the quiet night only")
+    args = parser.parse_args()
+    counts = [int(x) for x in args.workers.split(",") if x]
+    symbols = [f"SYN-RW-{n}" for n in range(1, args.tickers + 1)]
+    base_settings = Settings.from_env()
+    print(
+        f"{len(symbols)} synthetic tickers from {args.start}, executor {args.executor}, "
+        f"{os.cpu_count()} cores; model {base_settings.model.units}, "
+        f"backtest {base_settings.backtest_days} days every {base_settings.backtest_refit_every}"
+    )
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        template = tmp / "template.db"
+        t0 = time.perf_counter()
+        seed(f"sqlite:///{template}", symbols, date.fromisoformat(args.start))
+        print(f"  seeded in {time.perf_counter() - t0:.1f}s")
+        bases: dict[str, float] = {}
+        for workers in counts:
+            run_dir = tmp / f"w{workers}"
+            run_dir.mkdir()
+            shutil.copy(template, run_dir / "stockcast.db")
+            settings = replace(
+                base_settings,
+                data_dir=run_dir,
+                database_url=f"sqlite:///{run_dir / 'stockcast.db'}",
+                models_dir=None,
+                executor=args.executor,
+                celery_queue=f"bench-{uuid.uuid4().hex[:6]}",
+            )
+            worker_proc = None
+            if args.executor == "celery":
+                env = {
+                    **os.environ,
+                    "DATABASE_URL": settings.database_url,
+                    "STOCKCAST_DATA_DIR": str(run_dir),
+                    "STOCKCAST_EXECUTOR": "celery",
+                    "STOCKCAST_CELERY_QUEUE": settings.celery_queue,
+                }
+                worker_proc = start_celery_workers(settings, env, workers)
+            try:
+                cold = timed_run(settings, symbols, workers, BEFORE)
+                if not args.quiet_only:
+                    wall = describe("cold", cold, workers, bases.get("cold"))
+                    bases.setdefault("cold", wall)
+                quiet = timed_run(settings, symbols, workers, LAST)
+                wall = describe("quiet", quiet, workers, bases.get("quiet"))
+                bases.setdefault("quiet", wall)
+            finally:
+                if worker_proc is not None:
+                    worker_proc.send_signal(signal.SIGTERM)
+                    worker_proc.wait(60)
+
+
+if __name__ == "__main__":
+    main()
