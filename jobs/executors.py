@@ -59,27 +59,6 @@ class Executor(Protocol):
         ...
 
 
-def make_executor(
-    settings: Settings,
-    options: RefreshOptions,
-    *,
-    workers: int | None = None,
-    stop: threading.Event | None = None,
-    provider_factory: ProviderFactory | None = None,
-    engine: Engine | None = None,
-) -> Executor:
-    kind = settings.executor
-    if provider_factory is not None and kind != "inline":
-        raise ValueError("a provider_factory can only be used with the inline executor")
-    if kind == "inline":
-        return InlineExecutor(settings, options, stop, provider_factory, engine)
-    if kind == "celery":
-        from jobs.celery_app import CeleryExecutor
-
-        return CeleryExecutor(settings, options, stop)
-    return LocalPool(settings, options, workers=workers or settings.workers, stop=stop)
-
-
 def interrupted(symbol: str) -> StepOutcome:
     return StepOutcome(symbol, status="skipped", notes=["run interrupted"])
 

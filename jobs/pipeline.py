@@ -43,7 +43,7 @@ from forecaster.service import ProviderFactory, RefreshOptions, StepOutcome
 from forecaster.settings import Settings
 from forecaster.universe import tracked_universe
 from jobs import records
-from jobs.executors import Executor, make_executor
+from jobs.executors import Executor, InlineExecutor, LocalPool
 from jobs.records import Heartbeat
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,28 @@ class RunReport:
     reaped: list[int]
     seconds: float
     executor: Executor | None = None  # what ran the steps (its worker figures, for benches)
+
+
+def make_executor(
+    settings: Settings,
+    options: RefreshOptions,
+    *,
+    workers: int | None = None,
+    stop: threading.Event | None = None,
+    provider_factory: ProviderFactory | None = None,
+    engine: Engine | None = None,
+) -> Executor:
+    """The executor settings.executor names (jobs.executors, jobs.celery_app)."""
+    kind = settings.executor
+    if provider_factory is not None and kind != "inline":
+        raise ValueError("a provider_factory can only be used with the inline executor")
+    if kind == "inline":
+        return InlineExecutor(settings, options, stop, provider_factory, engine)
+    if kind == "celery":
+        from jobs.celery_app import CeleryExecutor  # Celery is imported only when used
+
+        return CeleryExecutor(settings, options, stop)
+    return LocalPool(settings, options, workers=workers or settings.workers, stop=stop)
 
 
 def run_pipeline(

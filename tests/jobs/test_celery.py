@@ -114,8 +114,8 @@ def workers(env: dict[str, str], celery_settings: Settings, tmp_path: Path) -> I
 
 def register(sessions: sessionmaker[Session], symbols: list[str]) -> None:
     with sessions.begin() as s:
-        for symbol in symbols:  # ~400 days each: enough for the tiny backtest, quick to train
-            service.backfill_ticker(s, SyntheticProvider(), symbol, date(2017, 6, 1), None)
+        for symbol in symbols:  # ~280 days each: enough for the tiny backtest, quick to train
+            service.backfill_ticker(s, SyntheticProvider(), symbol, date(2017, 12, 1), None)
 
 
 def check_each_trained_once(

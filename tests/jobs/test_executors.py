@@ -19,13 +19,13 @@ from jobs.executors import LocalPool, tf_threads
 from jobs.pipeline import run_pipeline
 
 pytestmark = pytest.mark.slow
-SYMBOLS = [f"SYN-RW-{n}" for n in range(1, 7)]
+SYMBOLS = [f"SYN-RW-{n}" for n in range(1, 6)]
 
 
 def register(sessions: sessionmaker[Session], symbols: list[str]) -> None:
     with sessions.begin() as s:
-        for symbol in symbols:  # ~400 days each: enough for the tiny backtest, quick to train
-            service.backfill_ticker(s, SyntheticProvider(), symbol, date(2017, 6, 1), None)
+        for symbol in symbols:  # ~280 days each: enough for the tiny backtest, quick to train
+            service.backfill_ticker(s, SyntheticProvider(), symbol, date(2017, 12, 1), None)
 
 
 def steps_of(sessions: sessionmaker[Session], run_id: int) -> list[storage.JobStep]:
@@ -38,7 +38,7 @@ def test_two_workers_share_the_universe_each_ticker_once(
     settings: Settings, sessions: sessionmaker[Session]
 ) -> None:
     register(sessions, SYMBOLS)
-    # Recycled after 2 tickers: 6 tickers on 2 workers need at least 3 worker processes.
+    # Recycled after 2 tickers: 5 tickers on 2 workers need at least 3 worker processes.
     pool_settings = replace(settings, executor="local", worker_max_tasks=2)
     report = run_pipeline(pool_settings, SYMBOLS, workers=2)
     assert report.status == "succeeded", [o.error for o in report.steps]
