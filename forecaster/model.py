@@ -151,14 +151,40 @@ class LSTMForecaster:
             self.best_epoch_ = self.epochs_run_
         self.model_ = model
         self._compile_inference()
+        self._recenter(X, y)
+        return self
+
+    def _recenter(self, X: np.ndarray, y: np.ndarray) -> None:
+        """Fit on the training windows only: the median residual becomes the bias correction."""
         self.recentered_ = 0.0
-        if p.recenter:
-            # Fit on the training windows only: the median residual becomes the bias correction.
-            shift = float(np.median(self.predict(X) - np.asarray(y, dtype="float64")))
-            head = model.get_layer("head")
-            kernel, bias = head.get_weights()
-            head.set_weights([kernel, bias - np.float32(shift)])
-            self.recentered_ = shift
+        if not self._params.recenter:
+            return
+        shift = float(np.median(self.predict(X) - np.asarray(y, dtype="float64")))
+        head = self.model_.get_layer("head")
+        kernel, bias = head.get_weights()
+        head.set_weights([kernel, bias - np.float32(shift)])
+        self.recentered_ = shift
+
+    def fine_tune(self, X: np.ndarray, y: np.ndarray, epochs: int) -> LSTMForecaster:
+        """Continue training the fitted network for `epochs` epochs on (X, y), all of them (a
+        quiet night's warm start: the same windows plus the new days). The head is re-centred
+        on the new training residuals, as after `fit`."""
+        import keras
+
+        if not hasattr(self, "model_"):
+            raise NotFittedError("fine_tune needs a fitted or loaded network")
+        p = self._params
+        _tf().config.experimental.enable_op_determinism()
+        keras.utils.set_random_seed(p.seed)
+        model = self.model_
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=p.learning_rate), loss=p.loss)
+        started = time.perf_counter()
+        history = model.fit(X, y, epochs=epochs, batch_size=p.batch_size, shuffle=True, verbose=0)
+        self.train_seconds_ = time.perf_counter() - started
+        self.history_ = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+        self.epochs_run_ = self.best_epoch_ = len(self.history_["loss"])
+        self._compile_inference()
+        self._recenter(X, y)
         return self
 
     def _compile_inference(self) -> None:

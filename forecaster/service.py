@@ -194,6 +194,8 @@ def training_note(result: TrainResult, trained: Any) -> str:
         if trained.backtest_reused
         else f"{bt['folds']}-fold rolling-origin backtest, {bt['n_forecasts']} forecasts"
     )
+    if trained.warm_from is not None:
+        how += f", v{trained.warm_from} fine-tuned {trained.fit_epochs} epoch(s)"
     verdict = f"serves {v.method}" if result.promoted else f"rejected ({result.reason})"
     ratio = bt.get("mae_ratio")
     shown = "n/a" if ratio is None else f"{ratio:.4f}"
@@ -244,6 +246,8 @@ def previous_training(session: Session, row: storage.Ticker) -> dict[str, Any] |
         "config": newest.config,
         "backtest": metrics["backtest"],
         "serving": metrics.get("serving"),
+        "version": newest.version,
+        "artifact_path": newest.artifact_path,  # a quiet night warm-starts from its network
     }
 
 

@@ -104,6 +104,9 @@ class Settings:
     backtest_days: int = 500  # forecasts in the backtest, where history allows
     backtest_refit_every: int = 125  # days per fold (one refit per fold)
     backtest_every_days: int = 21  # full backtest again after this many new days (0: nightly)
+    # A quiet night fine-tunes the newest version's network for this many epochs on all days
+    # instead of refitting from scratch (0: refit from scratch).
+    warm_start_epochs: int = 3
     min_backtest_forecasts: int = 250  # fewer: too little evidence, a baseline serves
     skill_alpha: float = 0.05  # the network serves only if DM p-value < alpha vs best baseline
     interval_coverage: float = 0.9
@@ -219,6 +222,7 @@ class Settings:
                 env, "STOCKCAST_BACKTEST_REFIT_EVERY", d.backtest_refit_every, minimum=1
             ),
             backtest_every_days=_int(env, "STOCKCAST_BACKTEST_EVERY_DAYS", d.backtest_every_days),
+            warm_start_epochs=_int(env, "STOCKCAST_WARM_START_EPOCHS", d.warm_start_epochs),
             min_backtest_forecasts=_int(
                 env, "STOCKCAST_MIN_BACKTEST_FORECASTS", d.min_backtest_forecasts
             ),

@@ -9,8 +9,12 @@
 3. The serving method (network or best baseline) follows `forecaster.policy` from the backtest.
 
 A quiet night (same configuration, the same history up to the last backtest's end, and at most
-`backtest_every_days` new days since) reuses that backtest and its epoch count and only does
-step 2: one fit instead of folds + 1.
+`backtest_every_days` new days since) reuses that backtest and only does step 2, warm-started:
+the newest version's network is fine-tuned for `warm_start_epochs` epochs on every window (its
+feature statistics kept: they were fit on a subset of today's training days), instead of a fit
+from scratch. So the network is refit from scratch (with a full backtest) every
+`backtest_every_days` new days, when the configuration changes, when history before the
+backtest's end was revised, or when the newest artifact cannot be loaded.
 """
 
 from __future__ import annotations
@@ -52,6 +56,8 @@ class TrainingOutcome:
     final_epochs: int
     final_fit_seconds: float
     train_seconds: float  # every fit of this training (backtest folds + served fit)
+    fit_epochs: int  # epochs of the served fit (a warm start's fine-tune epochs)
+    warm_from: int | None  # the version whose network a quiet night fine-tuned, or None
     median_log_return: float  # the median_return baseline's constant, fit on all days
     last_sigma: float  # EWMA volatility on the last stored day
 
@@ -59,7 +65,7 @@ class TrainingOutcome:
     def samples_per_second(self) -> float:
         if not self.final_fit_seconds:
             return 0.0
-        return self.n_train * self.final_epochs / self.final_fit_seconds
+        return self.n_train * self.fit_epochs / self.final_fit_seconds
 
     @property
     def serving(self) -> dict[str, Any]:
@@ -72,6 +78,7 @@ class TrainingOutcome:
             "final_epochs": self.final_epochs,
             "final_fit_seconds": round(self.final_fit_seconds, 3),
             "backtest_reused": self.backtest_reused,
+            "warm_started_from": self.warm_from,
         }
 
 
@@ -124,6 +131,28 @@ def fit_all(
     return model, stats, ws
 
 
+def warm_start(
+    previous: dict[str, Any], prices: pd.DataFrame, settings: Settings
+) -> tuple[LSTMForecaster, Any, Any] | None:
+    """The newest version's network fine-tuned on every window, or None to refit from scratch."""
+    from forecaster.errors import ModelArtifactError
+
+    path = previous.get("artifact_path")
+    if not path or settings.warm_start_epochs <= 0:
+        return None
+    try:
+        bundle = ForecastBundle.load(path)
+    except ModelArtifactError as exc:
+        log.warning("warm start impossible: refit from scratch", extra={"error": str(exc)})
+        return None
+    stats = bundle.stats
+    if stats.window != settings.window or tuple(stats.features) != tuple(settings.features):
+        return None
+    ws = make_windows(prices, stats)
+    model = bundle.model.fine_tune(ws.X, ws.y, settings.warm_start_epochs)
+    return model, stats, ws
+
+
 def train(
     prices: pd.DataFrame,
     settings: Settings,
@@ -140,9 +169,11 @@ def train(
     config = training_config(settings)
     reused = reusable_backtest(previous, config, prices, settings.backtest_every_days)
     backtest_seconds = 0.0
+    warm = None
     if reused is not None:
         summary = reused["backtest"]
         final_epochs = int(reused["serving"]["final_epochs"])
+        warm = warm_start(reused, prices, settings)
     else:
         result = run_backtest(
             prices,
@@ -155,7 +186,7 @@ def train(
         summary = result.summary
         backtest_seconds = result.fit_seconds
         final_epochs = result.best_epochs[-1]
-    model, stats, ws = fit_all(prices, settings, final_epochs)
+    model, stats, ws = warm if warm is not None else fit_all(prices, settings, final_epochs)
     choice = choose_method(summary, settings.min_backtest_forecasts, settings.skill_alpha)
     trained_through = ws.target_dates[-1].date()
     close = prices["close"].to_numpy(dtype="float64")
@@ -183,9 +214,11 @@ def train(
         train_start=ws.target_dates[0].date(),
         trained_through=trained_through,
         n_train=len(ws),
-        final_epochs=model.epochs_run_,
+        final_epochs=final_epochs,  # the backtest's choice: a cold refit's epoch count
         final_fit_seconds=model.train_seconds_,
         train_seconds=backtest_seconds + model.train_seconds_,
+        fit_epochs=model.epochs_run_,
+        warm_from=int(reused["version"]) if warm is not None and reused is not None else None,
         median_log_return=median_log_return(close),
         last_sigma=sigma_last,
     )
@@ -196,6 +229,7 @@ def train(
             "n_train": len(ws),
             "epochs": model.epochs_run_,
             "backtest_reused": reused is not None,
+            "warm_from": outcome.warm_from,
             "fit_seconds": round(outcome.train_seconds, 2),
             "total_seconds": round(time.perf_counter() - started, 2),
             "mae_ratio": summary.get("mae_ratio"),

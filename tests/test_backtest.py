@@ -82,6 +82,8 @@ def test_quiet_night_reuses_the_backtest(prices: pd.DataFrame) -> None:
     assert quiet.backtest_reused and quiet.backtest == first.backtest
     assert quiet.trained_through == prices.index[-1].date()
     assert quiet.final_epochs == first.final_epochs
+    assert quiet.warm_from is None  # no artifact to start from: a refit from scratch
+    assert quiet.fit_epochs == first.final_epochs
     # a changed configuration or too many new days mean a full backtest
     changed = replace(settings, model=replace(TINY, seed=7))
     assert reusable_backtest(previous, training_config(changed), prices, 5) is None
@@ -91,6 +93,37 @@ def test_quiet_night_reuses_the_backtest(prices: pd.DataFrame) -> None:
     revised = prices.copy()
     revised.iloc[10, :4] *= 0.5
     assert reusable_backtest(previous, first.config, revised, 5) is None
+
+
+@pytest.mark.slow
+def test_quiet_night_warm_starts_from_the_newest_network(
+    prices: pd.DataFrame, tmp_path: Path
+) -> None:
+    settings = replace(SETTINGS, backtest_every_days=5, warm_start_epochs=2)
+    first = train(prices.iloc[:-1], settings, "SYN")
+    path = first.bundle.save(tmp_path / "v0001")
+    previous = {
+        "config": first.config,
+        "backtest": first.backtest,
+        "serving": first.serving,
+        "version": 1,
+        "artifact_path": str(path),
+    }
+    quiet = train(prices, settings, "SYN", previous=previous)  # one new day
+    assert quiet.backtest_reused and quiet.warm_from == 1
+    assert quiet.fit_epochs == 2 and quiet.final_epochs == first.final_epochs
+    assert quiet.serving["warm_started_from"] == 1
+    assert quiet.serving["final_epochs"] == first.final_epochs  # a later cold refit's count
+    assert quiet.trained_through == prices.index[-1].date()
+    assert quiet.bundle.stats == first.bundle.stats  # statistics of the network it continued
+    before = first.bundle.model.model_.get_weights()
+    after = quiet.bundle.model.model_.get_weights()
+    assert any(not np.array_equal(x, y) for x, y in zip(before, after, strict=True))
+    # no artifact (deleted, corrupt) or warm starts off: a refit from scratch, never a failure
+    gone = {**previous, "artifact_path": str(tmp_path / "missing")}
+    assert train(prices, settings, "SYN", previous=gone).warm_from is None
+    cold = train(prices, replace(settings, warm_start_epochs=0), "SYN", previous=previous)
+    assert cold.warm_from is None and cold.fit_epochs == first.final_epochs
 
 
 def test_monthly_bars_are_refused_before_training() -> None:
