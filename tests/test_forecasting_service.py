@@ -147,7 +147,8 @@ def test_crash_during_training_keeps_previous_champion(
 
         monkeypatch.setattr(ForecastBundle, "save", half_save)
     else:
-        monkeypatch.setattr(LSTMForecaster, "fit", killed)
+        monkeypatch.setattr(LSTMForecaster, "fit", killed)  # a full training
+        monkeypatch.setattr(LSTMForecaster, "fine_tune", killed)  # a quiet night's warm start
     with pytest.raises(KeyboardInterrupt), sessions.begin() as s:
         service.train_ticker(s, lenient, "GOOG")
     monkeypatch.undo()
