@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify
-from sqlalchemy import and_, func, select
-from sqlalchemy.orm import aliased
 
 from api.context import db, state
 from api.errors import ApiError
@@ -36,21 +34,7 @@ def latest(ticker: str) -> Response:
 
 
 def _render_latest(symbol: str) -> bytes:
-    # One query: ticker -> newest prediction -> its model version.
-    row = (
-        db()
-        .execute(
-            select(storage.Prediction, storage.ModelVersion)
-            .join(storage.Ticker, storage.Ticker.id == storage.Prediction.ticker_id)
-            .join(
-                storage.ModelVersion, storage.ModelVersion.id == storage.Prediction.model_version_id
-            )
-            .where(storage.Ticker.symbol == symbol)
-            .order_by(storage.Prediction.as_of_date.desc())
-            .limit(1)
-        )
-        .first()
-    )
+    row = storage.latest_forecast(db(), symbol)  # one query
     if row is None:
         _require_ticker(symbol)
         raise ApiError(
@@ -70,24 +54,7 @@ def history(ticker: str) -> Response:
     limit = int_arg("limit", 100, 1, max_limit)
     offset = int_arg("offset", 0, 0, 10_000_000)
     t = _require_ticker(symbol)
-    P = storage.Prediction
-    actual = aliased(storage.Price)
-    conditions = [P.ticker_id == t.id]
-    if start:
-        conditions.append(P.as_of_date >= start)
-    if end:
-        conditions.append(P.as_of_date <= end)
-    session = db()
-    total = session.scalar(select(func.count()).select_from(P).where(*conditions)) or 0
-    rows = session.execute(
-        select(P, storage.ModelVersion.version, actual.close)
-        .join(storage.ModelVersion, storage.ModelVersion.id == P.model_version_id)
-        .outerjoin(actual, and_(actual.ticker_id == P.ticker_id, actual.date == P.target_date))
-        .where(*conditions)
-        .order_by(P.as_of_date.desc())
-        .limit(limit)
-        .offset(offset)
-    ).all()
+    total, rows = storage.forecast_history(db(), t.id, start, end, limit, offset)
     items = []
     for p, version, actual_close in rows:
         error = None if actual_close is None else p.predicted_close - actual_close

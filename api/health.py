@@ -6,7 +6,6 @@ import logging
 from datetime import UTC, datetime
 
 from flask import Blueprint, Response, jsonify
-from sqlalchemy import func, select, text
 
 from api.context import db, state
 from api.errors import error_response
@@ -26,7 +25,7 @@ def readyz() -> tuple[Response, int]:
     engine = state().engine
     try:
         with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
+            storage.ping(conn)
         current = migrate.current_revision(engine)
         head = migrate.head_revision()
     except Exception as exc:  # any failure to reach the database means "not ready"
@@ -47,16 +46,8 @@ def metrics() -> Response:
     today = datetime.now(UTC).date()
     ages: dict[str, float] = {}
     try:
-        rows = (
-            db()
-            .execute(
-                select(storage.Ticker.symbol, func.max(storage.Prediction.as_of_date))
-                .join(storage.Prediction, storage.Prediction.ticker_id == storage.Ticker.id)
-                .group_by(storage.Ticker.symbol)
-            )
-            .all()
-        )
-        ages = {symbol: float((today - as_of).days) for symbol, as_of in rows if as_of is not None}
+        newest = storage.newest_forecast_days(db())
+        ages = {symbol: float((today - as_of).days) for symbol, as_of in newest.items()}
     except Exception:  # metrics must render even when the database is down
         ages = {}
     body = state().metrics.render(ages)

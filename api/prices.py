@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
-from sqlalchemy import select
 
 from api.context import db, state
 from api.params import date_range, int_arg, reject_unknown, ticker_param
@@ -24,20 +23,7 @@ def list_prices(ticker: str) -> Response:
     t = storage.get_ticker(db(), symbol)
     if t is None:
         raise UnknownTicker(symbol, "not tracked by this service")
-    P = storage.Price
-    query = select(P).where(P.ticker_id == t.id)
-    if start:
-        query = query.where(P.date >= start)
-    if end:
-        query = query.where(P.date <= end)
-    if start is None:
-        rows = list(db().scalars(query.order_by(P.date.desc()).limit(limit + 1)))
-        truncated = len(rows) > limit
-        rows = list(reversed(rows[:limit]))
-    else:
-        rows = list(db().scalars(query.order_by(P.date).limit(limit + 1)))
-        truncated = len(rows) > limit
-        rows = rows[:limit]
+    rows, truncated = storage.price_page(db(), t.id, start, end, limit)
     return jsonify(
         {
             "ticker": symbol,

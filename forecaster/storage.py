@@ -18,6 +18,7 @@ import pandas as pd
 from sqlalchemy import (
     JSON,
     Boolean,
+    Connection,
     Date,
     DateTime,
     Double,
@@ -517,15 +518,21 @@ def load_prices(
     return frame.sort_index()
 
 
-def price_rows(
+def price_page(
     session: Session, ticker_id: int, start: date | None, end: date | None, limit: int
-) -> list[Price]:
+) -> tuple[list[Price], bool]:
+    """Rows in [start, end], oldest first, at most `limit`, and whether more matched. Without
+    `start`: the newest `limit` rows up to `end`."""
     query = select(Price).where(Price.ticker_id == ticker_id)
     if start is not None:
         query = query.where(Price.date >= start)
     if end is not None:
         query = query.where(Price.date <= end)
-    return list(session.scalars(query.order_by(Price.date).limit(limit)))
+    if start is None:
+        rows = list(session.scalars(query.order_by(Price.date.desc()).limit(limit + 1)))
+        return list(reversed(rows[:limit])), len(rows) > limit
+    rows = list(session.scalars(query.order_by(Price.date).limit(limit + 1)))
+    return rows[:limit], len(rows) > limit
 
 
 # --------------------------------------------------------------------------- models and predictions
@@ -569,6 +576,66 @@ def upsert_prediction(session: Session, values: dict[str, Any]) -> Prediction:
     assert prediction is not None
     session.refresh(prediction)
     return prediction
+
+
+def latest_forecast(session: Session, symbol: str) -> tuple[Prediction, ModelVersion] | None:
+    """The ticker's newest prediction and the version that made it, in one query."""
+    row = session.execute(
+        select(Prediction, ModelVersion)
+        .join(Ticker, Ticker.id == Prediction.ticker_id)
+        .join(ModelVersion, ModelVersion.id == Prediction.model_version_id)
+        .where(Ticker.symbol == symbol)
+        .order_by(Prediction.as_of_date.desc())
+        .limit(1)
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
+def forecast_history(
+    session: Session,
+    ticker_id: int,
+    start: date | None,
+    end: date | None,
+    limit: int,
+    offset: int,
+) -> tuple[int, list[tuple[Prediction, int, float | None]]]:
+    """Predictions made in [start, end], newest first: (total matching, page of (prediction,
+    model version number, the realized close of its target day or None))."""
+    actual = aliased(Price)
+    conditions = [Prediction.ticker_id == ticker_id]
+    if start:
+        conditions.append(Prediction.as_of_date >= start)
+    if end:
+        conditions.append(Prediction.as_of_date <= end)
+    total = session.scalar(select(func.count()).select_from(Prediction).where(*conditions)) or 0
+    rows = session.execute(
+        select(Prediction, ModelVersion.version, actual.close)
+        .join(ModelVersion, ModelVersion.id == Prediction.model_version_id)
+        .outerjoin(
+            actual,
+            and_(actual.ticker_id == Prediction.ticker_id, actual.date == Prediction.target_date),
+        )
+        .where(*conditions)
+        .order_by(Prediction.as_of_date.desc())
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return total, [(p, version, close) for p, version, close in rows]
+
+
+def newest_forecast_days(session: Session) -> dict[str, date]:
+    """Each ticker's newest forecast's as-of day (forecast freshness for /metrics)."""
+    rows = session.execute(
+        select(Ticker.symbol, func.max(Prediction.as_of_date))
+        .join(Prediction, Prediction.ticker_id == Ticker.id)
+        .group_by(Ticker.symbol)
+    ).all()
+    return {symbol: as_of for symbol, as_of in rows if as_of is not None}
+
+
+def ping(connection: Connection) -> None:
+    """One round trip: raises if the database does not answer."""
+    connection.execute(text("SELECT 1"))
 
 
 def latest_prediction(session: Session, ticker_id: int) -> Prediction | None:

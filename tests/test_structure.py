@@ -74,3 +74,18 @@ def test_forecaster_depends_on_no_outer_package() -> None:
         if t.split(".")[0] != "forecaster"
     }
     assert outward == set()
+
+
+def test_api_views_contain_no_sql() -> None:
+    """Storage owns the queries (forecaster.storage): the API builds no statement of its own."""
+    builders = {"select", "text", "func", "insert", "update", "delete", "and_", "or_", "aliased"}
+    offenders = []
+    for path in (ROOT / "api").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sqlalchemy"):
+                used = {a.name for a in node.names} & builders
+                if used:
+                    offenders.append(f"{path.relative_to(ROOT)}: {sorted(used)}")
+            if isinstance(node, ast.Attribute) and node.attr in ("execute", "scalars", "scalar"):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}: .{node.attr}(")
+    assert offenders == []
