@@ -129,7 +129,7 @@ class Settings:
     run_stale_seconds: int = 900  # a "running" run without a heartbeat this long is dead
     # Client-side deadline for connecting to the database and for each of its answers (and the
     # PostgreSQL statement_timeout): a frozen server gives errors, never hung requests.
-    db_timeout_seconds: float = 5.0
+    db_timeout_seconds: float = 2.0
 
     # scheduler
     schedule_cron: str = "30 18 * * mon-fri"

@@ -266,7 +266,7 @@ class Lock(Base):
 # --------------------------------------------------------------------------- engine / sessions
 
 
-def make_engine(url: str, *, timeout: float | None = 5.0, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, timeout: float | None = 2.0, **kwargs: Any) -> Engine:
     """Create an engine; SQLite gets foreign keys, WAL and a busy timeout so readers never block.
 
     On PostgreSQL, `timeout` bounds every connect and every wait for an answer on the client side
