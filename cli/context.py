@@ -64,13 +64,6 @@ class AppContext:
 
 pass_app = click.make_pass_decorator(AppContext)
 
-DATE = click.DateTime(formats=["%Y-%m-%d"])
-
-
-def as_date(value: object) -> date | None:
-    return value.date() if value is not None else None  # type: ignore[attr-defined]
-
-
 def parse_day(value: str | None, option: str) -> date | None:
     if value is None:
         return None

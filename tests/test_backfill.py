@@ -112,7 +112,9 @@ def test_strict_rejection_stores_nothing(sessions: sessionmaker[Session]) -> Non
 def test_failure_mid_batch_rolls_back_everything(
     sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = storage._upsert
+    from forecaster.storage import queries
+
+    real = queries._upsert
     calls = {"n": 0}
 
     def flaky(session: Session, model: type, rows: list, keys: list[str]) -> None:
@@ -120,7 +122,7 @@ def test_failure_mid_batch_rolls_back_everything(
         real(session, model, rows[:10], keys)  # part of the batch reaches the database ...
         raise RuntimeError("connection lost")  # ... then the write fails
 
-    monkeypatch.setattr(storage, "_upsert", flaky)
+    monkeypatch.setattr(queries, "_upsert", flaky)
     with pytest.raises(RuntimeError), sessions.begin() as s:
         backfill_ticker(s, SampleProvider(), "GOOG", date(2013, 1, 1), date(2013, 3, 1))
     with sessions() as s:

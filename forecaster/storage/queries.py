@@ -1,331 +1,44 @@
-"""Sole owner of the database schema: typed SQLAlchemy 2.0 models, engine/session factory, queries.
-
-The schema itself is created only by the Alembic migrations in `migrations/`; nothing here calls
-`create_all`. Every write path is idempotent: prices upsert on (ticker_id, date), predictions on
-(ticker_id, as_of_date), model versions are numbered per ticker.
-"""
+"""Every query the application runs. Each write path is idempotent: prices upsert on
+(ticker_id, date), predictions on (ticker_id, as_of_date), model versions are numbered per
+ticker; callers own the session and its transaction."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from pathlib import Path
-from typing import Any, ClassVar
+from datetime import date, datetime
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import (
-    JSON,
-    Boolean,
-    Connection,
-    Date,
-    DateTime,
-    Double,
-    Engine,
-    ForeignKey,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Text,
-    UniqueConstraint,
     and_,
-    create_engine,
     delete,
-    event,
     false,
     func,
     select,
-    text,
     true,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import (
-    DeclarativeBase,
-    Mapped,
     Session,
     aliased,
-    mapped_column,
-    relationship,
     selectinload,
-    sessionmaker,
 )
 
-from forecaster import dbtimeouts
 from forecaster.providers.base import PRICE_COLUMNS
-
-NAMING_CONVENTION = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def as_utc(value: datetime) -> datetime:
-    """A stored timestamp as an aware UTC datetime (SQLite keeps no zone; all stored times are UTC)."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def db_error_summary(exc: DBAPIError) -> str:
-    """One line saying why the database refused: the driver's first line, never empty."""
-    message = str(exc.orig if exc.orig is not None else exc).strip()
-    return message.splitlines()[0] if message else type(exc).__name__
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map: ClassVar[dict[Any, Any]] = {
-        datetime: DateTime(timezone=True),
-        float: Double(),
-    }
-
-
-class Ticker(Base):
-    __tablename__ = "tickers"
-    __table_args__ = (Index("ix_tickers_tracked_symbol", "tracked", "symbol"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    symbol: Mapped[str] = mapped_column(String(20), unique=True)
-    provider: Mapped[str] = mapped_column(String(32))  # where its prices come from
-    # In the universe the pipeline processes; false: kept with its data but no longer refreshed.
-    tracked: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
-    name: Mapped[str | None] = mapped_column(String(200))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-    prices: Mapped[list[Price]] = relationship(back_populates="ticker", passive_deletes=True)
-
-
-class Price(Base):
-    __tablename__ = "prices"
-
-    ticker_id: Mapped[int] = mapped_column(
-        ForeignKey("tickers.id", ondelete="CASCADE"), primary_key=True
-    )
-    date: Mapped[date] = mapped_column(Date, primary_key=True)
-    open: Mapped[float]
-    high: Mapped[float]
-    low: Mapped[float]
-    close: Mapped[float]
-    adj_close: Mapped[float | None]
-    volume: Mapped[float]
-    source: Mapped[str] = mapped_column(String(32))
-    adjusted: Mapped[bool] = mapped_column(Boolean)
-    fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-    ticker: Mapped[Ticker] = relationship(back_populates="prices")
-
-
-class ModelVersion(Base):
-    __tablename__ = "model_versions"
-    __table_args__ = (
-        UniqueConstraint("ticker_id", "version"),
-        Index("ix_model_versions_ticker_status", "ticker_id", "status"),
-        # At most one champion per ticker, enforced by the database itself.
-        Index(
-            "uq_model_versions_one_champion",
-            "ticker_id",
-            unique=True,
-            sqlite_where=text("status = 'champion'"),
-            postgresql_where=text("status = 'champion'"),
-        ),
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    ticker_id: Mapped[int] = mapped_column(ForeignKey("tickers.id", ondelete="CASCADE"))
-    version: Mapped[int]
-    # candidate (being decided) | champion | retired (was champion) | rejected
-    status: Mapped[str] = mapped_column(String(16))
-    rejection_reason: Mapped[str | None] = mapped_column(Text)
-    artifact_path: Mapped[str] = mapped_column(String(500))
-    config: Mapped[dict[str, Any]] = mapped_column(JSON)
-    train_start: Mapped[date] = mapped_column(Date)
-    train_end: Mapped[date] = mapped_column(Date)
-    test_start: Mapped[date] = mapped_column(Date)
-    test_end: Mapped[date] = mapped_column(Date)
-    n_train: Mapped[int]
-    train_seconds: Mapped[float]
-    mae: Mapped[float]
-    persistence_mae: Mapped[float]
-    mae_ratio: Mapped[float]
-    interval_halfwidth: Mapped[float]
-    interval_coverage: Mapped[float]
-    # {"backtest": forecaster.backtest summary, "serving": what predict needs for any method}
-    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
-    trained_through: Mapped[date | None] = mapped_column(Date)  # last close the weights saw
-    method: Mapped[str] = mapped_column(String(16), server_default="lstm")  # policy.METHODS
-    method_reason: Mapped[str | None] = mapped_column(Text)
-    trained_at: Mapped[datetime] = mapped_column(default=utcnow)
-    promoted_at: Mapped[datetime | None]
-
-    ticker: Mapped[Ticker] = relationship()
-
-
-class Prediction(Base):
-    __tablename__ = "predictions"
-    __table_args__ = (
-        UniqueConstraint("ticker_id", "as_of_date"),
-        Index("ix_predictions_ticker_target", "ticker_id", "target_date"),
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    ticker_id: Mapped[int] = mapped_column(ForeignKey("tickers.id", ondelete="CASCADE"))
-    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
-    as_of_date: Mapped[date] = mapped_column(Date)
-    target_date: Mapped[date] = mapped_column(Date)
-    last_close: Mapped[float]
-    predicted_close: Mapped[float]
-    lower: Mapped[float]
-    upper: Mapped[float]
-    coverage: Mapped[float]
-    method: Mapped[str] = mapped_column(String(16), server_default="lstm")  # what produced it
-    method_reason: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-    ticker: Mapped[Ticker] = relationship()
-    model_version: Mapped[ModelVersion] = relationship()
-
-
-RUN_STATUSES = ("running", "succeeded", "partial", "failed", "skipped")
-STEP_STATUSES = ("running", "succeeded", "failed", "skipped")
-
-
-class JobRun(Base):
-    __tablename__ = "job_runs"
-    __table_args__ = (
-        Index("ix_job_runs_status_started", "status", "started_at"),
-        Index("ix_job_runs_started_at", "started_at"),
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(32))  # pipeline | retrain
-    trigger: Mapped[str] = mapped_column(String(32))  # scheduler | cli
-    status: Mapped[str] = mapped_column(String(16))  # RUN_STATUSES
-    started_at: Mapped[datetime] = mapped_column(default=utcnow)
-    finished_at: Mapped[datetime | None]
-    heartbeat_at: Mapped[datetime | None]
-    host: Mapped[str | None] = mapped_column(String(255))
-    pid: Mapped[int | None]
-    tickers: Mapped[list[str]] = mapped_column(JSON, default=list)
-    error: Mapped[str | None] = mapped_column(Text)  # full detail: operators only
-    error_code: Mapped[str | None] = mapped_column(String(40))  # forecaster.errors codes
-
-    steps: Mapped[list[JobStep]] = relationship(
-        back_populates="run", order_by="JobStep.id", passive_deletes=True
-    )
-
-
-class JobStep(Base):
-    __tablename__ = "job_steps"
-    __table_args__ = (
-        Index("ix_job_steps_run_ticker", "run_id", "ticker"),
-        Index("ix_job_steps_ticker_id", "ticker", "id"),  # a ticker's newest step
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    run_id: Mapped[int] = mapped_column(ForeignKey("job_runs.id", ondelete="CASCADE"))
-    ticker: Mapped[str] = mapped_column(String(20))
-    status: Mapped[str] = mapped_column(String(16))  # STEP_STATUSES
-    started_at: Mapped[datetime] = mapped_column(default=utcnow)
-    finished_at: Mapped[datetime | None]
-    duration_seconds: Mapped[float | None]
-    rows_fetched: Mapped[int | None]
-    rows_inserted: Mapped[int | None]
-    rows_rejected: Mapped[int | None]
-    model_version_id: Mapped[int | None] = mapped_column(
-        ForeignKey("model_versions.id", ondelete="SET NULL")
-    )
-    promoted: Mapped[bool | None]
-    detail: Mapped[str | None] = mapped_column(Text)  # what happened, e.g. "up to date, no retrain"
-    error: Mapped[str | None] = mapped_column(Text)  # full detail: operators only
-    error_code: Mapped[str | None] = mapped_column(String(40))  # forecaster.errors codes
-    worker: Mapped[str | None] = mapped_column(String(80))  # who ran it (jobs.executors)
-
-    run: Mapped[JobRun] = relationship(back_populates="steps")
-
-
-class Lock(Base):
-    """Lock rows for databases without advisory locks (SQLite); PostgreSQL uses pg_advisory_lock."""
-
-    __tablename__ = "locks"
-
-    name: Mapped[str] = mapped_column(String(100), primary_key=True)
-    owner: Mapped[str] = mapped_column(String(255))
-    acquired_at: Mapped[datetime] = mapped_column(default=utcnow)
-    expires_at: Mapped[datetime]
-
-
-# --------------------------------------------------------------------------- engine / sessions
-
-
-def make_engine(url: str, *, timeout: float | None = 2.0, **kwargs: Any) -> Engine:
-    """Create an engine; SQLite gets foreign keys, WAL and a busy timeout so readers never block.
-
-    On PostgreSQL, `timeout` bounds every connect and every wait for an answer on the client side
-    and sets statement_timeout (forecaster.dbtimeouts); None (migrations) waits as long as it takes.
-    """
-    if url.startswith("sqlite"):
-        kwargs.setdefault("connect_args", {"timeout": 30})
-        engine = create_engine(url, **kwargs)
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.close()
-
-        return engine
-    kwargs.setdefault("pool_pre_ping", True)
-    engine = create_engine(url, **kwargs)
-    if timeout is not None:
-        dbtimeouts.install(engine, timeout)
-    return engine
-
-
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine, expire_on_commit=False)
-
-
-def sqlite_file(url: str) -> Path | None:
-    """The database file of a SQLite URL (None for other databases and in-memory SQLite)."""
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return None
-    return Path(parsed.database)
-
-
-def file_identity(path: Path) -> tuple[int, int] | None:
-    """(device, inode) of a file, or None when it does not exist: a replaced file changes it."""
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
-
-
-def ensure_sqlite_dir(url: str) -> None:
-    """Create the directory of a SQLite file URL (the embedded default lives in data_dir)."""
-    from pathlib import Path
-
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-
+from forecaster.storage.schema import (
+    Base,
+    JobRun,
+    JobStep,
+    ModelVersion,
+    Prediction,
+    Price,
+    Ticker,
+    as_utc,
+    utcnow,
+)
 
 # --------------------------------------------------------------------------- tickers
 
@@ -633,11 +346,6 @@ def newest_forecast_days(session: Session) -> dict[str, date]:
     return {symbol: as_of for symbol, as_of in rows if as_of is not None}
 
 
-def ping(connection: Connection) -> None:
-    """One round trip: raises if the database does not answer."""
-    connection.execute(text("SELECT 1"))
-
-
 def latest_prediction(session: Session, ticker_id: int) -> Prediction | None:
     return session.scalar(
         select(Prediction)
@@ -649,10 +357,6 @@ def latest_prediction(session: Session, ticker_id: int) -> Prediction | None:
 
 def all_symbols(session: Session) -> list[str]:
     return list(session.scalars(select(Ticker.symbol).order_by(Ticker.symbol)))
-
-
-def symbols_with_prices(session: Session) -> Iterable[str]:
-    return session.scalars(select(Ticker.symbol).where(Ticker.prices.any()).order_by(Ticker.symbol))
 
 
 # --------------------------------------------------------------------------- pages: dashboard, chart

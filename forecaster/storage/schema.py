@@ -1,0 +1,229 @@
+"""The schema: typed SQLAlchemy 2.0 models. Created only by the Alembic migrations in
+`migrations/`; nothing here calls `create_all`."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+    true,
+)
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    mapped_column,
+    relationship,
+)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """A stored timestamp as an aware UTC datetime (SQLite keeps no zone; all stored times are UTC)."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: DateTime(timezone=True),
+        float: Double(),
+    }
+
+
+class Ticker(Base):
+    __tablename__ = "tickers"
+    __table_args__ = (Index("ix_tickers_tracked_symbol", "tracked", "symbol"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(20), unique=True)
+    provider: Mapped[str] = mapped_column(String(32))  # where its prices come from
+    # In the universe the pipeline processes; false: kept with its data but no longer refreshed.
+    tracked: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    name: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    prices: Mapped[list[Price]] = relationship(back_populates="ticker", passive_deletes=True)
+
+
+class Price(Base):
+    __tablename__ = "prices"
+
+    ticker_id: Mapped[int] = mapped_column(
+        ForeignKey("tickers.id", ondelete="CASCADE"), primary_key=True
+    )
+    date: Mapped[date] = mapped_column(Date, primary_key=True)
+    open: Mapped[float]
+    high: Mapped[float]
+    low: Mapped[float]
+    close: Mapped[float]
+    adj_close: Mapped[float | None]
+    volume: Mapped[float]
+    source: Mapped[str] = mapped_column(String(32))
+    adjusted: Mapped[bool] = mapped_column(Boolean)
+    fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    ticker: Mapped[Ticker] = relationship(back_populates="prices")
+
+
+class ModelVersion(Base):
+    __tablename__ = "model_versions"
+    __table_args__ = (
+        UniqueConstraint("ticker_id", "version"),
+        Index("ix_model_versions_ticker_status", "ticker_id", "status"),
+        # At most one champion per ticker, enforced by the database itself.
+        Index(
+            "uq_model_versions_one_champion",
+            "ticker_id",
+            unique=True,
+            sqlite_where=text("status = 'champion'"),
+            postgresql_where=text("status = 'champion'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticker_id: Mapped[int] = mapped_column(ForeignKey("tickers.id", ondelete="CASCADE"))
+    version: Mapped[int]
+    # candidate (being decided) | champion | retired (was champion) | rejected
+    status: Mapped[str] = mapped_column(String(16))
+    rejection_reason: Mapped[str | None] = mapped_column(Text)
+    artifact_path: Mapped[str] = mapped_column(String(500))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    train_start: Mapped[date] = mapped_column(Date)
+    train_end: Mapped[date] = mapped_column(Date)
+    test_start: Mapped[date] = mapped_column(Date)
+    test_end: Mapped[date] = mapped_column(Date)
+    n_train: Mapped[int]
+    train_seconds: Mapped[float]
+    mae: Mapped[float]
+    persistence_mae: Mapped[float]
+    mae_ratio: Mapped[float]
+    interval_halfwidth: Mapped[float]
+    interval_coverage: Mapped[float]
+    # {"backtest": forecaster.backtest summary, "serving": what predict needs for any method}
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    trained_through: Mapped[date | None] = mapped_column(Date)  # last close the weights saw
+    method: Mapped[str] = mapped_column(String(16), server_default="lstm")  # policy.METHODS
+    method_reason: Mapped[str | None] = mapped_column(Text)
+    trained_at: Mapped[datetime] = mapped_column(default=utcnow)
+    promoted_at: Mapped[datetime | None]
+
+    ticker: Mapped[Ticker] = relationship()
+
+
+class Prediction(Base):
+    __tablename__ = "predictions"
+    __table_args__ = (
+        UniqueConstraint("ticker_id", "as_of_date"),
+        Index("ix_predictions_ticker_target", "ticker_id", "target_date"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticker_id: Mapped[int] = mapped_column(ForeignKey("tickers.id", ondelete="CASCADE"))
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    as_of_date: Mapped[date] = mapped_column(Date)
+    target_date: Mapped[date] = mapped_column(Date)
+    last_close: Mapped[float]
+    predicted_close: Mapped[float]
+    lower: Mapped[float]
+    upper: Mapped[float]
+    coverage: Mapped[float]
+    method: Mapped[str] = mapped_column(String(16), server_default="lstm")  # what produced it
+    method_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    ticker: Mapped[Ticker] = relationship()
+    model_version: Mapped[ModelVersion] = relationship()
+
+
+RUN_STATUSES = ("running", "succeeded", "partial", "failed", "skipped")
+STEP_STATUSES = ("running", "succeeded", "failed", "skipped")
+
+
+class JobRun(Base):
+    __tablename__ = "job_runs"
+    __table_args__ = (
+        Index("ix_job_runs_status_started", "status", "started_at"),
+        Index("ix_job_runs_started_at", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))  # pipeline | retrain
+    trigger: Mapped[str] = mapped_column(String(32))  # scheduler | cli
+    status: Mapped[str] = mapped_column(String(16))  # RUN_STATUSES
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+    host: Mapped[str | None] = mapped_column(String(255))
+    pid: Mapped[int | None]
+    tickers: Mapped[list[str]] = mapped_column(JSON, default=list)
+    error: Mapped[str | None] = mapped_column(Text)  # full detail: operators only
+    error_code: Mapped[str | None] = mapped_column(String(40))  # forecaster.errors codes
+
+    steps: Mapped[list[JobStep]] = relationship(
+        back_populates="run", order_by="JobStep.id", passive_deletes=True
+    )
+
+
+class JobStep(Base):
+    __tablename__ = "job_steps"
+    __table_args__ = (
+        Index("ix_job_steps_run_ticker", "run_id", "ticker"),
+        Index("ix_job_steps_ticker_id", "ticker", "id"),  # a ticker's newest step
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("job_runs.id", ondelete="CASCADE"))
+    ticker: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(16))  # STEP_STATUSES
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    duration_seconds: Mapped[float | None]
+    rows_fetched: Mapped[int | None]
+    rows_inserted: Mapped[int | None]
+    rows_rejected: Mapped[int | None]
+    model_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="SET NULL")
+    )
+    promoted: Mapped[bool | None]
+    detail: Mapped[str | None] = mapped_column(Text)  # what happened, e.g. "up to date, no retrain"
+    error: Mapped[str | None] = mapped_column(Text)  # full detail: operators only
+    error_code: Mapped[str | None] = mapped_column(String(40))  # forecaster.errors codes
+    worker: Mapped[str | None] = mapped_column(String(80))  # who ran it (jobs.executors)
+
+    run: Mapped[JobRun] = relationship(back_populates="steps")
+
+
+class Lock(Base):
+    """Lock rows for databases without advisory locks (SQLite); PostgreSQL uses pg_advisory_lock."""
+
+    __tablename__ = "locks"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255))
+    acquired_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
