@@ -90,7 +90,7 @@ def backfill(
         if outcome.rejected_summary:
             click.echo(outcome.rejected_summary, err=True)
     if retrain:
-        from cli.jobs import run_and_report
+        from cli.pipeline import run_and_report
 
         stored = [s for s, r in zip(symbols, results, strict=True) if not isinstance(r, Exception)]
         if stored:

@@ -62,9 +62,9 @@ def cli(ctx: click.Context, verbose: bool, log_format: str | None) -> None:
 
 
 def _register() -> None:
-    from cli import data, db, jobs, models, serve, tickers
+    from cli import data, db, forecasting, pipeline, serve, tickers
 
-    for module in (db, data, tickers, models, jobs, serve):
+    for module in (db, data, tickers, forecasting, pipeline, serve):
         for command in module.COMMANDS:
             cli.add_command(command)
 
