@@ -145,6 +145,8 @@ PUBLIC_TEXT = {
     "timeout": "the step ran past its time limit and was stopped",
     "interrupted": "interrupted by a shutdown",
     "run_died": "the run's process died; a later run marked it failed",
+    "broker_unavailable": "the task broker did not answer",
+    "no_workers": "no worker was running to take the steps",
 }
 
 

@@ -27,6 +27,10 @@ def test_defaults_and_the_one_parameters_object() -> None:
         ({"STOCKCAST_LEARNING_RATE": "-1"}, "STOCKCAST_LEARNING_RATE must be positive"),
         ({"STOCKCAST_BACKTEST_DAYS": "0"}, "STOCKCAST_BACKTEST_DAYS must be >= 10"),
         ({"STOCKCAST_EPOCHS": "many"}, "STOCKCAST_EPOCHS must be an integer"),
+        ({"STOCKCAST_EXECUTOR": "threads"}, "STOCKCAST_EXECUTOR must be one of local, celery"),
+        ({"STOCKCAST_PIPELINE_ISOLATION": "fork"}, "STOCKCAST_EXECUTOR must be one of"),
+        ({"STOCKCAST_BROKER_URL": "amqp://x"}, "STOCKCAST_BROKER_URL must be a redis://"),
+        ({"STOCKCAST_WORKER_MAX_TASKS": "0"}, "STOCKCAST_WORKER_MAX_TASKS must be >= 1"),
     ],
 )
 def test_bad_values_are_one_line_errors(env: dict[str, str], message: str) -> None:
@@ -40,3 +44,20 @@ def test_bad_values_are_one_line_errors(env: dict[str, str], message: str) -> No
 )
 def test_booleans(raw: str, value: bool) -> None:
     assert Settings.from_env({"STOCKCAST_YF_AUTO_ADJUST": raw}).yf_auto_adjust is value
+
+
+@pytest.mark.parametrize(
+    ("env", "executor"),
+    [
+        ({}, "local"),
+        ({"STOCKCAST_EXECUTOR": "Celery"}, "celery"),
+        # the variable it replaced is still read when the new one is unset
+        ({"STOCKCAST_PIPELINE_ISOLATION": "process"}, "local"),
+        ({"STOCKCAST_PIPELINE_ISOLATION": "inline"}, "inline"),
+        ({"STOCKCAST_PIPELINE_ISOLATION": "inline", "STOCKCAST_EXECUTOR": "local"}, "local"),
+    ],
+)
+def test_executor_choice(env: dict[str, str], executor: str) -> None:
+    settings = Settings.from_env(env)
+    assert settings.executor == executor
+    assert settings.broker_url == "redis://127.0.0.1:6379/0" and settings.worker_max_tasks == 20

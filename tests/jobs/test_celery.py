@@ -208,3 +208,30 @@ def test_broker_down_fails_the_run_with_one_line_and_records_it(
     with sessions() as s:
         (run,) = s.scalars(select(storage.JobRun)).all()
         assert run.status == "failed" and run.error_code == "broker_unavailable"
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_no_worker_answering_fails_the_run_at_once_and_records_it(
+    celery_settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    from jobs.celery_app import NoWorkers
+
+    register(sessions, ["SYN-RW-1"])
+    with pytest.raises(NoWorkers, match="no Celery worker answers"):
+        run_pipeline(celery_settings, ["SYN-RW-1"])
+    with sessions() as s:
+        (run,) = s.scalars(select(storage.JobRun)).all()
+        assert run.status == "failed" and run.error_code == "no_workers"
+        assert [step.status for step in run.steps] == []  # nothing was queued
+
+
+def test_worker_name_is_checked_before_anything_starts(env: dict[str, str]) -> None:
+    proc = subprocess.run(
+        [STOCKCAST, "worker", "--name", "bad name@host"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "Invalid value for --name" in proc.stderr
+    assert "Traceback" not in proc.stderr
