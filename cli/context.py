@@ -64,6 +64,7 @@ class AppContext:
 
 pass_app = click.make_pass_decorator(AppContext)
 
+
 def parse_day(value: str | None, option: str) -> date | None:
     if value is None:
         return None

@@ -239,23 +239,18 @@ class LocalPool:
             _close(worker)
             slots[worker.slot] = None
 
+        def fail(worker: _Worker, error: str, code: str) -> None:
+            """The worker's step ended without an outcome: replace the worker, record why."""
+            symbol, seconds = worker.task or "", time.monotonic() - worker.since
+            retire(worker)
+            end(worker, StepOutcome(symbol, status="failed", error=error, error_code=code), seconds)
+
         try:
             while pending or any(w is not None and w.task for w in slots):
                 if self.stop is not None and self.stop.is_set():
                     for worker in [w for w in slots if w is not None and w.task]:
-                        symbol = worker.task
                         worker.proc.terminate()
-                        retire(worker)
-                        end(
-                            worker,
-                            StepOutcome(
-                                symbol or "",
-                                status="failed",
-                                error="interrupted: shutting down",
-                                error_code="interrupted",
-                            ),
-                            time.monotonic() - worker.since,
-                        )
+                        fail(worker, "interrupted: shutting down", "interrupted")
                     while pending:
                         symbol = pending.popleft()
                         started(symbol)
@@ -274,7 +269,6 @@ class LocalPool:
                 busy = [w for w in slots if w is not None and w.task]
                 wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], timeout=0.5)
                 for worker in busy:
-                    symbol = worker.task or ""
                     message = None
                     if worker.conn.poll():
                         try:
@@ -289,31 +283,11 @@ class LocalPool:
                         if worker.done >= self.settings.worker_max_tasks:
                             retire(worker)  # recycled: it exits after this many tickers
                     elif not worker.proc.is_alive():
-                        retire(worker)
-                        end(
-                            worker,
-                            StepOutcome(
-                                symbol,
-                                status="failed",
-                                error=f"worker process died (exit code {worker.proc.exitcode})"
-                                " before reporting",
-                                error_code="step_crashed",
-                            ),
-                            time.monotonic() - worker.since,
-                        )
+                        code = worker.proc.exitcode
+                        fail(worker, f"worker process died (exit code {code})", "step_crashed")
                     elif time.monotonic() - worker.since > timeout:
                         worker.proc.kill()  # this worker only; a fresh one takes its slot
-                        retire(worker)
-                        end(
-                            worker,
-                            StepOutcome(
-                                symbol,
-                                status="failed",
-                                error=f"timed out after {timeout}s and was killed",
-                                error_code="timeout",
-                            ),
-                            time.monotonic() - worker.since,
-                        )
+                        fail(worker, f"timed out after {timeout}s and was killed", "timeout")
         finally:
             for worker in slots:
                 if worker is not None:

@@ -78,6 +78,11 @@ class Workers:
         self.procs[name] = proc
         return proc
 
+    def start_ready(self, settings: Settings, *names: str) -> None:
+        for name in names:
+            self.start(name)
+        self.wait_ready(settings, len(names))
+
     def wait_ready(self, settings: Settings, count: int, seconds: float = 90) -> None:
         from jobs.celery_app import app, configure
 
@@ -150,9 +155,7 @@ def test_two_workers_share_twenty_tickers_each_trained_once(
 ) -> None:
     symbols = [f"SYN-RW-{n}" for n in range(1, 21)]
     register(sessions, symbols)
-    workers.start("alpha")
-    workers.start("beta")
-    workers.wait_ready(celery_settings, 2)
+    workers.start_ready(celery_settings, "alpha", "beta")
     report = run_pipeline(celery_settings, symbols)
     used = check_each_trained_once(sessions, celery_settings, report, symbols)
     assert used == {"alpha", "beta"}  # both workers used, names without host
@@ -164,9 +167,7 @@ def test_a_worker_process_killed_mid_task_is_redelivered_and_completes_once(
 ) -> None:
     symbols = [f"SYN-RW-{n}" for n in range(1, 5)]
     register(sessions, symbols)
-    workers.start("alpha")
-    workers.start("beta")
-    workers.wait_ready(celery_settings, 2)
+    workers.start_ready(celery_settings, "alpha", "beta")
     result: dict[str, RunReport] = {}
     run = threading.Thread(target=lambda: result.update(r=run_pipeline(celery_settings, symbols)))
     run.start()
