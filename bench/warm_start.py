@@ -32,7 +32,7 @@ import pandas as pd
 
 from forecaster.backtest import fit_upto
 from forecaster.evaluation import diebold_mariano
-from forecaster.model import LSTMForecaster
+from forecaster.model import FINE_TUNE_LR_FACTOR, LSTMForecaster
 from forecaster.providers.sample import SampleProvider
 from forecaster.providers.synthetic import SyntheticProvider
 from forecaster.settings import Settings
@@ -106,7 +106,8 @@ def main() -> None:
     settings = Settings.from_env()
     print(
         f"walk-forward {args.days} days: warm fine-tuned daily ({settings.warm_start_epochs} "
-        f"epochs), chain restarted every {args.reset} days; cold refit every {args.cold_every} "
+        f"epochs at {FINE_TUNE_LR_FACTOR:g} x the learning rate), chain restarted every "
+        f"{args.reset} days; cold refit every {args.cold_every} "
         f"days; model {settings.model.units}"
     )
     print(
