@@ -126,13 +126,21 @@ def main() -> None:
     parser.add_argument("--executor", choices=["local", "celery"], default="local")
     parser.add_argument("--start", default="2015-01-01", help="first day of each history")
     parser.add_argument("--quiet-only", action="store_true", help="time the quiet night only")
+    parser.add_argument(
+        "--max-tasks",
+        type=int,
+        default=None,
+        help="tickers per worker process before it is replaced (1: a fresh process per ticker, "
+        "as the pipeline ran before the pool)",
+    )
     args = parser.parse_args()
     counts = [int(x) for x in args.workers.split(",") if x]
     symbols = [f"SYN-RW-{n}" for n in range(1, args.tickers + 1)]
     base_settings = Settings.from_env()
     print(
         f"{len(symbols)} synthetic tickers from {args.start}, executor {args.executor}, "
-        f"{os.cpu_count()} cores; model {base_settings.model.units}, "
+        f"{os.cpu_count()} cores; {args.max_tasks or base_settings.worker_max_tasks} tickers per "
+        f"worker process; model {base_settings.model.units}, "
         f"backtest {base_settings.backtest_days} days every {base_settings.backtest_refit_every}"
     )
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -152,6 +160,7 @@ def main() -> None:
                 database_url=f"sqlite:///{run_dir / 'stockcast.db'}",
                 models_dir=None,
                 executor=args.executor,
+                worker_max_tasks=args.max_tasks or base_settings.worker_max_tasks,
                 celery_queue=f"bench-{uuid.uuid4().hex[:6]}",
             )
             worker_proc = None
