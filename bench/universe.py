@@ -171,6 +171,7 @@ def main() -> None:
                     "STOCKCAST_DATA_DIR": str(run_dir),
                     "STOCKCAST_EXECUTOR": "celery",
                     "STOCKCAST_CELERY_QUEUE": settings.celery_queue,
+                    "STOCKCAST_WORKER_MAX_TASKS": str(settings.worker_max_tasks),
                 }
                 worker_proc = start_celery_workers(settings, env, workers)
             try:
