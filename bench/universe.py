@@ -22,6 +22,7 @@ import argparse
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -68,13 +69,18 @@ def describe(
     wall = report.seconds
     seconds = [durations.get(o.ticker, 0.0) for o in steps]
     overhead = [s - (o.fit_seconds or 0.0) for s, o in zip(seconds, steps, strict=True)]
+    # Wall time per ticker and worker minus fitting: what the step's own clock cannot see too
+    # (a fresh process's start and TensorFlow import before the step begins).
+    per_ticker = wall * workers / max(1, len(steps)) - statistics.fmean(
+        [o.fit_seconds or 0.0 for o in steps] or [0.0]
+    )
     rss = getattr(report.executor, "peak_rss", {}) or {}
     speed = f"{base / wall:.2f}x" if base else "1.00x"
     print(
         f"  {label:<6} workers={workers}  wall {wall:7.1f}s  {60 * len(steps) / wall:6.1f} tickers/min"
         f"  step p50 {pct(seconds, 0.5):5.1f}s p95 {pct(seconds, 0.95):5.1f}s"
-        f"  overhead p50 {pct(overhead, 0.5):4.2f}s  speed-up {speed}"
-        + (f"  FAILED {len(failed)}: {failed[0].error}" if failed else "")
+        f"  overhead p50 {pct(overhead, 0.5):4.2f}s (wall/ticker {per_ticker:4.2f}s)"
+        f"  speed-up {speed}" + (f"  FAILED {len(failed)}: {failed[0].error}" if failed else "")
     )
     if rss:
         print(
