@@ -182,16 +182,6 @@ def start_worker(settings: Settings, concurrency: int, name: str | None = None) 
 # --------------------------------------------------------------------------- run side
 
 
-def public_broker(url: str) -> str:
-    """The broker URL without credentials, for messages."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True).replace("***", "…")
-    except Exception:
-        return "the configured broker"
-
-
 def check_broker(settings: Settings) -> None:
     """Raise BrokerUnavailable (one line) unless the broker answers now."""
     configure(settings)
@@ -199,9 +189,10 @@ def check_broker(settings: Settings) -> None:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, interval_start=0, interval_step=1, timeout=5)
     except Exception as exc:
+        # No URL in the message: it may hold a password, and the run's record keeps the text.
         raise BrokerUnavailable(
-            f"the Celery broker {public_broker(settings.broker_url)} does not answer "
-            f"({type(exc).__name__}); is Redis running?"
+            f"the Celery broker (STOCKCAST_BROKER_URL) does not answer ({type(exc).__name__}); "
+            "is Redis running?"
         ) from None
 
 
@@ -229,30 +220,49 @@ class CeleryExecutor:
         payload = options_to_json(self.options)
         pending: dict[str, Any] = {}
         for symbol in symbols:
+            try:
+                pending[symbol] = refresh_ticker_task.apply_async(
+                    args=[symbol, payload], queue=self.settings.celery_queue, expires=expires
+                )
+            except Exception:  # the broker went away mid-way: what was queued must not run
+                self._abandon(pending, finished, interrupted_outcome=True)
+                raise BrokerUnavailable(
+                    "the Celery broker (STOCKCAST_BROKER_URL) stopped answering while the run "
+                    "queued its tickers"
+                ) from None
             started(symbol)
-            pending[symbol] = refresh_ticker_task.apply_async(
-                args=[symbol, payload], queue=self.settings.celery_queue, expires=expires
-            )
         log.info("tasks queued", extra={"tasks": len(pending), "workers": len(replies)})
         while pending:
-            if self.stop is not None and self.stop.is_set():
-                self._abandon(pending, finished, interrupted_outcome=True)
-                return
-            if time.monotonic() > deadline:
-                self._abandon(pending, finished, interrupted_outcome=False, budget=budget)
-                return
             for symbol, result in list(pending.items()):
                 try:
                     if not result.ready():
                         continue
+                except Exception as exc:  # the result store blinked: ask again next round
+                    log.warning("could not read a task's state", extra={"error": repr(exc)})
+                    continue
+                try:
                     outcome, seconds = self._collect(symbol, result)
-                except Exception as exc:  # the result store blinked: try again next round
-                    log.warning("could not read a task result", extra={"error": repr(exc)})
-                    break
+                except Exception as exc:  # an unreadable result fails its ticker, not the rest
+                    outcome, seconds = (
+                        StepOutcome(
+                            symbol,
+                            status="failed",
+                            error=f"unreadable task result: {type(exc).__name__}: {exc}",
+                            error_code="internal_error",
+                        ),
+                        0.0,
+                    )
                 del pending[symbol]
                 finished(outcome, seconds)
-            if pending:
-                (self.stop or threading.Event()).wait(self.poll_seconds)
+            if not pending:
+                return
+            if self.stop is not None and self.stop.is_set():
+                self._abandon(pending, finished, interrupted_outcome=True)
+                return
+            if time.monotonic() > deadline:  # after this round's results were read
+                self._abandon(pending, finished, interrupted_outcome=False, budget=budget)
+                return
+            (self.stop or threading.Event()).wait(self.poll_seconds)
 
     def _collect(self, symbol: str, result: Any) -> tuple[StepOutcome, float]:
         if result.successful():

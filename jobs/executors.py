@@ -235,8 +235,17 @@ class LocalPool:
             worker.task = None
             finished(outcome, seconds)
 
+        retired: list[_Worker] = []
+
         def retire(worker: _Worker) -> None:
-            _close(worker)
+            """Free the slot at once; the process is asked to exit and reaped later, so a
+            TensorFlow interpreter shutting down never holds up the other workers."""
+            if worker.task:
+                worker.proc.kill()
+            else:
+                with contextlib.suppress(OSError, ValueError):
+                    worker.conn.send(None)
+            retired.append(worker)
             slots[worker.slot] = None
 
         def fail(worker: _Worker, error: str, code: str) -> None:
@@ -262,9 +271,14 @@ class LocalPool:
                         continue
                     if worker is None:
                         worker = slots[slot] = self._spawn(slot, threads)
-                    symbol = pending.popleft()
+                    symbol = pending[0]
+                    try:
+                        worker.conn.send((symbol, self.options))
+                    except (OSError, ValueError):  # it died while idle: a fresh one next round
+                        retire(worker)
+                        continue
+                    pending.popleft()
                     started(symbol)
-                    worker.conn.send((symbol, self.options))
                     worker.task, worker.since = symbol, time.monotonic()
                 busy = [w for w in slots if w is not None and w.task]
                 wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], timeout=0.5)
@@ -288,20 +302,28 @@ class LocalPool:
                     elif time.monotonic() - worker.since > timeout:
                         worker.proc.kill()  # this worker only; a fresh one takes its slot
                         fail(worker, f"timed out after {timeout}s and was killed", "timeout")
+                retired[:] = [w for w in retired if not _reaped(w)]
         finally:
             for worker in slots:
                 if worker is not None:
-                    _close(worker)
+                    retire(worker)
+            for worker in retired:
+                _reap(worker)
 
 
-def _close(worker: _Worker) -> None:
-    """Ask an idle worker to exit, and make sure it has."""
-    proc = worker.proc
-    if proc.is_alive() and not worker.task:
-        with contextlib.suppress(OSError, ValueError):
-            worker.conn.send(None)
-    proc.join(5 if not worker.task else 0)
-    if proc.is_alive():
-        proc.kill()
-        proc.join(10)
+def _reaped(worker: _Worker) -> bool:
+    """True (and its pipe closed) once a retired worker's process has exited."""
+    if worker.proc.is_alive():
+        return False
+    worker.proc.join()
+    worker.conn.close()
+    return True
+
+
+def _reap(worker: _Worker, grace: float = 5.0) -> None:
+    """Wait for a retired worker to exit; kill it past the grace time."""
+    worker.proc.join(grace)
+    if worker.proc.is_alive():
+        worker.proc.kill()
+        worker.proc.join(10)
     worker.conn.close()
