@@ -455,7 +455,11 @@ def refresh_ticker_locked(
         try:
             lock = locks.acquire(engine, locks.ticker_lock_name(symbol))
         except LockBusy as exc:
-            return StepOutcome(symbol, status="skipped", notes=[f"{exc}: left to that run"])
+            # The step's detail is public (GET /v1/runs): the owner (host:pid) goes to the log only.
+            log.info("ticker busy", extra={"ticker": symbol, "owner": exc.owner})
+            return StepOutcome(
+                symbol, status="skipped", notes=["another run holds this ticker: left to that run"]
+            )
         except OperationalError as exc:
             return StepOutcome(
                 symbol,

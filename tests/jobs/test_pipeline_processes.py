@@ -111,7 +111,7 @@ def test_two_runs_started_together_train_each_ticker_once(
         assert sorted(trained_steps) == ["GOOG", "^GSPC"]
         # the runs really overlapped: at least one step found its ticker locked by the other run
         details = s.scalars(select(storage.JobStep.detail)).all()
-        assert any("held by another run" in (d or "") for d in details), details
+        assert any("another run holds this ticker" in (d or "") for d in details), details
         # no duplicate rows: exactly the sample's days, one forecast per ticker
         for symbol in ("^GSPC", "GOOG"):
             ticker = storage.get_ticker(s, symbol)
