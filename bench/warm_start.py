@@ -21,7 +21,6 @@ import argparse
 import os
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -36,7 +35,8 @@ from forecaster.model import FINE_TUNE_LR_FACTOR, LSTMForecaster
 from forecaster.providers.sample import SampleProvider
 from forecaster.providers.synthetic import SyntheticProvider
 from forecaster.settings import Settings
-from forecaster.windows import fit_stats, make_windows
+from forecaster.training import fit_all
+from forecaster.windows import make_windows
 
 
 def fetch(ticker: str) -> pd.DataFrame:
@@ -50,34 +50,34 @@ def walk(ticker: str, settings: Settings, days: int, cold_every: int, reset: int
     n_samples = len(prices) - window
     start = n_samples - days  # first forecast: sample index `start`
     chosen = fit_upto(prices, start, window, features, settings.model, settings.val_fraction)
-    params = replace(settings.model, epochs=max(1, chosen.best_epoch))
     cold_pred, warm_pred, actual, last = [], [], [], []
     cold_seconds = warm_seconds = 0.0
-    cold = warm = None
-    cold_stats = warm_stats = None
     for origin in range(start, n_samples):
-        upto = prices.iloc[: window + origin]  # the last target seen: sample origin - 1
         k = origin - start
-        if k % cold_every == 0:
-            cold_stats = fit_stats(upto, window, features, upto.index[-1].date())
-            ws = make_windows(upto, cold_stats)
-            cold = LSTMForecaster(params).fit(ws.X, ws.y)
+        if k % cold_every == 0:  # the pipeline's own refit on every day so far
+            upto = prices.iloc[: window + origin]  # the last target seen: sample origin - 1
+            cold, cold_stats, _ = fit_all(upto, settings, chosen.best_epoch)
             cold_seconds += cold.train_seconds_
+            # Windows depend on the statistics and the rows only: those of the whole frame,
+            # cut at `origin`, are the ones a fit on the days so far would build.
+            cold_windows = make_windows(prices, cold_stats)
         if k % reset == 0:  # a full backtest night: the chain restarts from the cold network
-            warm_stats = cold_stats
-            warm = LSTMForecaster(params)
-            warm.model_ = cold.model_  # type: ignore[union-attr]
+            warm_windows, warm_stats = cold_windows, cold_stats
+            warm = LSTMForecaster(cold.params)
+            warm.model_ = cold.model_
             warm._compile_inference()
         else:
-            wws = make_windows(upto, warm_stats)  # type: ignore[arg-type]
-            warm.fine_tune(wws.X, wws.y, settings.warm_start_epochs)  # type: ignore[union-attr]
-            warm_seconds += warm.train_seconds_  # type: ignore[union-attr]
-        day_c = make_windows(prices, cold_stats).part(origin, origin + 1)  # type: ignore[arg-type]
-        day_w = make_windows(prices, warm_stats).part(origin, origin + 1)  # type: ignore[arg-type]
-        cold_pred.append(day_c.last_close * np.exp(cold.predict(day_c.X) * cold_stats.return_std))  # type: ignore[union-attr]
-        warm_pred.append(day_w.last_close * np.exp(warm.predict(day_w.X) * warm_stats.return_std))  # type: ignore[union-attr]
-        actual.append(day_c.next_close)
-        last.append(day_c.last_close)
+            seen = warm_windows.part(0, origin)
+            warm.fine_tune(seen.X, seen.y, settings.warm_start_epochs)
+            warm_seconds += warm.train_seconds_
+        for model, windows, stats, out in (
+            (cold, cold_windows, cold_stats, cold_pred),
+            (warm, warm_windows, warm_stats, warm_pred),
+        ):
+            day = windows.part(origin, origin + 1)
+            out.append(day.last_close * np.exp(model.predict(day.X) * stats.return_std))
+        actual.append(day.next_close)
+        last.append(day.last_close)
     c, w = np.concatenate(cold_pred), np.concatenate(warm_pred)
     a, p = np.concatenate(actual), np.concatenate(last)
     mae = {k: float(np.mean(np.abs(v - a))) for k, v in (("cold", c), ("warm", w), ("pers", p))}
