@@ -249,7 +249,8 @@ class LocalPool:
             slots[worker.slot] = None
 
         def fail(worker: _Worker, error: str, code: str) -> None:
-            """The worker's step ended without an outcome: replace the worker, record why."""
+            """The worker's step ended without an outcome: kill and replace the worker (retire
+            kills a busy one), record why."""
             symbol, seconds = worker.task or "", time.monotonic() - worker.since
             retire(worker)
             end(worker, StepOutcome(symbol, status="failed", error=error, error_code=code), seconds)
@@ -258,7 +259,6 @@ class LocalPool:
             while pending or any(w is not None and w.task for w in slots):
                 if self.stop is not None and self.stop.is_set():
                     for worker in [w for w in slots if w is not None and w.task]:
-                        worker.proc.terminate()
                         fail(worker, "interrupted: shutting down", "interrupted")
                     while pending:
                         symbol = pending.popleft()
@@ -299,8 +299,7 @@ class LocalPool:
                     elif not worker.proc.is_alive():
                         code = worker.proc.exitcode
                         fail(worker, f"worker process died (exit code {code})", "step_crashed")
-                    elif time.monotonic() - worker.since > timeout:
-                        worker.proc.kill()  # this worker only; a fresh one takes its slot
+                    elif time.monotonic() - worker.since > timeout:  # only this worker is killed
                         fail(worker, f"timed out after {timeout}s and was killed", "timeout")
                 retired[:] = [w for w in retired if not _reaped(w)]
         finally:
