@@ -69,8 +69,52 @@ def warm_up(threads: int | None = None) -> None:
 FINE_TUNE_LR_FACTOR = 0.1
 
 
+HIGHWAY = "highway"
+# Ridge penalties tried, in units of the number of training windows (the features are already in
+# units of the training return std, so one grid serves every ticker).
+RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-4, 2, 13))
+
+
 class NotFittedError(RuntimeError):
     pass
+
+
+@dataclass(frozen=True)
+class RidgeFit:
+    coef: np.ndarray  # (window * n_features,) on the flattened window
+    intercept: float
+    alpha: float  # the penalty GCV chose, in units of the number of windows
+
+    def weights(self, shape: tuple[int, ...]) -> list[np.ndarray]:
+        """The highway Dense layer's [kernel, bias] for windows of `shape`."""
+        kernel = self.coef.reshape(int(np.prod(shape)), 1).astype("float32")
+        return [kernel, np.array([self.intercept], dtype="float32")]
+
+
+def ridge_highway(X: np.ndarray, y: np.ndarray) -> RidgeFit:
+    """Ridge regression of the target on the flattened window, the penalty chosen by generalised
+    cross-validation (Golub, Heath and Wahba 1979) over RIDGE_ALPHAS, training windows only.
+
+    With nothing linear to learn (a random walk), GCV picks a large penalty and the highway stays
+    near zero; an autoregressive return gets its coefficient in closed form, which a small
+    early-stopped LSTM with an MAE loss only approaches."""
+    A = np.asarray(X, dtype="float64").reshape(len(X), -1)
+    t = np.asarray(y, dtype="float64")
+    n = len(t)
+    x_mean, y_mean = A.mean(axis=0), float(t.mean())
+    U, s, Vt = np.linalg.svd(A - x_mean, full_matrices=False)
+    Uy = U.T @ (t - y_mean)
+    best: tuple[float, float, np.ndarray] | None = None
+    for alpha in RIDGE_ALPHAS:
+        shrink = s**2 / (s**2 + alpha * n)
+        fitted = U @ (shrink * Uy)
+        rss = float(np.sum((t - y_mean - fitted) ** 2))
+        gcv = rss / n / (1.0 - float(shrink.sum()) / n) ** 2
+        if best is None or gcv < best[0]:
+            best = (gcv, alpha, Vt.T @ (s / (s**2 + alpha * n) * Uy))
+    assert best is not None
+    _, alpha, coef = best
+    return RidgeFit(coef=coef, intercept=y_mean - float(x_mean @ coef), alpha=alpha)
 
 
 @dataclass
@@ -130,6 +174,11 @@ class LSTMForecaster:
                 recurrent_regularizer=reg(),
             )(x)
         outputs = keras.layers.Dense(1, name="head", kernel_regularizer=reg())(x)
+        if p.highway == "ridge":
+            linear = keras.layers.Dense(1, name=HIGHWAY, trainable=False)(
+                keras.layers.Flatten(name="flat_window")(inputs)
+            )
+            outputs = keras.layers.Add(name="forecast")([outputs, linear])
         model = keras.Model(inputs, outputs, name="stockcast_lstm")
         if compile:
             model.compile(
@@ -142,7 +191,7 @@ class LSTMForecaster:
         import keras
 
         p = self._params
-        key = (window, n_features, p.units, p.l2, p.learning_rate, p.loss, p.seed)
+        key = (window, n_features, p.units, p.l2, p.learning_rate, p.loss, p.seed, p.highway)
         with _trainers_lock:
             trainer = _trainers.get(key)
             if trainer is None:
@@ -193,8 +242,11 @@ class LSTMForecaster:
             else []
         )
         started = time.perf_counter()
+        highway = ridge_highway(X, y) if p.highway == "ridge" else None
         with trainer.lock:
             trainer.reset()
+            if highway is not None:
+                trainer.model.get_layer(HIGHWAY).set_weights(highway.weights(X.shape[1:]))
             keras.utils.set_random_seed(p.seed)  # Python, NumPy and TF together: the shuffles
             history = trainer.model.fit(
                 X,
@@ -215,6 +267,7 @@ class LSTMForecaster:
         else:
             self.best_epoch_ = self.epochs_run_
         self.model_ = model
+        self.highway_alpha_ = highway.alpha if highway is not None else None
         self._compile_inference()
         self._recenter(X, y)
         return self

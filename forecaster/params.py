@@ -23,6 +23,11 @@ class ModelParams:
     # network is often off-centre by a fraction of a daily return, which costs MAE for nothing.
     recenter: bool = True
     l2: float = 1e-4  # L2 penalty on every kernel (0: none)
+    # "ridge": a linear autoregressive highway beside the LSTM (LSTNet's AR component, Lai et al.
+    # 2018): a frozen Dense layer on the flattened window, fit in closed form by ridge regression
+    # (penalty by generalised cross-validation on the training windows); the LSTM and its head
+    # then learn what the linear part leaves. "none": the plain stacked LSTM.
+    highway: str = "ridge"
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "units": list(self.units)}
@@ -30,7 +35,7 @@ class ModelParams:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelParams:
         # Artifacts saved before a parameter existed were trained without it.
-        d = {"recenter": False, "l2": 0.0, **d}
+        d = {"recenter": False, "l2": 0.0, "highway": "none", **d}
         known = {f: d[f] for f in cls.__dataclass_fields__ if f in d}
         if "units" in known:
             known["units"] = tuple(int(u) for u in known["units"])

@@ -43,9 +43,12 @@ def test_predict_before_fit_raises() -> None:
 
 
 def test_stacked_lstm_with_dense_head(outcome: TrainingOutcome) -> None:
-    layers = [type(layer).__name__ for layer in outcome.bundle.model.model_.layers]
+    network = outcome.bundle.model.model_
+    layers = [type(layer).__name__ for layer in network.layers]
     assert layers.count("LSTM") >= 2
-    assert layers[-1] == "Dense"
+    assert type(network.get_layer("head")).__name__ == "Dense"
+    # the forecast is the head's output plus the frozen linear highway on the window
+    assert layers[-1] == "Add" and not network.get_layer("highway").trainable
 
 
 def test_training_outcome(outcome: TrainingOutcome, prices: pd.DataFrame) -> None:
