@@ -173,7 +173,14 @@ class LSTMForecaster:
                 kernel_regularizer=reg(),
                 recurrent_regularizer=reg(),
             )(x)
-        outputs = keras.layers.Dense(1, name="head", kernel_regularizer=reg())(x)
+        # Beside a highway the head starts at zero: before the first epoch the network forecasts
+        # exactly the ridge fit, and early stopping may keep that (best epoch 0).
+        outputs = keras.layers.Dense(
+            1,
+            name="head",
+            kernel_regularizer=reg(),
+            kernel_initializer="zeros" if p.highway == "ridge" else "glorot_uniform",
+        )(x)
         if p.highway == "ridge":
             linear = keras.layers.Dense(1, name=HIGHWAY, trainable=False)(
                 keras.layers.Flatten(name="flat_window")(inputs)
@@ -223,7 +230,11 @@ class LSTMForecaster:
         y_val: np.ndarray | None = None,
     ) -> LSTMForecaster:
         """Fit from scratch. With validation data, early stopping on it decides the epoch (the
-        best epoch's weights are kept); without, exactly `params.epochs` epochs are run."""
+        best epoch's weights are kept); without, exactly `params.epochs` epochs are run.
+
+        With the ridge highway, epoch 0 (the ridge fit alone, the head still at zero) competes
+        too: if no epoch beats its validation loss the LSTM adds nothing (`best_epoch_` 0), and
+        `params.epochs` 0 fits the ridge only."""
         import keras
 
         p = self._params
@@ -248,24 +259,36 @@ class LSTMForecaster:
             if highway is not None:
                 trainer.model.get_layer(HIGHWAY).set_weights(highway.weights(X.shape[1:]))
             keras.utils.set_random_seed(p.seed)  # Python, NumPy and TF together: the shuffles
-            history = trainer.model.fit(
-                X,
-                y,
-                validation_data=(X_val, y_val) if validated else None,
-                epochs=p.epochs,
-                batch_size=p.batch_size,
-                shuffle=True,
-                callbacks=callbacks,
-                verbose=0,
+            untrained = (
+                float(trainer.model.evaluate(X_val, y_val, batch_size=1024, verbose=0))
+                if validated and highway is not None
+                else None
             )
+            history = (
+                trainer.model.fit(
+                    X,
+                    y,
+                    validation_data=(X_val, y_val) if validated else None,
+                    epochs=p.epochs,
+                    batch_size=p.batch_size,
+                    shuffle=True,
+                    callbacks=callbacks,
+                    verbose=0,
+                ).history
+                if p.epochs > 0
+                else {"loss": []}
+            )
+            self.history_ = {k: [float(v) for v in vals] for k, vals in history.items()}
+            self.epochs_run_ = len(self.history_["loss"])
+            self.best_epoch_ = self.epochs_run_
+            if validated and self.epochs_run_:
+                self.best_epoch_ = int(np.argmin(self.history_["val_loss"])) + 1
+                if untrained is not None and untrained <= min(self.history_["val_loss"]):
+                    trainer.reset()  # no epoch beat the ridge fit alone: keep that
+                    trainer.model.get_layer(HIGHWAY).set_weights(highway.weights(X.shape[1:]))
+                    self.best_epoch_ = 0
             model = self._detach(trainer)
         self.train_seconds_ = time.perf_counter() - started
-        self.history_ = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-        self.epochs_run_ = len(self.history_["loss"])
-        if validated:
-            self.best_epoch_ = int(np.argmin(self.history_["val_loss"])) + 1
-        else:
-            self.best_epoch_ = self.epochs_run_
         self.model_ = model
         self.highway_alpha_ = highway.alpha if highway is not None else None
         self._compile_inference()

@@ -127,7 +127,8 @@ def fit_all(
     """The served network: every window up to the last stored day, a fixed number of epochs."""
     stats = fit_stats(prices, settings.window, settings.features, prices.index[-1].date())
     ws = make_windows(prices, stats)
-    model = LSTMForecaster(replace(settings.model, epochs=max(1, epochs))).fit(ws.X, ws.y)
+    least = 0 if settings.model.highway == "ridge" else 1  # 0 epochs: the ridge highway alone
+    model = LSTMForecaster(replace(settings.model, epochs=max(least, epochs))).fit(ws.X, ws.y)
     return model, stats, ws
 
 
@@ -173,7 +174,9 @@ def train(
     if reused is not None:
         summary = reused["backtest"]
         final_epochs = int(reused["serving"]["final_epochs"])
-        warm = warm_start(reused, prices, settings)
+        # The backtest kept the ridge highway alone (0 epochs): refitting that costs less than
+        # a fine-tune, and a fine-tune would train the LSTM the backtest chose not to use.
+        warm = warm_start(reused, prices, settings) if final_epochs > 0 else None
     else:
         result = run_backtest(
             prices,
