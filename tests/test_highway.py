@@ -70,3 +70,25 @@ def test_highway_is_frozen_while_the_lstm_trains_and_survives_the_artifact(
 def test_artifacts_from_before_the_highway_load_without_one() -> None:
     assert ModelParams.from_dict({"units": [8, 4]}).highway == "none"
     assert ModelParams().highway == "ridge"
+
+
+@pytest.mark.slow
+def test_zero_epochs_is_the_ridge_fit_alone() -> None:
+    X, y = _ar_windows(0.3, n=400)
+    model = LSTMForecaster(ModelParams(units=(8, 4), epochs=0, recenter=False)).fit(X, y)
+    ridge = ridge_highway(X, y)
+    expected = X.reshape(len(X), -1).astype("float64") @ ridge.coef + ridge.intercept
+    np.testing.assert_allclose(model.predict(X), expected, rtol=1e-4, atol=1e-4)
+    assert model.epochs_run_ == 0 and model.best_epoch_ == 0
+
+
+@pytest.mark.slow
+def test_early_stopping_keeps_the_ridge_fit_when_no_epoch_beats_it() -> None:
+    X, y = _ar_windows(0.3, n=600)
+    # a learning rate this large wrecks every epoch: none beats the untrained (ridge-only) network
+    params = ModelParams(units=(8, 4), epochs=3, learning_rate=50.0, patience=1, recenter=False)
+    model = LSTMForecaster(params).fit(X[:500], y[:500], X[500:], y[500:])
+    assert model.best_epoch_ == 0 and model.epochs_run_ >= 1
+    ridge = ridge_highway(X[:500], y[:500])
+    expected = X[500:].reshape(100, -1).astype("float64") @ ridge.coef + ridge.intercept
+    np.testing.assert_allclose(model.predict(X[500:]), expected, rtol=1e-4, atol=1e-4)
