@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import threading
@@ -73,6 +74,7 @@ HIGHWAY = "highway"
 # Ridge penalties tried, in units of the number of training windows (the features are already in
 # units of the training return std, so one grid serves every ticker).
 RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-4, 2, 13))
+HIGHWAY_VAL_SHARE = 0.15  # without validation data, the newest share of windows picks the penalty
 
 
 class NotFittedError(RuntimeError):
@@ -91,29 +93,36 @@ class RidgeFit:
         return [kernel, np.array([self.intercept], dtype="float32")]
 
 
-def ridge_highway(X: np.ndarray, y: np.ndarray) -> RidgeFit:
-    """Ridge regression of the target on the flattened window, the penalty chosen by generalised
-    cross-validation (Golub, Heath and Wahba 1979) over RIDGE_ALPHAS, training windows only.
+def ridge_highway(
+    X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None = None, y_val: np.ndarray | None = None
+) -> RidgeFit:
+    """Ridge regression of the target on the flattened window, training windows only.
 
-    With nothing linear to learn (a random walk), GCV picks a large penalty and the highway stays
-    near zero; an autoregressive return gets its coefficient in closed form, which a small
-    early-stopped LSTM with an MAE loss only approaches."""
+    The penalty is chosen over RIDGE_ALPHAS by generalised cross-validation (Golub, Heath and
+    Wahba 1979) or, given a validation slice, by the MAE on it with "no highway" (infinite
+    penalty) as one more candidate. With nothing linear to learn (a random walk) a large
+    penalty wins and the highway stays near zero; an autoregressive return gets its coefficient
+    in closed form, which a small early-stopped LSTM with an MAE loss only approaches."""
     A = np.asarray(X, dtype="float64").reshape(len(X), -1)
     t = np.asarray(y, dtype="float64")
     n = len(t)
     x_mean, y_mean = A.mean(axis=0), float(t.mean())
     U, s, Vt = np.linalg.svd(A - x_mean, full_matrices=False)
     Uy = U.T @ (t - y_mean)
-    best: tuple[float, float, np.ndarray] | None = None
-    for alpha in RIDGE_ALPHAS:
-        shrink = s**2 / (s**2 + alpha * n)
-        fitted = U @ (shrink * Uy)
-        rss = float(np.sum((t - y_mean - fitted) ** 2))
-        gcv = rss / n / (1.0 - float(shrink.sum()) / n) ** 2
-        if best is None or gcv < best[0]:
-            best = (gcv, alpha, Vt.T @ (s / (s**2 + alpha * n) * Uy))
-    assert best is not None
-    _, alpha, coef = best
+    candidates = [(a, Vt.T @ (s / (s**2 + a * n) * Uy)) for a in RIDGE_ALPHAS]
+    if X_val is not None and y_val is not None and len(X_val):
+        V = np.asarray(X_val, dtype="float64").reshape(len(X_val), -1) - x_mean
+        v = np.asarray(y_val, dtype="float64") - y_mean
+        candidates.append((math.inf, np.zeros_like(x_mean)))
+        alpha, coef = min(candidates, key=lambda c: float(np.mean(np.abs(v - V @ c[1]))))
+    else:
+
+        def gcv(alpha: float) -> float:
+            shrink = s**2 / (s**2 + alpha * n)
+            rss = float(np.sum((t - y_mean - U @ (shrink * Uy)) ** 2))
+            return rss / n / (1.0 - float(shrink.sum()) / n) ** 2
+
+        alpha, coef = min(candidates, key=lambda c: gcv(c[0]))
     return RidgeFit(coef=coef, intercept=y_mean - float(x_mean @ coef), alpha=alpha)
 
 
@@ -143,6 +152,18 @@ class _Trainer:
 
 _trainers: dict[tuple[Any, ...], _Trainer] = {}
 _trainers_lock = threading.Lock()
+
+
+def _ridge_at(X: np.ndarray, y: np.ndarray, alpha: float) -> RidgeFit:
+    """Ridge at a given penalty (infinite: no highway, the mean target only)."""
+    A = np.asarray(X, dtype="float64").reshape(len(X), -1)
+    t = np.asarray(y, dtype="float64")
+    x_mean, y_mean = A.mean(axis=0), float(t.mean())
+    if math.isinf(alpha):
+        return RidgeFit(coef=np.zeros_like(x_mean), intercept=y_mean, alpha=alpha)
+    B = A - x_mean
+    coef = np.linalg.solve(B.T @ B + alpha * len(t) * np.eye(B.shape[1]), B.T @ (t - y_mean))
+    return RidgeFit(coef=coef, intercept=y_mean - float(x_mean @ coef), alpha=alpha)
 
 
 class LSTMForecaster:
@@ -179,9 +200,9 @@ class LSTMForecaster:
             1,
             name="head",
             kernel_regularizer=reg(),
-            kernel_initializer="zeros" if p.highway == "ridge" else "glorot_uniform",
+            kernel_initializer="zeros" if p.highway != "none" else "glorot_uniform",
         )(x)
-        if p.highway == "ridge":
+        if p.highway != "none":
             linear = keras.layers.Dense(1, name=HIGHWAY, trainable=False)(
                 keras.layers.Flatten(name="flat_window")(inputs)
             )
@@ -253,7 +274,16 @@ class LSTMForecaster:
             else []
         )
         started = time.perf_counter()
-        highway = ridge_highway(X, y) if p.highway == "ridge" else None
+        highway = None
+        if p.highway == "ridge":
+            highway = ridge_highway(X, y)
+        elif p.highway == "ridge-val":  # the penalty chosen by MAE on the newest windows
+            if validated:
+                highway = ridge_highway(X, y, X_val, y_val)
+            else:
+                cut = len(X) - max(1, round(len(X) * HIGHWAY_VAL_SHARE))
+                alpha = ridge_highway(X[:cut], y[:cut], X[cut:], y[cut:]).alpha
+                highway = _ridge_at(X, y, alpha)
         with trainer.lock:
             trainer.reset()
             if highway is not None:

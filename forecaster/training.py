@@ -127,7 +127,7 @@ def fit_all(
     """The served network: every window up to the last stored day, a fixed number of epochs."""
     stats = fit_stats(prices, settings.window, settings.features, prices.index[-1].date())
     ws = make_windows(prices, stats)
-    least = 0 if settings.model.highway == "ridge" else 1  # 0 epochs: the ridge highway alone
+    least = 0 if settings.model.highway != "none" else 1  # 0 epochs: the ridge highway alone
     model = LSTMForecaster(replace(settings.model, epochs=max(least, epochs))).fit(ws.X, ws.y)
     return model, stats, ws
 
