@@ -31,6 +31,7 @@ from pydantic_core import PydanticCustomError
 from forecaster.backtest import SCHEME
 from forecaster.errors import InvalidTicker
 from forecaster.policy import BASELINES, METHODS
+from forecaster.providers.base import TICKER_PATTERN as SYMBOL_PATTERN
 from forecaster.providers.base import normalize_ticker
 from forecaster.storage import MODEL_STATUSES, RUN_STATUSES, STEP_STATUSES, as_utc
 
@@ -48,10 +49,18 @@ UtcDatetime = Annotated[
 ]
 
 
+def _open_schema(schema: dict[str, Any]) -> None:
+    # extra="forbid" catches a builder's misspelt field; the published schema stays open (clients
+    # must ignore fields added later), as it always was, and without a title per property.
+    schema.pop("additionalProperties", None)
+    for prop in schema.get("properties", {}).values():
+        prop.pop("title", None)
+
+
 class Schema(BaseModel):
     """Base of every response body: no field may be added by accident."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_open_schema)
 
 
 # --- responses -------------------------------------------------------------------------------
@@ -428,7 +437,8 @@ SETTINGS_MAXIMUM = "x-maximum-from-settings"
 _DIGITS = re.compile(r"[0-9]{1,9}")  # ASCII digits only: no sign, underscore or other scripts
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _SYMBOL_PART = re.compile(r"\^?[A-Za-z0-9.\-=]{1,20}")  # a piece of a symbol (the ticker alphabet)
-TICKER_PATTERN = r"^\^?[A-Za-z0-9][A-Za-z0-9.\-=]{0,19}$"
+# The symbol rule (forecaster.providers.base) in either case: lower case is accepted, upper-cased.
+TICKER_PATTERN = SYMBOL_PATTERN.pattern.replace("A-Z", "A-Za-z")
 Q_MAX_LENGTH = 40
 
 
