@@ -8,6 +8,7 @@ from flask import Flask, Response, jsonify
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
+from api.schemas import Error, ErrorDetail
 from forecaster.errors import (
     DatabaseUnavailable,
     InvalidDateRange,
@@ -30,7 +31,7 @@ class ApiError(Exception):
 
 
 def error_response(status: int, code: str, message: str) -> tuple[Response, int]:
-    return jsonify({"error": {"code": code, "message": message}}), status
+    return jsonify(Error(error=ErrorDetail(code=code, message=message)).model_dump()), status
 
 
 _DOMAIN_STATUS: dict[type[StockcastError], int] = {

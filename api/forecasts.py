@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response
 
+import api.schemas as schemas
 from api.context import db, state
 from api.errors import ApiError
-from api.params import date_range, int_arg, reject_unknown, ticker_param
-from api.serialize import forecast, iso, num
+from api.params import parse_query, respond, ticker_param
+from api.serialize import forecast, interval, num
 from forecaster import storage
 from forecaster.errors import UnknownTicker
 
@@ -24,7 +25,7 @@ def _require_ticker(symbol: str) -> storage.Ticker:
 @bp.get("/v1/forecasts/<ticker>")
 def latest(ticker: str) -> Response:
     symbol = ticker_param(ticker)
-    reject_unknown(())
+    parse_query(schemas.NoQuery)
     cache = state().responses
     body = cache.get(symbol)
     if body is None:
@@ -41,55 +42,47 @@ def _render_latest(symbol: str) -> bytes:
             404, "no_forecast", f"{symbol}: no forecast yet; run `stockcast predict {symbol}`"
         )
     prediction, version = row
-    # Flask's own JSON rendering, so the body is byte-for-byte what jsonify would send.
-    return current_app.json.response(forecast(symbol, prediction, version)).get_data()
+    return respond(forecast(symbol, prediction, version)).get_data()
 
 
 @bp.get("/v1/forecasts/<ticker>/history")
 def history(ticker: str) -> Response:
     symbol = ticker_param(ticker)
-    reject_unknown(("start", "end", "limit", "offset"))
-    start, end = date_range()
-    max_limit = state().settings.api_max_limit
-    limit = int_arg("limit", 100, 1, max_limit)
-    offset = int_arg("offset", 0, 0, 10_000_000)
+    query = parse_query(schemas.HistoryQuery, state().settings.api_max_limit)
     t = _require_ticker(symbol)
-    total, rows = storage.forecast_history(db(), t.id, start, end, limit, offset)
+    limit, offset = query.limit, query.offset
+    total, rows = storage.forecast_history(db(), t.id, query.start, query.end, limit, offset)
     items = []
     for p, version, actual_close in rows:
         error = None if actual_close is None else p.predicted_close - actual_close
         items.append(
-            {
-                "as_of": iso(p.as_of_date),
-                "target_date": iso(p.target_date),
-                "predicted_close": num(p.predicted_close, 4),
-                "interval": {
-                    "low": num(p.lower, 4),
-                    "high": num(p.upper, 4),
-                    "coverage": num(p.coverage, 4),
-                },
-                "last_close": num(p.last_close, 4),
-                "actual_close": num(actual_close, 4),
-                "error": num(error, 4),
-                "abs_error": None if error is None else num(abs(error), 4),
-                "persistence_abs_error": None
+            schemas.HistoryItem(
+                as_of=p.as_of_date,
+                target_date=p.target_date,
+                predicted_close=num(p.predicted_close, 4),
+                interval=interval(p),
+                last_close=num(p.last_close, 4),
+                actual_close=num(actual_close, 4),
+                error=num(error, 4),
+                abs_error=None if error is None else num(abs(error), 4),
+                persistence_abs_error=None
                 if actual_close is None
                 else num(abs(p.last_close - actual_close), 4),
-                "within_interval": None
+                within_interval=None
                 if actual_close is None
                 else bool(p.lower <= actual_close <= p.upper),
-                "method": p.method,
-                "model_version": version,
-            }
+                method=p.method,
+                model_version=version,
+            )
         )
     next_offset = offset + len(items) if offset + len(items) < total else None
-    return jsonify(
-        {
-            "ticker": symbol,
-            "total": total,
-            "limit": limit,
-            "offset": offset,
-            "next_offset": next_offset,
-            "forecasts": items,
-        }
+    return respond(
+        schemas.ForecastHistory(
+            ticker=symbol,
+            total=total,
+            limit=limit,
+            offset=offset,
+            next_offset=next_offset,
+            forecasts=items,
+        )
     )

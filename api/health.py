@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response
 
+import api.schemas as schemas
 from api.context import db, state
 from api.errors import error_response
+from api.params import respond
 from forecaster import migrate, storage
 
 log = logging.getLogger(__name__)
@@ -17,7 +19,7 @@ bp = Blueprint("health", __name__)
 
 @bp.get("/healthz")
 def healthz() -> Response:
-    return jsonify({"status": "ok"})
+    return respond(schemas.Health(status="ok"))
 
 
 @bp.get("/readyz")
@@ -38,7 +40,9 @@ def readyz() -> tuple[Response, int]:
             "migrations_pending",
             f"schema at {current or 'base'}, code expects {head}; run `stockcast db upgrade`",
         )
-    return jsonify({"status": "ready", "database": engine.dialect.name, "revision": current}), 200
+    return respond(
+        schemas.Ready(status="ready", database=engine.dialect.name, revision=current)
+    ), 200
 
 
 @bp.get("/metrics")

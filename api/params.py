@@ -1,24 +1,20 @@
-"""Strict query-string parsing: unknown parameters, bad dates and out-of-range numbers are 400s."""
+"""Strict query-string parsing with the query models of api/schemas.py, and sending a response
+model. Unknown or repeated parameters, bad dates and out-of-range numbers are 400s with the one
+JSON error shape and a one-line message."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
-from datetime import date
+from typing import TypeVar
 
-from flask import request
+from flask import Response, current_app, request
+from pydantic import BaseModel, ValidationError
 
 from api.errors import ApiError
+from api.schemas import Query, shown
 from forecaster.errors import InvalidTicker
 from forecaster.providers.base import normalize_ticker
 
-_DIGITS = re.compile(r"[0-9]{1,9}")  # ASCII digits only: no sign, underscore or other scripts
-_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-
-
-def shown(raw: str, limit: int = 24) -> str:
-    """User input echoed in an error, bounded."""
-    return repr(raw if len(raw) <= limit else raw[:limit] + "...")
+Q = TypeVar("Q", bound=Query)
 
 
 def ticker_param(raw: str) -> str:
@@ -32,16 +28,41 @@ def ticker_param(raw: str) -> str:
     return normalize_ticker(raw)
 
 
-def reject_unknown(allowed: Iterable[str]) -> None:
-    allowed = set(allowed)
-    unknown = sorted(set(request.args) - allowed)
+def parse_query(model: type[Q], max_limit: int | None = None) -> Q:
+    """request.args validated by `model`; max_limit bounds a `limit` whose maximum is the
+    configured STOCKCAST_API_MAX_LIMIT.
+
+    Checked in this order, first failure wins: unknown parameters, repeated parameters, then each
+    parameter in the model's field order, then the relations between them (start <= end).
+    """
+    try:
+        query = model.model_validate(request.args.to_dict(), context={"max_limit": max_limit})
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_context=False, include_input=False)
+    else:
+        _reject_repeated()
+        return query
+    unknown = sorted(str(e["loc"][0]) for e in errors if e["type"] == "extra_forbidden")
     if unknown:
         names = ", ".join(shown(u) for u in unknown[:3]) + (", ..." if len(unknown) > 3 else "")
+        allowed = ", ".join(sorted(model.model_fields)) or "none"
         raise ApiError(
-            400,
-            "bad_parameter",
-            f"unknown query parameter(s): {names}; allowed: {', '.join(sorted(allowed)) or 'none'}",
+            400, "bad_parameter", f"unknown query parameter(s): {names}; allowed: {allowed}"
         )
+    _reject_repeated()
+    first = errors[0]
+    if first["type"] in _CODES:
+        raise ApiError(400, first["type"], first["msg"])
+    # A constraint with no message of ours: name the parameter, never pydantic's wording.
+    name = first["loc"][0] if first["loc"] else "query"
+    raise ApiError(400, "bad_parameter", f"invalid value for {shown(str(name))}")
+
+
+# The error types our query validators raise (api/schemas.py) and that are API error codes.
+_CODES = frozenset({"bad_parameter", "bad_date", "bad_date_range", InvalidTicker.code})
+
+
+def _reject_repeated() -> None:
     for key in request.args:
         if len(request.args.getlist(key)) > 1:
             raise ApiError(
@@ -49,36 +70,6 @@ def reject_unknown(allowed: Iterable[str]) -> None:
             )
 
 
-def date_arg(name: str) -> date | None:
-    raw = request.args.get(name)
-    if raw is None:
-        return None
-    try:
-        if not _DATE.fullmatch(raw):
-            raise ValueError(raw)
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise ApiError(
-            400, "bad_date", f"{name} must be a date like 2018-12-31, got {shown(raw)}"
-        ) from None
-
-
-def date_range() -> tuple[date | None, date | None]:
-    start, end = date_arg("start"), date_arg("end")
-    if start and end and start > end:
-        raise ApiError(400, "bad_date_range", f"start {start} is after end {end}")
-    return start, end
-
-
-def int_arg(name: str, default: int, minimum: int, maximum: int) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    if not _DIGITS.fullmatch(raw):
-        raise ApiError(400, "bad_parameter", f"{name} must be an integer, got {shown(raw)}")
-    value = int(raw)
-    if not minimum <= value <= maximum:
-        raise ApiError(
-            400, "bad_parameter", f"{name} must be between {minimum} and {maximum}, got {value}"
-        )
-    return value
+def respond(body: BaseModel) -> Response:
+    """A response model as JSON, through Flask's provider (same bytes as jsonify of the dict)."""
+    return current_app.json.response(body.model_dump(mode="json"))

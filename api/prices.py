@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response
 
+import api.schemas as schemas
 from api.context import db, state
-from api.params import date_range, int_arg, reject_unknown, ticker_param
+from api.params import parse_query, respond, ticker_param
 from api.serialize import price
 from forecaster import storage
 from forecaster.errors import UnknownTicker
@@ -17,19 +18,17 @@ bp = Blueprint("prices", __name__)
 def list_prices(ticker: str) -> Response:
     """Rows in [start, end], oldest first, at most `limit`. Without start: the newest `limit` rows."""
     symbol = ticker_param(ticker)
-    reject_unknown(("start", "end", "limit"))
-    start, end = date_range()
-    limit = int_arg("limit", 100, 1, state().settings.api_max_limit)
+    query = parse_query(schemas.PriceQuery, state().settings.api_max_limit)
     t = storage.get_ticker(db(), symbol)
     if t is None:
         raise UnknownTicker(symbol, "not tracked by this service")
-    rows, truncated = storage.price_page(db(), t.id, start, end, limit)
-    return jsonify(
-        {
-            "ticker": symbol,
-            "count": len(rows),
-            "limit": limit,
-            "truncated": truncated,
-            "prices": [price(r) for r in rows],
-        }
+    rows, truncated = storage.price_page(db(), t.id, query.start, query.end, query.limit)
+    return respond(
+        schemas.PricePage(
+            ticker=symbol,
+            count=len(rows),
+            limit=query.limit,
+            truncated=truncated,
+            prices=[price(r) for r in rows],
+        )
     )

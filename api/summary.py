@@ -7,157 +7,130 @@ The pages read these endpoints like any other client: one source for the numbers
 from __future__ import annotations
 
 import math
-import unicodedata
 from datetime import date
-from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response
 
+import api.schemas as schemas
 from api.context import db, state
-from api.errors import ApiError
-from api.params import date_range, int_arg, reject_unknown, shown, ticker_param
-from api.serialize import iso, num
+from api.params import parse_query, respond, ticker_param
+from api.serialize import change_pct, interval, num
 from forecaster import calendar, storage
 from forecaster.errors import UnknownTicker, public_error
 
 bp = Blueprint("summary", __name__)
 
-SUMMARY_MAX_LIMIT = 500
-SERIES_MAX_LIMIT = 20_000  # 80 years of sessions: a whole history fits one response
-Q_MAX_LENGTH = 40
 
-
-def search_arg(name: str = "q") -> str | None:
-    """A short free-text search term; control characters are refused (PostgreSQL refuses NUL)."""
-    raw = request.args.get(name)
-    if raw is None or raw.strip() == "":
-        return None
-    if len(raw) > Q_MAX_LENGTH or any(unicodedata.category(c) == "Cc" for c in raw):
-        raise ApiError(
-            400,
-            "bad_parameter",
-            f"{name} must be at most {Q_MAX_LENGTH} printable characters, got {shown(raw)}",
-        )
-    return raw.strip()
-
-
-def skill(mv: storage.ModelVersion | None) -> dict[str, Any] | None:
+def skill(mv: storage.ModelVersion | None) -> schemas.Skill | None:
     """The network's backtest against persistence and the best baseline (legacy versions: only
     the stored MAE ratio)."""
     if mv is None:
         return None
     bt = mv.metrics.get("backtest") if isinstance(mv.metrics, dict) else None
     bt = bt if isinstance(bt, dict) else {}
-    return {
-        "model_version": mv.version,
-        "method": mv.method,
-        "mae_ratio": num(bt.get("mae_ratio", mv.mae_ratio)),
-        "dm_pvalue": num(bt.get("dm_pvalue")),
-        "best_baseline": bt.get("best_baseline"),
-        "best_baseline_mae_ratio": num(bt.get("best_baseline_mae_ratio")),
-        "dm_best_pvalue": num(bt.get("dm_best_pvalue")),
-        "n_forecasts": bt.get("n_forecasts"),
-        "backtest_end": bt.get("end"),
-    }
+    return schemas.Skill(
+        model_version=mv.version,
+        method=mv.method,
+        mae_ratio=num(bt.get("mae_ratio", mv.mae_ratio)),
+        dm_pvalue=num(bt.get("dm_pvalue")),
+        best_baseline=bt.get("best_baseline"),
+        best_baseline_mae_ratio=num(bt.get("best_baseline_mae_ratio")),
+        dm_best_pvalue=num(bt.get("dm_best_pvalue")),
+        n_forecasts=bt.get("n_forecasts"),
+        backtest_end=bt.get("end"),
+    )
 
 
 def freshness(
     prediction: storage.Prediction | None, last_date: date | None, last_session: date, cal: str
-) -> dict[str, Any]:
+) -> schemas.Freshness:
     """Stale: no forecast, or one made before the last exchange session (or the newest close)."""
     if prediction is None:
-        return {
-            "forecast_as_of": None,
-            "last_session": iso(last_session),
-            "sessions_behind": None,
-            "behind_data": last_date is not None,
-            "stale": True,
-        }
+        return schemas.Freshness(
+            forecast_as_of=None,
+            last_session=last_session,
+            sessions_behind=None,
+            behind_data=last_date is not None,
+            stale=True,
+        )
     behind = calendar.sessions_between(prediction.as_of_date, last_session, cal)
     behind_data = last_date is not None and prediction.as_of_date < last_date
-    return {
-        "forecast_as_of": iso(prediction.as_of_date),
-        "last_session": iso(last_session),
-        "sessions_behind": behind,
-        "behind_data": behind_data,
-        "stale": behind > 0 or behind_data,
-    }
+    return schemas.Freshness(
+        forecast_as_of=prediction.as_of_date,
+        last_session=last_session,
+        sessions_behind=behind,
+        behind_data=behind_data,
+        stale=behind > 0 or behind_data,
+    )
 
 
-def last_run(step: storage.JobStep | None) -> dict[str, Any] | None:
+def last_run(step: storage.JobStep | None) -> schemas.LastRun | None:
     if step is None:
         return None
-    return {
-        "run_id": step.run_id,
-        "status": step.status,
-        "started_at": iso(step.started_at),
-        "finished_at": iso(step.finished_at),
-        "duration_seconds": num(step.duration_seconds, 3),
-        "detail": step.detail,
-        "error_code": step.error_code,
-        "error": public_error(step.error_code, step.error),
-    }
+    return schemas.LastRun(
+        run_id=step.run_id,
+        status=step.status,
+        started_at=step.started_at,
+        finished_at=step.finished_at,
+        duration_seconds=num(step.duration_seconds, 3),
+        detail=step.detail,
+        error_code=step.error_code,
+        error=public_error(step.error_code, step.error),
+    )
 
 
-def summary_row(row: storage.DashboardRow, last_session: date, cal: str) -> dict[str, Any]:
+def summary_row(row: storage.DashboardRow, last_session: date, cal: str) -> schemas.SummaryRow:
     p = row.prediction
     forecast = None
     if p is not None:
-        forecast = {
-            "as_of": iso(p.as_of_date),
-            "target_date": iso(p.target_date),
-            "predicted_close": num(p.predicted_close, 4),
-            "predicted_change_pct": num((p.predicted_close / p.last_close - 1.0) * 100.0, 4),
-            "interval": {
-                "low": num(p.lower, 4),
-                "high": num(p.upper, 4),
-                "coverage": num(p.coverage, 4),
-            },
-            "last_close": num(p.last_close, 4),
-            "method": p.method,
-        }
-    return {
-        "ticker": row.ticker.symbol,
-        "name": row.ticker.name,
-        "last_date": iso(row.last_date),
-        "last_close": num(row.last_close, 4),
-        "recent_closes": [num(c, 4) for c in row.recent_closes],
-        "forecast": forecast,
-        "skill": skill(row.model),
-        "freshness": freshness(p, row.last_date, last_session, cal),
-        "last_run": last_run(row.last_step),
-    }
+        forecast = schemas.SummaryForecast(
+            as_of=p.as_of_date,
+            target_date=p.target_date,
+            predicted_close=num(p.predicted_close, 4),
+            predicted_change_pct=change_pct(p),
+            interval=interval(p),
+            last_close=num(p.last_close, 4),
+            method=p.method,
+        )
+    return schemas.SummaryRow(
+        ticker=row.ticker.symbol,
+        name=row.ticker.name,
+        last_date=row.last_date,
+        last_close=num(row.last_close, 4),
+        recent_closes=[num(c, 4) for c in row.recent_closes],
+        forecast=forecast,
+        skill=skill(row.model),
+        freshness=freshness(p, row.last_date, last_session, cal),
+        last_run=last_run(row.last_step),
+    )
 
 
 @bp.get("/v1/summary")
 def summary() -> Response:
-    reject_unknown(("q", "limit", "offset"))
-    q = search_arg()
-    limit = int_arg("limit", 50, 1, SUMMARY_MAX_LIMIT)
-    offset = int_arg("offset", 0, 0, 10_000_000)
+    query = parse_query(schemas.SummaryQuery)
+    limit, offset = query.limit, query.offset
     settings = state().settings
     last_session = calendar.last_session_before(
         calendar.exchange_today(settings), settings.exchange_calendar
     )
-    total, rows = storage.dashboard_rows(db(), q, limit, offset)
-    return jsonify(
-        {
-            "last_session": iso(last_session),
-            "total": total,
-            "limit": limit,
-            "offset": offset,
-            "next_offset": offset + len(rows) if offset + len(rows) < total else None,
-            "tickers": [summary_row(r, last_session, settings.exchange_calendar) for r in rows],
-        }
+    total, rows = storage.dashboard_rows(db(), query.q, limit, offset)
+    return respond(
+        schemas.SummaryPage(
+            last_session=last_session,
+            total=total,
+            limit=limit,
+            offset=offset,
+            next_offset=offset + len(rows) if offset + len(rows) < total else None,
+            tickers=[summary_row(r, last_session, settings.exchange_calendar) for r in rows],
+        )
     )
 
 
 @bp.get("/v1/series/<ticker>")
 def series(ticker: str) -> Response:
     symbol = ticker_param(ticker)
-    reject_unknown(("start", "end", "limit"))
-    start, end = date_range()
-    limit = int_arg("limit", SERIES_MAX_LIMIT, 1, SERIES_MAX_LIMIT)
+    query = parse_query(schemas.SeriesQuery)
+    start, end, limit = query.start, query.end, query.limit
     row = storage.get_ticker(db(), symbol)
     if row is None:
         raise UnknownTicker(symbol, "not tracked by this service")
@@ -165,7 +138,7 @@ def series(ticker: str) -> Response:
     cache = state().responses  # the same short per-worker TTL as the latest forecast
     body = cache.get(key)
     if body is None:
-        body = current_app.json.response(_series(symbol, row.id, start, end, limit)).get_data()
+        body = respond(_series(symbol, row.id, start, end, limit)).get_data()
         cache.put(key, body)
     return Response(body, mimetype="application/json")
 
@@ -177,39 +150,36 @@ def _column(values: list[float | None], digits: int = 4) -> list[float | None]:
 
 def _series(
     symbol: str, ticker_id: int, start: date | None, end: date | None, limit: int
-) -> dict[str, Any]:
+) -> schemas.Series:
     data = storage.chart_series(db(), ticker_id, start, end, limit)
     fc = data.forecasts
     actual = [f.actual_close for f in fc]
-    return {
-        "ticker": symbol,
-        "start": iso(start),
-        "end": iso(end),
-        "truncated": data.truncated,
-        "closes": {
-            "date": [d.isoformat() for d in data.dates],
-            "close": _column(data.closes),
-        },
-        "forecasts": {
-            "as_of": [f.as_of_date.isoformat() for f in fc],
-            "target_date": [f.target_date.isoformat() for f in fc],
-            "predicted_close": _column([f.predicted_close for f in fc]),
-            "low": _column([f.lower for f in fc]),
-            "high": _column([f.upper for f in fc]),
-            "coverage": _column([f.coverage for f in fc]),
-            "method": [f.method for f in fc],
-            "actual_close": _column(actual),
-            "abs_error": _column(
+    return schemas.Series(
+        ticker=symbol,
+        start=start,
+        end=end,
+        truncated=data.truncated,
+        closes=schemas.SeriesCloses(date=list(data.dates), close=_column(data.closes)),
+        forecasts=schemas.SeriesForecasts(
+            as_of=[f.as_of_date for f in fc],
+            target_date=[f.target_date for f in fc],
+            predicted_close=_column([f.predicted_close for f in fc]),
+            low=_column([f.lower for f in fc]),
+            high=_column([f.upper for f in fc]),
+            coverage=_column([f.coverage for f in fc]),
+            method=[f.method for f in fc],
+            actual_close=_column(actual),
+            abs_error=_column(
                 [
                     None if a is None else abs(f.predicted_close - a)
                     for f, a in zip(fc, actual, strict=True)
                 ]
             ),
-            "persistence_abs_error": _column(
+            persistence_abs_error=_column(
                 [
                     None if a is None else abs(f.last_close - a)
                     for f, a in zip(fc, actual, strict=True)
                 ]
             ),
-        },
-    }
+        ),
+    )

@@ -39,12 +39,12 @@ from forecaster.evaluation import (
 )
 from forecaster.model import LSTMForecaster
 from forecaster.params import ModelParams
+from forecaster.policy import BASELINES
 from forecaster.windows import MIN_TRAIN, MIN_VAL, FeatureStats, fit_stats, make_windows
 
 log = logging.getLogger(__name__)
 
 SCHEME = "rolling-origin"
-BASELINES = ("persistence", "drift", "median_return")
 
 
 @dataclass(frozen=True)

@@ -31,12 +31,27 @@ def test_defaults_and_the_one_parameters_object() -> None:
         ({"STOCKCAST_PIPELINE_ISOLATION": "fork"}, "STOCKCAST_EXECUTOR must be one of"),
         ({"STOCKCAST_BROKER_URL": "amqp://x"}, "STOCKCAST_BROKER_URL must be a redis://"),
         ({"STOCKCAST_WORKER_MAX_TASKS": "0"}, "STOCKCAST_WORKER_MAX_TASKS must be >= 1"),
+        # stricter since the environment is a pydantic-settings model
+        ({"STOCKCAST_PROVIDER": "yahoo"}, "STOCKCAST_PROVIDER must be one of sample, synthetic"),
+        ({"STOCKCAST_TICKERS": "GOOG,BAD$"}, "STOCKCAST_TICKERS: malformed ticker symbol 'BAD$'"),
+        ({"STOCKCAST_LOG_FORMAT": "xml"}, "STOCKCAST_LOG_FORMAT must be one of json, text"),
+        ({"STOCKCAST_DB_TIMEOUT_SECONDS": "nan"}, "STOCKCAST_DB_TIMEOUT_SECONDS must be between"),
+        ({"STOCKCAST_YF_BACKOFF_CAP": "inf"}, "STOCKCAST_YF_BACKOFF_CAP must be a number >= 0"),
+        ({"STOCKCAST_API_RESPONSE_TTL": "-1"}, "STOCKCAST_API_RESPONSE_TTL must be a number >= 0"),
+        ({"STOCKCAST_LEARNING_RATE": "fast"}, "STOCKCAST_LEARNING_RATE must be a number"),
+        ({"STOCKCAST_EPOCHS": "5_0"}, "STOCKCAST_EPOCHS must be an integer"),
+        ({"STOCKCAST_LSTM_UNITS": "8"}, "STOCKCAST_LSTM_UNITS needs at least two positive sizes"),
+        ({"STOCKCAST_LSTM_UNITS": "8,x"}, "STOCKCAST_LSTM_UNITS must be integers"),
+        ({"STOCKCAST_FEATURES": "open,high"}, "STOCKCAST_FEATURES must be drawn from"),
+        ({"STOCKCAST_WINDOW": "{x}"}, "STOCKCAST_WINDOW must be an integer, got '{x}'"),
     ],
 )
 def test_bad_values_are_one_line_errors(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError) as info:
         Settings.from_env(env)
     assert message in str(info.value) and "\n" not in str(info.value)
+    for leak in ("pydantic", "validation error", "Input should", "type="):
+        assert leak not in str(info.value)
 
 
 @pytest.mark.parametrize(
@@ -61,3 +76,37 @@ def test_executor_choice(env: dict[str, str], executor: str) -> None:
     settings = Settings.from_env(env)
     assert settings.executor == executor
     assert settings.broker_url == "redis://127.0.0.1:6379/0" and settings.worker_max_tasks == 20
+
+
+def test_only_the_given_mapping_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STOCKCAST_EPOCHS", "many")
+    assert Settings.from_env({}).model.epochs == 200  # a test's dict, not the process's env
+    with pytest.raises(ConfigError, match="STOCKCAST_EPOCHS must be an integer"):
+        Settings.from_env()
+
+
+def test_blank_values_keep_the_defaults_and_values_are_normalised() -> None:
+    blank = {name: "  " for name in ("STOCKCAST_LOG_LEVEL", "STOCKCAST_DATA_DIR", "DATABASE_URL")}
+    assert Settings.from_env(blank) == Settings()
+    s = Settings.from_env(
+        {
+            "STOCKCAST_LOG_LEVEL": " debug ",
+            "STOCKCAST_PROVIDER": "Synthetic",
+            "STOCKCAST_TICKERS": " goog, ^gspc ,",
+            "STOCKCAST_DB_TIMEOUT_SECONDS": "5",
+            "STOCKCAST_EPOCHS": "+3",
+        }
+    )
+    assert (s.log_level, s.default_provider, s.tickers) == ("DEBUG", "synthetic", ("GOOG", "^GSPC"))
+    assert s.db_timeout_seconds == 5.0 and s.model.epochs == 3
+
+
+def test_cli_prints_one_error_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from cli.main import cli
+
+    monkeypatch.setenv("STOCKCAST_API_MAX_LIMIT", "lots")
+    result = CliRunner().invoke(cli, ["runs", "list"])
+    assert result.exit_code == 1
+    assert result.output == "Error: STOCKCAST_API_MAX_LIMIT must be an integer, got 'lots'\n"

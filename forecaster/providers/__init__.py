@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from forecaster.errors import ConfigError, UnknownProvider
-from forecaster.providers.base import PriceProvider
-from forecaster.settings import Settings
+from forecaster.providers.base import PROVIDERS, PriceProvider
 
-PROVIDERS = ("sample", "synthetic", "yfinance", "csv")
+if TYPE_CHECKING:  # settings reads PROVIDERS from providers.base: no import at run time
+    from forecaster.settings import Settings
 
 
 def get_provider(

@@ -15,6 +15,7 @@ PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "adj_close", "
 
 # Yahoo-style symbols: AAPL, BRK-B, ^GSPC, EURUSD=X, BTC-USD, 0700.HK. Checked before any I/O.
 TICKER_PATTERN = re.compile(r"^\^?[A-Z0-9][A-Z0-9.\-=]{0,19}$")
+PROVIDERS = ("sample", "synthetic", "yfinance", "csv")  # the names get_provider() knows
 
 
 def normalize_ticker(ticker: str) -> str:

@@ -47,6 +47,7 @@ from forecaster.storage.queries import (
     upsert_prices,
 )
 from forecaster.storage.schema import (
+    MODEL_STATUSES,
     NAMING_CONVENTION,
     RUN_STATUSES,
     STEP_STATUSES,
@@ -63,6 +64,7 @@ from forecaster.storage.schema import (
 )
 
 __all__ = [
+    "MODEL_STATUSES",
     "NAMING_CONVENTION",
     "RUN_STATUSES",
     "STEP_STATUSES",

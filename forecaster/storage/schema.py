@@ -108,8 +108,7 @@ class ModelVersion(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     ticker_id: Mapped[int] = mapped_column(ForeignKey("tickers.id", ondelete="CASCADE"))
     version: Mapped[int]
-    # candidate (being decided) | champion | retired (was champion) | rejected
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))  # MODEL_STATUSES
     rejection_reason: Mapped[str | None] = mapped_column(Text)
     artifact_path: Mapped[str] = mapped_column(String(500))
     config: Mapped[dict[str, Any]] = mapped_column(JSON)
@@ -160,6 +159,9 @@ class Prediction(Base):
     model_version: Mapped[ModelVersion] = relationship()
 
 
+# champion (serves) | retired (was champion) | rejected: only on rows written before the registry
+# stopped storing rejected versions (it raises ModelRejected and writes nothing instead).
+MODEL_STATUSES = ("champion", "retired", "rejected")
 RUN_STATUSES = ("running", "succeeded", "partial", "failed", "skipped")
 STEP_STATUSES = ("running", "succeeded", "failed", "skipped")
 

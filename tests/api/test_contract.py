@@ -23,14 +23,51 @@ from openapi_spec_validator import validate
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+import api.schemas as schemas
 from api import create_app
-from api.openapi import build_spec
-from forecaster import migrate, storage
+from api.openapi import REF_TEMPLATE, build_spec
+from forecaster import migrate, policy, storage
 from forecaster.settings import Settings
 
 
 def test_openapi_document_validates() -> None:
     validate(build_spec())
+
+
+def test_components_are_the_models_schemas() -> None:
+    """One source: every response body's component is its pydantic model's JSON Schema, and the
+    enumerations are the lists their owning modules define."""
+    components = build_spec()["components"]["schemas"]
+    for model in schemas.RESPONSES:
+        generated = model.model_json_schema(ref_template=REF_TEMPLATE)
+        for name, sub in generated.pop("$defs", {}).items():
+            assert components[name] == sub
+        assert components[model.__name__] == generated
+    props = {name: c.get("properties", {}) for name, c in components.items()}
+    assert props["Run"]["status"]["enum"] == list(storage.RUN_STATUSES)
+    assert props["Step"]["status"]["enum"] == list(storage.STEP_STATUSES)
+    assert props["ModelSummary"]["status"]["enum"] == list(storage.MODEL_STATUSES)
+    assert props["Forecast"]["method"]["enum"] == list(policy.METHODS)
+    assert props["Backtest"]["best_baseline"]["enum"] == list(policy.BASELINES)
+
+
+def test_query_parameters_are_the_query_models() -> None:
+    spec = build_spec(max_limit=250)
+    ops = {path: item["get"] for path, item in spec["paths"].items()}
+    queries = {
+        "/v1/tickers": schemas.TickerQuery,
+        "/v1/forecasts/{ticker}/history": schemas.HistoryQuery,
+        "/v1/prices/{ticker}": schemas.PriceQuery,
+        "/v1/summary": schemas.SummaryQuery,
+        "/v1/series/{ticker}": schemas.SeriesQuery,
+        "/v1/runs": schemas.RunQuery,
+    }
+    for path, model in queries.items():
+        params = [p for p in ops[path].get("parameters", []) if p["in"] == "query"]
+        assert [p["name"] for p in params] == list(model.model_fields), path
+    limits = {p["name"]: p["schema"] for p in ops["/v1/prices/{ticker}"]["parameters"]}
+    assert limits["limit"] == {"type": "integer", "minimum": 1, "maximum": 250, "default": 100}
+    assert not [p for p in ops["/v1/forecasts/{ticker}"]["parameters"] if p["in"] == "query"]
 
 
 @pytest.fixture(scope="module")

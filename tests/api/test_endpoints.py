@@ -120,6 +120,31 @@ def test_history_bad_parameters(client: FlaskClient, query: str, code: str) -> N
     assert_error(get(client, f"/v1/forecasts/GOOG/history?{query}", 400), code)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/v1/forecasts/GOOG/history?limit={limit}",
+        "/v1/forecasts/GOOG/history?start=%7Bmessage%7D",
+        "/v1/prices/GOOG?end=2013-02-30",
+        "/v1/tickers?tracked=1",
+        "/v1/tickers?q=%7B%7D",
+        "/v1/summary?limit=-1",
+        "/v1/series/GOOG?limit=20001",
+        "/v1/runs?ticker=%20GOOG",
+        "/v1/runs?offset=10000001",
+        "/v1/models/GOOG?limit=1",
+    ],
+)
+def test_query_errors_never_show_the_validators_wording(client: FlaskClient, url: str) -> None:
+    """The query models fail with the API's own one-line messages, never pydantic's."""
+    body = get(client, url, 400)
+    message = body["error"]["message"]
+    assert body["error"]["code"] in ("bad_parameter", "bad_date", "invalid_ticker")
+    assert "\n" not in message and len(message) < 200
+    for leak in ("pydantic", "validation error", "Input should", "type=", "For further"):
+        assert leak not in message
+
+
 @pytest.mark.parametrize("name", ["limit", "start", "x" * 3000])
 def test_echoed_input_is_bounded(client: FlaskClient, name: str) -> None:
     body = get(client, f"/v1/forecasts/GOOG/history?{name}={'9' * 3000}", 400)
