@@ -56,10 +56,6 @@ class BackfillResult:
     last_date: date | None = None
     gaps: list[tuple[date, int]] = field(default_factory=list)  # (day after a gap, its length)
 
-    @property
-    def up_to_date(self) -> bool:
-        return not self.ranges
-
 
 def _missing_ranges(
     first: date | None, last: date | None, start: date | None, end: date | None
