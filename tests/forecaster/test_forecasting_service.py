@@ -74,6 +74,7 @@ def test_train_promote_retrain_predict(
         assert result.backtest == backtest and result.live is None
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # serving rule, not storage
 def test_without_enough_evidence_a_baseline_serves(
     goog: None, settings: Settings, sessions: sessionmaker[Session]
 ) -> None:
@@ -172,6 +173,7 @@ def test_insufficient_history(settings: Settings, sessions: sessionmaker[Session
         service.train_ticker(s, settings, "GOOG")
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # CLI output, not storage
 def test_cli_train_predict_models_evaluate(
     goog: None, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -135,6 +135,7 @@ class Failing(ShortSample):
         return super().fetch(ticker, start, end)
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # provider errors, not storage
 def test_provider_failure_of_one_ticker_does_not_stop_the_others(
     pipeline_settings: Settings, engine: Engine, sessions: sessionmaker[Session], env: dict
 ) -> None:
@@ -153,6 +154,7 @@ def test_provider_failure_of_one_ticker_does_not_stop_the_others(
     assert "error: yfinance rate limit persisted" in result.stdout
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # validation, not storage
 def test_bad_rows_are_rejected_and_the_rest_is_used(
     pipeline_settings: Settings, engine: Engine, sessions: sessionmaker[Session]
 ) -> None:
@@ -173,6 +175,7 @@ def test_bad_rows_are_rejected_and_the_rest_is_used(
     assert count(sessions, storage.Price) == step.rows_fetched - 2
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # training, not storage
 def test_training_crash_is_recorded_and_the_run_goes_on(
     pipeline_settings: Settings,
     engine: Engine,
@@ -308,6 +311,7 @@ def test_cli_run_now_and_backfill_retrain(
     assert "partial; see `stockcast runs list`" in result.stderr
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the stop event, not storage
 def test_interrupted_run_is_recorded_as_such(
     pipeline_settings: Settings, engine: Engine, sessions: sessionmaker[Session]
 ) -> None:
