@@ -10,7 +10,7 @@ export STOCKCAST_LOG_FORMAT ?= text
 # TensorFlow's C++ log level (3: errors hidden too; a few import-time lines print regardless).
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: install run stop test test-fast lint bench
+.PHONY: install run stop test test-fast lint typecheck bench
 
 $(BIN)/stockcast: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("stockcast needs Python >= 3.11") if sys.version_info < (3, 11) else None'
@@ -37,6 +37,10 @@ test-fast: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# mypy over forecaster, jobs and cli (configuration: [tool.mypy] in pyproject.toml).
+typecheck: install
+	$(BIN)/mypy forecaster jobs cli
 
 bench: install
 	$(BIN)/python bench/accuracy.py

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -63,9 +64,9 @@ def backfill(
         label="backfill",
         show_pos=True,
         item_show_func=lambda s: s or "",
-        file=click.get_text_stream("stderr"),
+        file=sys.stderr,  # click.get_text_stream is deprecated (gone in Click 9)
     ) as bar:
-        results = []
+        results: list[service.BackfillResult | StockcastError] = []
         for symbol in bar:
             try:
                 with app.transaction() as session:

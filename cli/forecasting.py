@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
+from sqlalchemy.orm import Session
 
 from cli.context import AppContext, parse_day, pass_app, resolve_tickers
 from forecaster import locks, service, storage
@@ -57,13 +60,15 @@ def print_backtest(bt: dict) -> None:
     )
 
 
-def _each(app: AppContext, symbols: list[str], label: str, work: object) -> int:
+def _each(
+    app: AppContext, symbols: list[str], label: str, work: Callable[[Session, str], None]
+) -> int:
     """Run `work` per ticker in its own transaction."""
     failures = 0
     for symbol in symbols:
         try:
             with app.transaction() as session:
-                work(session, symbol)  # type: ignore[operator]
+                work(session, symbol)
         except StockcastError as exc:
             failures += 1
             click.echo(f"{symbol}: error: {exc}", err=True)
@@ -107,6 +112,7 @@ def _echo_trained(app: AppContext, outcome: service.StepOutcome) -> None:
     symbol = outcome.ticker
     with app.transaction() as session:
         v = session.get(storage.ModelVersion, outcome.model_version_id)
+        assert v is not None  # the step has just committed it
         verdict = (
             f"champion, serves {v.method}: {v.method_reason}"
             if outcome.promoted
@@ -169,8 +175,8 @@ def predict(app: AppContext, tickers: tuple[str, ...]) -> None:
     """Forecast the next trading day's close for TICKERS with their champions and store it."""
     symbols = resolve_tickers(app, tickers)
 
-    def work(session: object, symbol: str) -> None:
-        p = service.predict_ticker(session, app.settings, symbol)  # type: ignore[arg-type]
+    def work(session: Session, symbol: str) -> None:
+        p = service.predict_ticker(session, app.settings, symbol)
         click.echo(
             f"{symbol}: {p.target_date} close forecast {p.predicted_close:.2f} "
             f"[{p.lower:.2f}, {p.upper:.2f}] ({p.coverage:.0%} interval); "

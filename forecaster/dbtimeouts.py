@@ -68,7 +68,7 @@ def _connection_class() -> type[Any]:
     class DatabaseDidNotAnswer(psycopg.OperationalError):
         """The database did not answer within the client-side deadline."""
 
-    class DeadlineConnection(psycopg.Connection):  # type: ignore[type-arg]
+    class DeadlineConnection(psycopg.Connection):
         """A psycopg connection whose every wait for the server has a deadline."""
 
         wait_timeout: float | None = None

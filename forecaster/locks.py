@@ -95,7 +95,7 @@ class HeldLock:
                 .where(storage.Lock.name == self.name, storage.Lock.owner == self.owner)
                 .values(expires_at=storage.utcnow() + timedelta(seconds=self.ttl_seconds))
             )
-        return result.rowcount == 1  # type: ignore[attr-defined]
+        return result.rowcount == 1
 
     def release(self) -> None:
         if self.connection is not None:

@@ -56,10 +56,6 @@ class BackfillResult:
     last_date: date | None = None
     gaps: list[tuple[date, int]] = field(default_factory=list)  # (day after a gap, its length)
 
-    @property
-    def up_to_date(self) -> bool:
-        return not self.ranges
-
 
 def _missing_ranges(
     first: date | None, last: date | None, start: date | None, end: date | None
@@ -359,6 +355,7 @@ def predict_ticker(session: Session, settings: Settings, ticker: str) -> storage
         forecast = registry.load_bundle(version.artifact_path).predict_next(prices)
         log_return = forecast.predicted_log_return
     else:
+        assert serving is not None  # legacy versions (no serving record) use the network
         log_return = baseline_next_log_return(method, close, serving["median_log_return"])
     if serving:
         scale = serving["interval_scales"][backtest_key(method)]

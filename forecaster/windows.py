@@ -6,8 +6,9 @@ Representation (level-free, so a model fit on 1999-2012 still works at 2018 pric
 - volume: log1p(volume) minus the window's mean log1p(volume), divided by its training std;
 - target: log(close[t+1] / close[t]) divided by the training std of daily log returns.
 
-The split is chronological by *target date*; every statistic in FeatureStats is fit on rows dated
-up to the last training target date only. This module is pure: no database, no network, no Keras.
+Callers split chronologically by *target date* (forecaster.backtest.fit_upto): every statistic in
+FeatureStats is fit on rows dated up to the last training target date only (fit_stats' train_end).
+This module is pure: no database, no network, no Keras.
 """
 
 from __future__ import annotations
@@ -22,9 +23,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from forecaster.errors import InsufficientHistory
 
-PRICE_FEATURES = ("open", "high", "low", "close")
 MIN_TRAIN, MIN_VAL, MIN_TEST = 40, 10, 10
-_EPS = 1e-12
 
 
 @dataclass(frozen=True)
@@ -52,23 +51,6 @@ class FeatureStats:
             volume_std=float(d["volume_std"]),
             train_end=date.fromisoformat(d["train_end"]),
         )
-
-
-@dataclass(frozen=True)
-class Split:
-    """Sample index boundaries: train [0, n_train), val [n_train, val_end), test [val_end, n)."""
-
-    n_train: int
-    val_end: int
-    n: int
-
-    @property
-    def n_val(self) -> int:
-        return self.val_end - self.n_train
-
-    @property
-    def n_test(self) -> int:
-        return self.n - self.val_end
 
 
 @dataclass(frozen=True)
@@ -101,13 +83,6 @@ class WindowSet:
 
 def min_rows(window: int) -> int:
     return window + MIN_TRAIN + MIN_VAL + MIN_TEST
-
-
-def chronological_split(n_samples: int, val_fraction: float, test_fraction: float) -> Split:
-    n_test = max(MIN_TEST, round(n_samples * test_fraction))
-    n_val = max(MIN_VAL, round(n_samples * val_fraction))
-    n_train = n_samples - n_val - n_test
-    return Split(n_train=n_train, val_end=n_train + n_val, n=n_samples)
 
 
 def check_history(prices: pd.DataFrame, window: int, ticker: str = "") -> None:
@@ -183,22 +158,3 @@ def latest_window(prices: pd.DataFrame, stats: FeatureStats) -> tuple[np.ndarray
     tail = prices.iloc[-w:]
     X = _window_features(tail, stats)
     return X, float(tail["close"].iloc[-1]), tail.index[-1].date()
-
-
-def prepare(
-    prices: pd.DataFrame,
-    window: int,
-    features: tuple[str, ...],
-    val_fraction: float,
-    test_fraction: float,
-    ticker: str = "",
-) -> tuple[WindowSet, Split, FeatureStats]:
-    """Split by target date, fit stats on the training part only, and build all windows."""
-    check_history(prices, window, ticker)
-    n_samples = len(prices) - window
-    split = chronological_split(n_samples, val_fraction, test_fraction)
-    if split.n_train < MIN_TRAIN:
-        raise InsufficientHistory(ticker or "ticker", len(prices), min_rows(window))
-    train_end = prices.index[window - 1 + split.n_train].date()  # target of the last train sample
-    stats = fit_stats(prices, window, features, train_end)
-    return make_windows(prices, stats), split, stats

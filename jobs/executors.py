@@ -266,20 +266,20 @@ class LocalPool:
                         finished(interrupted(symbol), 0.0)
                     break
                 for slot in range(size):  # hand a ticker to every idle worker
-                    worker = slots[slot]
-                    if not pending or (worker is not None and worker.task):
+                    idle = slots[slot]
+                    if not pending or (idle is not None and idle.task):
                         continue
-                    if worker is None:
-                        worker = slots[slot] = self._spawn(slot, threads)
+                    if idle is None:
+                        idle = slots[slot] = self._spawn(slot, threads)
                     symbol = pending[0]
                     try:
-                        worker.conn.send((symbol, self.options))
+                        idle.conn.send((symbol, self.options))
                     except (OSError, ValueError):  # it died while idle: a fresh one next round
-                        retire(worker)
+                        retire(idle)
                         continue
                     pending.popleft()
                     started(symbol)
-                    worker.task, worker.since = symbol, time.monotonic()
+                    idle.task, idle.since = symbol, time.monotonic()
                 busy = [w for w in slots if w is not None and w.task]
                 wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], timeout=0.5)
                 for worker in busy:
@@ -303,9 +303,9 @@ class LocalPool:
                         fail(worker, f"timed out after {timeout}s and was killed", "timeout")
                 retired[:] = [w for w in retired if not _reaped(w)]
         finally:
-            for worker in slots:
-                if worker is not None:
-                    retire(worker)
+            for left in slots:
+                if left is not None:
+                    retire(left)
             for worker in retired:
                 _reap(worker)
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run lint and the whole test suite: SQLite always, PostgreSQL on 127.0.0.1:5432 (required in CI).
+# Run lint, the type check and the whole test suite: SQLite always, PostgreSQL on 127.0.0.1:5432 (required in CI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${VENV:-.venv}/bin
@@ -65,6 +65,7 @@ fi
 
 "$BIN/ruff" check .
 "$BIN/ruff" format --check .
+"$BIN/mypy" forecaster jobs cli  # make typecheck
 
 # pytest exits 5 when it collected no test: that is a failure here, like any other non-zero code.
 set +e

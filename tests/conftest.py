@@ -59,24 +59,25 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         )
 
 
+def _fail_run(reporter: pytest.TerminalReporter, message: str) -> None:
+    """Print why and make the run exit 1: the summary hook runs after the outcome is decided."""
+    reporter.write_line(message, red=True)
+    if reporter._session is not None:
+        reporter._session.exitstatus = 1
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if REQUIRE_PG:
         skipped = [
             r for r in terminalreporter.stats.get("skipped", []) if "postgres" in r.nodeid.lower()
         ]
         if skipped:
-            terminalreporter.write_line(
-                f"ERROR: {len(skipped)} PostgreSQL test(s) skipped in CI", red=True
-            )
-            terminalreporter._session.exitstatus = 1  # type: ignore[attr-defined]
+            _fail_run(terminalreporter, f"ERROR: {len(skipped)} PostgreSQL test(s) skipped in CI")
     if IN_CI:
         for marker in ("browser", "redis"):
             skipped = [r for r in terminalreporter.stats.get("skipped", []) if marker in r.keywords]
             if skipped:
-                terminalreporter.write_line(
-                    f"ERROR: {len(skipped)} {marker} test(s) skipped in CI", red=True
-                )
-                terminalreporter._session.exitstatus = 1  # type: ignore[attr-defined]
+                _fail_run(terminalreporter, f"ERROR: {len(skipped)} {marker} test(s) skipped in CI")
 
 
 @contextmanager

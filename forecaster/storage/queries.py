@@ -521,7 +521,7 @@ def chart_series(
     return ChartSeries(
         dates=[d for d, _ in prices],
         closes=[c for _, c in prices],
-        forecasts=forecasts[:limit][::-1],
+        forecasts=list(forecasts[:limit][::-1]),
         truncated=truncated,
     )
 
@@ -571,6 +571,7 @@ def set_tracked(session: Session, symbols: Sequence[str], tracked: bool) -> int:
         .where(Ticker.symbol.in_(list(symbols)), Ticker.tracked != tracked)
         .values(tracked=tracked)
     )
+    # Session.execute is typed as returning Result; for DML it is a CursorResult, with rowcount.
     return int(changed.rowcount or 0)  # type: ignore[attr-defined]
 
 
@@ -592,6 +593,7 @@ def purge_ticker(session: Session, ticker: Ticker) -> PurgeCounts:
     prices = session.execute(delete(Price).where(Price.ticker_id == ticker.id))
     session.execute(delete(Ticker).where(Ticker.id == ticker.id))
     session.expunge(ticker)
+    # rowcount: see set_tracked
     return PurgeCounts(
         prices=int(prices.rowcount or 0),  # type: ignore[attr-defined]
         predictions=int(predictions.rowcount or 0),  # type: ignore[attr-defined]

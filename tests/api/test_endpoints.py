@@ -70,15 +70,15 @@ def test_forecast_caching_headers_and_304(client: FlaskClient) -> None:
 def test_forecast_404s(client: FlaskClient) -> None:
     assert_error(get(client, "/v1/forecasts/AAPL", 404), "unknown_ticker")
     assert_error(get(client, "/v1/forecasts/%5EGSPC", 404), "no_forecast")
+    # an encoded slash splits the path: no route matches, the view never sees it
+    assert_error(get(client, "/v1/forecasts/..%2F..%2Fetc", 404), "not_found")
 
 
-@pytest.mark.parametrize("bad", ["BAD$", "a%20b", "X" * 30, "..%2F..%2Fetc"])
+@pytest.mark.parametrize("bad", ["BAD$", "a%20b", "X" * 30, ".."])
 def test_malformed_ticker_is_400(client: FlaskClient, bad: str) -> None:
-    response = client.get(f"/v1/forecasts/{bad}")
-    assert response.status_code in (400, 404)
-    assert_error(
-        response.get_json(), "invalid_ticker" if response.status_code == 400 else "not_found"
-    )
+    body = get(client, f"/v1/forecasts/{bad}", 400)
+    assert_error(body, "invalid_ticker")
+    assert body["error"]["message"].startswith("malformed ticker symbol ")
 
 
 def test_history_joins_actuals_and_paginates(client: FlaskClient) -> None:

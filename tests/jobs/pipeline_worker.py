@@ -14,6 +14,8 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
+from typing import Any
 
 from forecaster import training
 from forecaster.logs import configure_logging
@@ -36,19 +38,19 @@ def main() -> None:
 
         real_save = ForecastBundle.save
 
-        def save_then_die(self: ForecastBundle, directory: object) -> None:
-            real_save(self, directory)  # type: ignore[arg-type]
+        def save_then_die(self: ForecastBundle, directory: Path | str) -> Path:
+            real_save(self, directory)
             os._exit(137)  # like SIGKILL: no finally blocks, no rollback, no lock release
 
         ForecastBundle.save = save_then_die  # type: ignore[method-assign]
     if args.slow_train:
         real_train = training.train
 
-        def slow(*a, **k):  # type: ignore[no-untyped-def]
-            time.sleep(args.slow_train)
+        def slow(*a: Any, **k: Any) -> training.TrainingOutcome:
+            time.sleep(args.slow_train)  # a long training, for the lock and overlap tests
             return real_train(*a, **k)
 
-        training.train = slow  # type: ignore[assignment]
+        training.train = slow
     time.sleep(max(0.0, args.start_at - time.time()))
     report = run_pipeline(settings, args.tickers, force_train=args.force_train)
     print(f"run {report.run_id} {report.status}", flush=True)

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -61,10 +62,10 @@ def ticker_lock_held(engine: Engine) -> bool:
         return bool(conn.scalar(select(func.count()).select_from(storage.Lock)))
 
 
-def wait_for(condition: object, seconds: float, what: str) -> None:
+def wait_for(condition: Callable[[], object], seconds: float, what: str) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
+        if condition():
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")

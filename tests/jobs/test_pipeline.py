@@ -7,8 +7,11 @@ import socket
 import subprocess
 from dataclasses import replace
 from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 from jobhelpers import LAST_DAY, ShortSample, factory_of
@@ -41,7 +44,7 @@ def champions(sessions: sessionmaker[Session]) -> dict[str, int]:
             .join(storage.ModelVersion, storage.ModelVersion.ticker_id == storage.Ticker.id)
             .where(storage.ModelVersion.status == "champion")
         ).all()
-    return dict(rows)  # type: ignore[arg-type]
+    return {symbol: version for symbol, version in rows}
 
 
 def steps(sessions: sessionmaker[Session], run_id: int) -> dict[str, storage.JobStep]:
@@ -126,12 +129,13 @@ class Failing(ShortSample):
         self.broken = broken
         self.error = error
 
-    def fetch(self, ticker: str, start: date | None, end: date | None):  # type: ignore[no-untyped-def]
+    def fetch(self, ticker: str, start: date | None, end: date | None) -> pd.DataFrame:
         if ticker == self.broken:
             raise self.error
         return super().fetch(ticker, start, end)
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # provider errors, not storage
 def test_provider_failure_of_one_ticker_does_not_stop_the_others(
     pipeline_settings: Settings, engine: Engine, sessions: sessionmaker[Session], env: dict
 ) -> None:
@@ -150,11 +154,12 @@ def test_provider_failure_of_one_ticker_does_not_stop_the_others(
     assert "error: yfinance rate limit persisted" in result.stdout
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # validation, not storage
 def test_bad_rows_are_rejected_and_the_rest_is_used(
     pipeline_settings: Settings, engine: Engine, sessions: sessionmaker[Session]
 ) -> None:
     class WithBadRow(ShortSample):
-        def fetch(self, ticker, start, end):  # type: ignore[no-untyped-def]
+        def fetch(self, ticker: str, start: date | None, end: date | None) -> pd.DataFrame:
             frame = super().fetch(ticker, start, end)
             frame.iloc[100, frame.columns.get_loc("close")] = np.nan
             frame.iloc[101, frame.columns.get_loc("high")] = 1.0  # high < low
@@ -166,9 +171,11 @@ def test_bad_rows_are_rejected_and_the_rest_is_used(
     step = steps(sessions, report.run_id)["GOOG"]
     assert step.status == "succeeded" and step.rows_rejected == 2
     assert "2 rejected" in (step.detail or "")
-    assert count(sessions, storage.Price) == step.rows_fetched - 2  # type: ignore[operator]
+    assert step.rows_fetched is not None
+    assert count(sessions, storage.Price) == step.rows_fetched - 2
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # training, not storage
 def test_training_crash_is_recorded_and_the_run_goes_on(
     pipeline_settings: Settings,
     engine: Engine,
@@ -179,7 +186,9 @@ def test_training_crash_is_recorded_and_the_run_goes_on(
 
     real_train = forecaster.training.train
 
-    def flaky(prices, settings, ticker="", **kwargs):  # type: ignore[no-untyped-def]
+    def flaky(
+        prices: pd.DataFrame, settings: Settings, ticker: str = "", **kwargs: Any
+    ) -> forecaster.training.TrainingOutcome:
         if ticker == "^GSPC":
             raise FloatingPointError("loss became NaN")
         return real_train(prices, settings, ticker, **kwargs)
@@ -244,11 +253,11 @@ def test_runs_left_running_by_dead_processes_are_marked_failed(
         run = s.get(storage.JobRun, ids[0])
         assert run is not None and run.status == "failed" and "died mid-run" in (run.error or "")
         assert [st.status for st in run.steps] == ["failed"]
-        assert "no heartbeat since" in (s.get(storage.JobRun, ids[1]).error or "")  # type: ignore[union-attr]
-        assert s.get(storage.JobRun, ids[2]).status == "running"  # type: ignore[union-attr]
+        assert "no heartbeat since" in (s.get_one(storage.JobRun, ids[1]).error or "")
+        assert s.get_one(storage.JobRun, ids[2]).status == "running"
 
 
-def test_unmigrated_database_is_a_clear_error(tmp_path, pipeline_settings: Settings) -> None:  # type: ignore[no-untyped-def]
+def test_unmigrated_database_is_a_clear_error(tmp_path: Path, pipeline_settings: Settings) -> None:
     from forecaster.errors import ConfigError
 
     bare = replace(pipeline_settings, database_url=f"sqlite:///{tmp_path}/empty.db")
@@ -302,6 +311,7 @@ def test_cli_run_now_and_backfill_retrain(
     assert "partial; see `stockcast runs list`" in result.stderr
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the stop event, not storage
 def test_interrupted_run_is_recorded_as_such(
     pipeline_settings: Settings, engine: Engine, sessions: sessionmaker[Session]
 ) -> None:

@@ -54,7 +54,7 @@ def test_killed_between_training_and_promotion(
     first = run_pipeline(settings, ["GOOG"])
     assert first.status == "succeeded" and versions(sessions, "GOOG") == [(1, "champion")]
     with sessions() as s:
-        before = storage.latest_prediction(s, storage.get_ticker(s, "GOOG").id)  # type: ignore[union-attr]
+        before = storage.latest_prediction(s, service.require_ticker(s, "GOOG").id)
         assert before is not None
 
     proc = worker(env, "GOOG", "--force-train", "--die-before-promotion")
@@ -82,7 +82,7 @@ def test_killed_between_training_and_promotion(
     assert versions(sessions, "GOOG") == [(2, "champion"), (1, "retired")]
     assert len(list(models.iterdir())) == 2  # v1 and v2: the orphan is gone
     with sessions() as s:
-        assert s.get(storage.JobRun, dead.id).status == "failed"  # type: ignore[union-attr]
+        assert s.get_one(storage.JobRun, dead.id).status == "failed"
 
 
 def test_two_runs_started_together_train_each_ticker_once(

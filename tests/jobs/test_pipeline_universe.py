@@ -5,7 +5,9 @@ fetch and storage run), so these stay fast."""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any, NoReturn
 
+import pandas as pd
 import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -20,7 +22,9 @@ from jobs.pipeline import run_pipeline
 def no_training(monkeypatch: pytest.MonkeyPatch) -> None:
     import forecaster.training
 
-    def refuse(prices, settings, ticker="", **kwargs):  # type: ignore[no-untyped-def]
+    def refuse(
+        prices: pd.DataFrame, settings: Settings, ticker: str = "", **kwargs: Any
+    ) -> NoReturn:
         raise ModelRejected(f"{ticker}: training stubbed out ({len(prices)} rows)")
 
     monkeypatch.setattr(forecaster.training, "train", refuse)

@@ -29,8 +29,8 @@ from jobs.scheduler import JOB_ID, build_scheduler, cron_trigger, missed_fire_ti
 NY = ZoneInfo("America/New_York")
 
 
-def at(*args: int) -> datetime:
-    return datetime(*args, tzinfo=NY)  # type: ignore[misc]
+def at(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=NY)
 
 
 @pytest.mark.slow
@@ -135,8 +135,11 @@ def lines_until(proc: subprocess.Popen[str], marker: str, timeout: float) -> lis
 
     received: queue.Queue[str] = queue.Queue()
 
+    stderr = proc.stderr
+    assert stderr is not None
+
     def pump() -> None:
-        for line in proc.stderr:  # type: ignore[union-attr]
+        for line in stderr:
             received.put(line)
 
     threading.Thread(target=pump, daemon=True).start()

@@ -14,7 +14,7 @@ from forecaster import storage
 from forecaster.errors import UnknownTicker, ValidationFailed
 from forecaster.providers.base import canonicalize
 from forecaster.providers.sample import SampleProvider
-from forecaster.service import _missing_ranges, backfill_ticker
+from forecaster.service import _missing_ranges, backfill_ticker, require_ticker
 
 
 def count_prices(session: Session) -> int:
@@ -82,7 +82,7 @@ def test_changed_rows_are_updated_not_duplicated(sessions: sessionmaker[Session]
     with sessions.begin() as s:
         result = backfill_ticker(s, FrameProvider(revised), "GOOG", force=True)
         assert count_prices(s) == len(frame)
-        stored = storage.load_prices(s, storage.get_ticker(s, "GOOG").id)  # type: ignore[union-attr]
+        stored = storage.load_prices(s, require_ticker(s, "GOOG").id)
     assert (result.inserted, result.updated, result.unchanged) == (0, 1, len(frame) - 1)
     assert stored["close"].iloc[-1] == pytest.approx(revised["low"].iloc[-1])
 
@@ -154,7 +154,7 @@ def test_load_prices_round_trip(sessions: sessionmaker[Session]) -> None:
     with sessions.begin() as s:
         backfill_ticker(s, SampleProvider(), "^GSPC", date(2018, 12, 1), date(2018, 12, 31))
     with sessions() as s:
-        tid = storage.get_ticker(s, "^GSPC").id  # type: ignore[union-attr]
+        tid = require_ticker(s, "^GSPC").id
         loaded = storage.load_prices(s, tid)
         last5 = storage.load_prices(s, tid, limit=5)
     pd.testing.assert_frame_equal(loaded, canonicalize(source), check_freq=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -34,7 +35,7 @@ def goog(sessions: sessionmaker[Session]) -> None:
 
 def versions(sessions: sessionmaker[Session]) -> list[tuple[int, str]]:
     with sessions() as s:
-        tid = storage.get_ticker(s, "GOOG").id  # type: ignore[union-attr]
+        tid = service.require_ticker(s, "GOOG").id
         return [(v.version, v.status) for v in storage.model_versions(s, tid)]
 
 
@@ -73,6 +74,7 @@ def test_train_promote_retrain_predict(
         assert result.backtest == backtest and result.live is None
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # serving rule, not storage
 def test_without_enough_evidence_a_baseline_serves(
     goog: None, settings: Settings, sessions: sessionmaker[Session]
 ) -> None:
@@ -141,9 +143,9 @@ def test_crash_during_training_keeps_previous_champion(
     if where == "save":
         real_save = ForecastBundle.save
 
-        def half_save(self: ForecastBundle, directory: object) -> None:
+        def half_save(self: ForecastBundle, directory: Path | str) -> Path:
             monkeypatch.setattr("forecaster.model.os.rename", killed)  # dies just before publishing
-            real_save(self, directory)  # type: ignore[arg-type]
+            return real_save(self, directory)
 
         monkeypatch.setattr(ForecastBundle, "save", half_save)
     else:
@@ -171,6 +173,7 @@ def test_insufficient_history(settings: Settings, sessions: sessionmaker[Session
         service.train_ticker(s, settings, "GOOG")
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # CLI output, not storage
 def test_cli_train_predict_models_evaluate(
     goog: None, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -221,7 +224,7 @@ def test_only_a_fresh_version_of_the_same_configuration_skips_retraining(
         assert service.latest_model_covers_data(s, settings, "GOOG") is not None
         other = replace(settings, model=ModelParams(units=(8, 4), epochs=3, seed=7))
         assert service.latest_model_covers_data(s, other, "GOOG") is None  # config changed
-        s.get(storage.ModelVersion, v.id).trained_through = None  # type: ignore[union-attr]
+        s.get_one(storage.ModelVersion, v.id).trained_through = None
     with sessions.begin() as s:
         # a version from before refit-on-all (weights fit on the first 70% only): retrain
         assert service.latest_model_covers_data(s, settings, "GOOG") is None

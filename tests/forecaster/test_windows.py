@@ -1,4 +1,4 @@
-"""Windows: shapes, values, the chronological split, and proof that nothing looks ahead."""
+"""Windows: shapes, values, and proof that nothing after the training end is looked at."""
 
 from __future__ import annotations
 
@@ -13,13 +13,14 @@ from forecaster.providers.sample import SampleProvider
 from forecaster.settings import DEFAULT_FEATURES
 from forecaster.windows import (
     FeatureStats,
-    chronological_split,
+    check_history,
     fit_stats,
     latest_window,
     make_windows,
     min_rows,
-    prepare,
 )
+
+N_TRAIN = 300  # training samples: the split forecaster.backtest.fit_upto makes, by target date
 
 
 @pytest.fixture(scope="module")
@@ -27,11 +28,17 @@ def prices() -> pd.DataFrame:
     return SampleProvider().fetch("GOOG", date(2011, 1, 1), date(2013, 3, 1))
 
 
+def train_end(prices: pd.DataFrame, window: int = 7) -> date:
+    """The target date of the last training sample (as fit_upto computes it)."""
+    return prices.index[window - 1 + N_TRAIN].date()
+
+
 def test_shapes_and_targets(prices: pd.DataFrame) -> None:
-    ws, split, stats = prepare(prices, 7, DEFAULT_FEATURES, 0.15, 0.15)
+    stats = fit_stats(prices, 7, DEFAULT_FEATURES, train_end(prices))
+    ws = make_windows(prices, stats)
     assert ws.X.shape == (len(prices) - 7, 7, 5)
     assert ws.X.dtype == np.float32
-    assert split.n_train + split.n_val + split.n_test == len(ws)
+    assert len(ws) == len(ws.y) == len(ws.target_dates) == len(prices) - 7
     # sample 0: window = rows 0..6, origin row 6, target row 7
     assert ws.origin_dates[0] == prices.index[6]
     assert ws.target_dates[0] == prices.index[7]
@@ -83,28 +90,26 @@ def test_hand_made_window_values() -> None:
 
 
 def test_no_look_ahead(prices: pd.DataFrame) -> None:
-    """Changing any price after the split date leaves the statistics and training samples unchanged."""
-    ws, split, stats = prepare(prices, 7, DEFAULT_FEATURES, 0.15, 0.15)
+    """Changing any price after the training end leaves the statistics and training samples unchanged."""
+    end = train_end(prices)
+    stats = fit_stats(prices, 7, DEFAULT_FEATURES, end)
+    ws = make_windows(prices, stats)
     tampered = prices.copy()
-    after = tampered.index > pd.Timestamp(stats.train_end)
+    after = tampered.index > pd.Timestamp(end)
     rng = np.random.default_rng(0)
     for col in ("open", "high", "low", "close", "volume"):
         tampered.loc[after, col] *= rng.uniform(0.5, 3.0, after.sum())
-    ws2, split2, stats2 = prepare(tampered, 7, DEFAULT_FEATURES, 0.15, 0.15)
+    stats2 = fit_stats(tampered, 7, DEFAULT_FEATURES, end)
+    ws2 = make_windows(tampered, stats2)
     assert stats2 == stats
-    assert split2 == split
-    np.testing.assert_array_equal(ws2.X[: split.n_train], ws.X[: split.n_train])
-    np.testing.assert_array_equal(ws2.y[: split.n_train], ws.y[: split.n_train])
-    assert ws.target_dates[split.n_train - 1] == pd.Timestamp(stats.train_end)
-    # and the validation/test samples do change: the tampering was real
-    assert not np.array_equal(ws2.y[split.val_end :], ws.y[split.val_end :])
-
-
-def test_split_is_chronological() -> None:
-    split = chronological_split(1000, 0.15, 0.15)
-    assert (split.n_train, split.n_val, split.n_test) == (700, 150, 150)
+    np.testing.assert_array_equal(ws2.X[:N_TRAIN], ws.X[:N_TRAIN])
+    np.testing.assert_array_equal(ws2.y[:N_TRAIN], ws.y[:N_TRAIN])
+    assert ws.target_dates[N_TRAIN - 1] == pd.Timestamp(end)
+    # and the later samples do change: the tampering was real
+    assert not np.array_equal(ws2.y[N_TRAIN:], ws.y[N_TRAIN:])
 
 
 def test_too_little_history(prices: pd.DataFrame) -> None:
+    check_history(prices.iloc[: min_rows(7)], 7, "GOOG")
     with pytest.raises(InsufficientHistory, match=f"at least {min_rows(7)}"):
-        prepare(prices.iloc[: min_rows(7) - 1], 7, DEFAULT_FEATURES, 0.15, 0.15, "GOOG")
+        check_history(prices.iloc[: min_rows(7) - 1], 7, "GOOG")
