@@ -313,7 +313,11 @@ class LSTMForecaster:
             self.best_epoch_ = self.epochs_run_
             if validated and self.epochs_run_:
                 self.best_epoch_ = int(np.argmin(self.history_["val_loss"])) + 1
-                if untrained is not None and untrained <= min(self.history_["val_loss"]):
+                if (
+                    highway is not None
+                    and untrained is not None
+                    and untrained <= min(self.history_["val_loss"])
+                ):
                     trainer.reset()  # no epoch beat the ridge fit alone: keep that
                     trainer.model.get_layer(HIGHWAY).set_weights(highway.weights(X.shape[1:]))
                     self.best_epoch_ = 0
