@@ -30,9 +30,11 @@ stop:
 test: install
 	bash scripts/test.sh
 
-# The inner loop: lint and every test not marked slow (no training, no extra processes, no browser).
+# The inner loop: lint and every test not marked slow, on SQLite (no training, no browser, no
+# PostgreSQL or Redis copies: `make test` runs those).
 test-fast: install
-	STOCKCAST_SKIP_BROWSER_INSTALL=1 bash scripts/test.sh -m "not slow" -q
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -m "not slow and not postgres and not redis and not browser"
 
 lint: install
 	$(BIN)/ruff check .

@@ -98,7 +98,11 @@ def fit_upto(
     stats = fit_stats(prices, window, features, train_end)
     ws = make_windows(prices, stats)
     model = LSTMForecaster(params).fit(
-        ws.X[:n_train], ws.y[:n_train], ws.X[n_train:n_fit], ws.y[n_train:n_fit]
+        ws.X[:n_train],
+        ws.y[:n_train],
+        ws.X[n_train:n_fit],
+        ws.y[n_train:n_fit],
+        feature_names=stats.features,
     )
     return FoldFit(model, stats, n_fit, model.best_epoch_, model.epochs_run_, model.train_seconds_)
 

@@ -23,10 +23,11 @@ class ModelParams:
     # network is often off-centre by a fraction of a daily return, which costs MAE for nothing.
     recenter: bool = True
     l2: float = 1e-4  # L2 penalty on every kernel (0: none)
-    # "ridge": a linear autoregressive highway beside the LSTM (LSTNet's AR component, Lai et al.
-    # 2018): a frozen Dense layer on the flattened window, fit in closed form by ridge regression
-    # (penalty by generalised cross-validation on the training windows); the LSTM and its head
-    # then learn what the linear part leaves. "none": the plain stacked LSTM.
+    # A linear autoregressive highway beside the LSTM (LSTNet's AR component, Lai et al. 2018):
+    # a frozen Dense layer on the flattened window, fit in closed form by ridge regression
+    # (penalty by generalised cross-validation on the training windows); the LSTM and its head,
+    # which starts at zero, then learn what the linear part leaves. "ridge": on every input;
+    # "ar": on the close feature's 7 days only; "none": the plain stacked LSTM.
     highway: str = "ridge"
 
     def to_dict(self) -> dict[str, Any]:

@@ -128,7 +128,8 @@ def fit_all(
     stats = fit_stats(prices, settings.window, settings.features, prices.index[-1].date())
     ws = make_windows(prices, stats)
     least = 0 if settings.model.highway != "none" else 1  # 0 epochs: the ridge highway alone
-    model = LSTMForecaster(replace(settings.model, epochs=max(least, epochs))).fit(ws.X, ws.y)
+    params = replace(settings.model, epochs=max(least, epochs))
+    model = LSTMForecaster(params).fit(ws.X, ws.y, feature_names=stats.features)
     return model, stats, ws
 
 
