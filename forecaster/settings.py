@@ -27,7 +27,7 @@ from pydantic_settings import (
 )
 
 from forecaster.errors import ConfigError, InvalidTicker
-from forecaster.params import ModelParams
+from forecaster.params import HIGHWAYS, ModelParams
 from forecaster.providers.base import PROVIDERS, normalize_ticker
 
 DEFAULT_FEATURES: tuple[str, ...] = ("open", "high", "low", "volume", "close")
@@ -138,6 +138,7 @@ class Settings:
                 patience=pick(e.STOCKCAST_PATIENCE, dm.patience),
                 learning_rate=pick(e.STOCKCAST_LEARNING_RATE, dm.learning_rate),
                 seed=pick(e.STOCKCAST_SEED, dm.seed),
+                highway=pick(e.STOCKCAST_HIGHWAY, dm.highway),
             ),
             val_fraction=pick(e.STOCKCAST_VAL_FRACTION, d.val_fraction),
             backtest_days=pick(e.STOCKCAST_BACKTEST_DAYS, d.backtest_days),
@@ -327,6 +328,7 @@ class _Environment(BaseSettings):
         float | None, _number(lambda v: v > 0, "must be positive")
     ] = None
     STOCKCAST_SEED: Count = None
+    STOCKCAST_HIGHWAY: Annotated[str | None, _choice(HIGHWAYS)] = None
     STOCKCAST_VAL_FRACTION: Annotated[
         float | None, _number(lambda v: 0 < v < 0.5, "must be between 0 and 0.5")
     ] = None

@@ -44,7 +44,7 @@ def test_highway_is_frozen_while_the_lstm_trains_and_survives_the_artifact(
     tmp_path: Path,
 ) -> None:
     X, y = _ar_windows(0.3, n=600)
-    params = ModelParams(units=(8, 4), epochs=3, batch_size=64, recenter=False)
+    params = ModelParams(units=(8, 4), epochs=3, batch_size=64, recenter=False, highway="ridge")
     model = LSTMForecaster(params).fit(X[:500], y[:500], X[500:], y[500:])
     kernel, bias = model.model_.get_layer(HIGHWAY).get_weights()
     expected = ridge_highway(X[:500], y[:500])
@@ -69,13 +69,28 @@ def test_highway_is_frozen_while_the_lstm_trains_and_survives_the_artifact(
 
 def test_artifacts_from_before_the_highway_load_without_one() -> None:
     assert ModelParams.from_dict({"units": [8, 4]}).highway == "none"
-    assert ModelParams().highway == "ridge"
+    assert ModelParams().highway == "ar"
+
+
+def test_the_ar_highway_reads_only_the_close_history() -> None:
+    X, y = _ar_windows(0.3)
+    names = ("open", "high", "low", "volume", "close")
+    ar = LSTMForecaster(ModelParams(highway="ar"))._fit_highway(X, y, names)
+    assert ar is not None
+    coef = ar.coef.reshape(7, 5)
+    assert not coef[:, :4].any()  # open, high, low, volume: exactly zero
+    assert np.max(np.abs(coef[:, 4])) < 0.05  # the close column carries no signal here
+    # without a close feature it falls back to every input
+    every = LSTMForecaster(ModelParams(highway="ar"))._fit_highway(X, y, names[:4])
+    assert every is not None and every.coef.reshape(7, 5)[-1, 3] == pytest.approx(0.3, abs=0.05)
+    assert LSTMForecaster(ModelParams(highway="none"))._fit_highway(X, y, names) is None
 
 
 @pytest.mark.slow
 def test_zero_epochs_is_the_ridge_fit_alone() -> None:
     X, y = _ar_windows(0.3, n=400)
-    model = LSTMForecaster(ModelParams(units=(8, 4), epochs=0, recenter=False)).fit(X, y)
+    params = ModelParams(units=(8, 4), epochs=0, recenter=False, highway="ridge")
+    model = LSTMForecaster(params).fit(X, y)
     ridge = ridge_highway(X, y)
     expected = X.reshape(len(X), -1).astype("float64") @ ridge.coef + ridge.intercept
     np.testing.assert_allclose(model.predict(X), expected, rtol=1e-4, atol=1e-4)
@@ -86,7 +101,9 @@ def test_zero_epochs_is_the_ridge_fit_alone() -> None:
 def test_early_stopping_keeps_the_ridge_fit_when_no_epoch_beats_it() -> None:
     X, y = _ar_windows(0.3, n=600)
     # a learning rate this large wrecks every epoch: none beats the untrained (ridge-only) network
-    params = ModelParams(units=(8, 4), epochs=3, learning_rate=50.0, patience=1, recenter=False)
+    params = ModelParams(
+        units=(8, 4), epochs=3, learning_rate=50.0, patience=1, recenter=False, highway="ridge"
+    )
     model = LSTMForecaster(params).fit(X[:500], y[:500], X[500:], y[500:])
     assert model.best_epoch_ == 0 and model.epochs_run_ >= 1
     ridge = ridge_highway(X[:500], y[:500])

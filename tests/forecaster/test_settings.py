@@ -33,6 +33,7 @@ def test_defaults_and_the_one_parameters_object() -> None:
         ({"STOCKCAST_WORKER_MAX_TASKS": "0"}, "STOCKCAST_WORKER_MAX_TASKS must be >= 1"),
         # stricter since the environment is a pydantic-settings model
         ({"STOCKCAST_PROVIDER": "yahoo"}, "STOCKCAST_PROVIDER must be one of sample, synthetic"),
+        ({"STOCKCAST_HIGHWAY": "lstnet"}, "STOCKCAST_HIGHWAY must be one of ar, ridge, none"),
         ({"STOCKCAST_TICKERS": "GOOG,BAD$"}, "STOCKCAST_TICKERS: malformed ticker symbol 'BAD$'"),
         ({"STOCKCAST_LOG_FORMAT": "xml"}, "STOCKCAST_LOG_FORMAT must be one of json, text"),
         ({"STOCKCAST_DB_TIMEOUT_SECONDS": "nan"}, "STOCKCAST_DB_TIMEOUT_SECONDS must be between"),
