@@ -9,9 +9,10 @@ from flask import Flask, Response, g, request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from api.cache import etag_of
+from api.cache import etag_of, if_none_match
 from api.context import ApiState
 from api.errors import register_error_handlers
+from api.fastpath import CachedForecasts
 from forecaster import dbtimeouts, storage
 from forecaster.settings import Settings
 
@@ -38,6 +39,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     api_state: ApiState = app.extensions["stockcast"]
     metrics = api_state.metrics
+    # Cache hits of the latest forecast are answered before Flask, identically (api/fastpath.py).
+    app.wsgi_app = CachedForecasts(app.wsgi_app, api_state)  # type: ignore[method-assign]
 
     @app.before_request
     def _start_timer() -> None:
@@ -95,19 +98,3 @@ def conditional(environ: dict[str, Any], response: Response, etag: str) -> None:
     header = environ.get("HTTP_IF_NONE_MATCH")
     if header and if_none_match(header, etag[1:-1]):
         response.status_code = 304  # werkzeug drops the body and entity headers when sending
-
-
-def if_none_match(header: str, tag: str) -> bool:
-    """Whether an If-None-Match value matches the unquoted entity tag `tag` (weak comparison),
-    parsed as werkzeug.http.parse_etags does: `*`, comma-separated tags, quoted or not, `W/`."""
-    if header == "*":
-        return True
-    for item in header.split(","):
-        item = item.strip()
-        if item[:2] in ("W/", "w/"):
-            item = item[2:]
-        if len(item) >= 2 and item[0] == item[-1] == '"':
-            item = item[1:-1]
-        if item == tag:
-            return True
-    return False

@@ -23,6 +23,22 @@ def etag_of(body: bytes) -> str:
     return f'"{hashlib.sha256(body).hexdigest()[:32]}"'
 
 
+def if_none_match(header: str, tag: str) -> bool:
+    """Whether an If-None-Match value matches the unquoted entity tag `tag` (weak comparison),
+    parsed as werkzeug.http.parse_etags does: `*`, comma-separated tags, quoted or not, `W/`."""
+    if header == "*":
+        return True
+    for item in header.split(","):
+        item = item.strip()
+        if item[:2] in ("W/", "w/"):
+            item = item[2:]
+        if len(item) >= 2 and item[0] == item[-1] == '"':
+            item = item[1:-1]
+        if item == tag:
+            return True
+    return False
+
+
 class Rendered(NamedTuple):
     """A response body and its ETag header value."""
 

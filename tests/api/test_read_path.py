@@ -247,3 +247,46 @@ def test_conditional_requests(app: Flask) -> None:
     tickers = client.get("/v1/tickers")
     again = client.get("/v1/tickers", headers={"If-None-Match": tickers.headers["ETag"]})
     assert again.status_code == 304
+
+
+@pytest.mark.parametrize(
+    ("method", "headers"),
+    [
+        ("GET", {}),
+        ("HEAD", {}),
+        ("GET", {"If-None-Match": "ETAG"}),
+        ("HEAD", {"If-None-Match": "W/ETAG"}),
+        ("GET", {"If-None-Match": '"other"'}),
+    ],
+)
+def test_cache_hits_answered_before_flask_are_the_same_answers(
+    app: Flask,
+    settings: Settings,
+    engine: Engine,
+    sessions: sessionmaker[Session],
+    method: str,
+    headers: dict[str, str],
+) -> None:
+    with sessions.begin() as s:
+        add_champion(s, "GOOG", 4)
+    with sessions.begin() as s:
+        service.predict_ticker(s, settings, "GOOG")
+    etag = app.test_client().get("/v1/forecasts/GOOG").headers["ETag"]
+    headers = {k: v.replace("ETAG", etag) for k, v in headers.items()}
+
+    def answer(application: Flask) -> tuple[str, list[tuple[str, str]], bytes]:
+        r = application.test_client().open("/v1/forecasts/GOOG", method=method, headers=headers)
+        return r.status, list(r.headers.items()), r.get_data()
+
+    flask_path = answer(uncached(app, settings, engine))
+    cached = create_app(settings, engine)
+    answer(cached)  # fills the cache through Flask
+    assert cached.extensions["stockcast"].responses.get("GOOG") is not None
+    assert answer(cached) == flask_path
+    text = cached.test_client().get("/metrics").get_data(as_text=True)
+    status = flask_path[0].split()[0]
+    expected = (
+        f'stockcast_http_requests_total{{method="{method}",'
+        f'route="/v1/forecasts/<ticker>",status="{status}"}} 2.0'
+    )
+    assert expected in text
