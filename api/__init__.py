@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
+from typing import Any
 
 from flask import Flask, Response, g, request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from api.cache import etag_of, if_none_match
 from api.context import ApiState
 from api.errors import register_error_handlers
+from api.fastpath import CachedForecasts
 from forecaster import dbtimeouts, storage
 from forecaster.settings import Settings
 
@@ -35,30 +37,37 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         app.register_blueprint(module.bp)
     register_error_handlers(app)
 
+    api_state: ApiState = app.extensions["stockcast"]
+    metrics = api_state.metrics
+    # Cache hits of the latest forecast are answered before Flask, identically (api/fastpath.py).
+    app.wsgi_app = CachedForecasts(app.wsgi_app, api_state)  # type: ignore[method-assign]
+
     @app.before_request
     def _start_timer() -> None:
         g.started = time.perf_counter()
         # One budget for all of the request's database waits (connect, ping, queries).
         g.db_deadline = dbtimeouts.start_deadline(settings.db_timeout_seconds)
-        if request.path.startswith("/v1/") or request.path == "/readyz":
-            app.extensions["stockcast"].check_database_file()
+        path = request.path
+        if path.startswith("/v1/") or path == "/readyz":
+            api_state.check_database_file()
 
     @app.after_request
     def _finish(response: Response) -> Response:
         if (
-            request.path.startswith("/v1/")
+            response.status_code == 200
+            and request.path.startswith("/v1/")
             and request.method in ("GET", "HEAD")
-            and response.status_code == 200
         ):
-            max_age = app.extensions["stockcast"].settings.api_cache_max_age
-            response.headers["Cache-Control"] = f"public, max-age={max_age}"
-            response.set_etag(hashlib.sha256(response.get_data()).hexdigest()[:32])
-            response.make_conditional(request)
+            headers = response.headers
+            headers["Cache-Control"] = api_state.cache_control
+            etag = headers.get("ETag")  # the forecast view sends the one it cached with the body
+            if etag is None:
+                etag = etag_of(response.get_data())
+                headers["ETag"] = etag
+            conditional(request.environ, response, etag)
         rule = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-        app.extensions["stockcast"].metrics.observe(
-            request.method, rule, response.status_code, elapsed
-        )
+        metrics.observe(request.method, rule, response.status_code, elapsed)
         return response
 
     @app.teardown_appcontext
@@ -74,3 +83,18 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
                 dbtimeouts.end_deadline(token)
 
     return app
+
+
+def conditional(environ: dict[str, Any], response: Response, etag: str) -> None:
+    """Answer a GET or HEAD whose If-None-Match names our (strong, quoted) `etag` with a 304 and
+    no body, as werkzeug's `make_conditional` does, without its per-request cost.
+
+    If-None-Match uses the weak comparison (RFC 9110 13.1.2): `*`, a list, `W/` tags all match.
+    The rare If-Match (and its 412) is left to werkzeug itself.
+    """
+    if "HTTP_IF_MATCH" in environ:
+        response.make_conditional(environ)
+        return
+    header = environ.get("HTTP_IF_NONE_MATCH")
+    if header and if_none_match(header, etag[1:-1]):
+        response.status_code = 304  # werkzeug drops the body and entity headers when sending

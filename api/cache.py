@@ -2,24 +2,62 @@
 
 Forecasts change once a day; clients are already told they may cache for
 STOCKCAST_API_CACHE_MAX_AGE seconds. Holding the rendered body for a few seconds
-(STOCKCAST_API_RESPONSE_TTL, 0 disables) takes the database and the ORM off most requests.
+(STOCKCAST_API_RESPONSE_TTL, 0 disables) takes the database off most requests.
 Only successful responses are cached, so a new ticker or forecast shows up within the TTL.
+The forecast view keeps the body with its ETag (`Rendered`), so the hash is computed once per
+render, not once per request.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
+from typing import Generic, NamedTuple, TypeVar
+
+V = TypeVar("V")
 
 
-class ResponseCache:
+def etag_of(body: bytes) -> str:
+    """The strong ETag of a body, quoted as the header carries it."""
+    return f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+
+
+def if_none_match(header: str, tag: str) -> bool:
+    """Whether an If-None-Match value matches the unquoted entity tag `tag` (weak comparison),
+    parsed as werkzeug.http.parse_etags does: `*`, comma-separated tags, quoted or not, `W/`."""
+    if header == "*":
+        return True
+    for item in header.split(","):
+        item = item.strip()
+        if item[:2] in ("W/", "w/"):
+            item = item[2:]
+        if len(item) >= 2 and item[0] == item[-1] == '"':
+            item = item[1:-1]
+        if item == tag:
+            return True
+    return False
+
+
+class Rendered(NamedTuple):
+    """A response body and its ETag header value."""
+
+    body: bytes
+    etag: str
+
+    @classmethod
+    def of(cls, body: bytes) -> Rendered:
+        return cls(body, etag_of(body))
+
+
+class ResponseCache(Generic[V]):
     def __init__(self, ttl_seconds: float, max_entries: int = 1024) -> None:
         self.ttl = ttl_seconds
         self.max_entries = max_entries
-        self._items: dict[str, tuple[float, bytes]] = {}
+        self._items: dict[str, tuple[float, V]] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> bytes | None:
+    def get(self, key: str) -> V | None:
         if self.ttl <= 0:
             return None
         item = self._items.get(key)
@@ -31,7 +69,7 @@ class ResponseCache:
         with self._lock:
             self._items.clear()
 
-    def put(self, key: str, body: bytes) -> None:
+    def put(self, key: str, value: V) -> None:
         if self.ttl <= 0:
             return
         with self._lock:
@@ -40,4 +78,4 @@ class ResponseCache:
                 self._items = {k: v for k, v in self._items.items() if v[0] >= now}
                 if len(self._items) >= self.max_entries:
                     self._items.clear()  # bounded memory whatever the key pattern
-            self._items[key] = (time.monotonic() + self.ttl, body)
+            self._items[key] = (time.monotonic() + self.ttl, value)

@@ -5,13 +5,14 @@ factory imports the views."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
 
 from flask import current_app, g
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.cache import ResponseCache
+from api.cache import Rendered, ResponseCache
 from api.metrics import Metrics
 from forecaster import storage
 from forecaster.errors import DatabaseUnavailable
@@ -28,20 +29,26 @@ class ApiState:
         self.engine = engine
         self.sessions: sessionmaker[Session] = storage.make_session_factory(engine)
         self.metrics = Metrics()
-        self.responses = ResponseCache(settings.api_response_ttl)
+        self.responses: ResponseCache[Rendered] = ResponseCache(settings.api_response_ttl)
+        self.cache_control = f"public, max-age={settings.api_cache_max_age}"
         # SQLite: the file this worker opened. Deleted or replaced while serving, it must never
         # keep answering from the old file (its open descriptors would still read it).
         self.db_file = storage.sqlite_file(str(engine.url))
         self._db_identity = storage.file_identity(self.db_file) if self.db_file else None
+        self._db_path = None if self.db_file is None else str(self.db_file)
         self._db_lock = threading.Lock()
 
     def check_database_file(self) -> None:
         """Raise DatabaseUnavailable if the SQLite file is gone; reconnect if it was replaced."""
-        if self.db_file is None:
+        if self._db_path is None:
             return
-        identity = storage.file_identity(self.db_file)
-        if identity is None:
-            raise DatabaseUnavailable("the database file is gone")
+        # Every request, so a deleted or replaced file is never served: one stat system call
+        # (os.stat on a prepared string, not pathlib, which costs more than the call itself).
+        try:
+            st = os.stat(self._db_path)
+        except OSError:
+            raise DatabaseUnavailable("the database file is gone") from None
+        identity = (st.st_dev, st.st_ino)
         if identity != self._db_identity:
             with self._db_lock:
                 if identity != self._db_identity:

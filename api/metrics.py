@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -91,14 +92,25 @@ class Metrics:
             buckets=BUCKETS,
             registry=None,
         )
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     @property
     def multiprocess(self) -> bool:
         return self._multiprocess_dir is not None
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self._requests.labels(method, route, str(status)).inc()
-        self._latency.labels(method, route).observe(seconds)
+        # `labels()` validates and locks on every call; the children are looked up once per
+        # series instead (the series are bounded: route is the URL rule, never the raw path).
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self._requests.labels(method, route, str(status)),
+                self._latency.labels(method, route),
+            )
+            self._children[key] = children  # a race only stores the same children twice
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self, forecast_ages: dict[str, float]) -> bytes:
         """Text exposition format 0.0.4 of every metric, from a registry built for this scrape."""

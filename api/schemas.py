@@ -1,19 +1,23 @@
 """The HTTP contract in one place: pydantic models for every response body and query string.
 
+The forecast document's models (Forecast and what it nests) live in forecaster/documents.py,
+because the service renders that document when it stores a forecast; they are re-exported here,
+so this module still names every response model.
+
 Views build the response models and send them with `api.params.respond` (`model_dump(mode="json")`
 through Flask's JSON provider); `api.params.parse_query` validates `request.args` with the query
 models; `/openapi.json` takes its components and query parameters from these models' JSON Schemas
 (api/openapi.py). Enumerations come from the module that owns the values.
 
-Numbers are rounded by the builders (api/serialize.py) with `num()`, which also turns NaN and
-infinities into null: strict JSON never carries them.
+Numbers are rounded by the builders (api/serialize.py, forecaster/documents.py) with `num()`,
+which also turns NaN and infinities into null: strict JSON never carries them.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -21,47 +25,31 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    PlainSerializer,
     ValidationInfo,
     WithJsonSchema,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
-from forecaster.backtest import SCHEME
+from forecaster import documents
 from forecaster.errors import InvalidTicker
-from forecaster.policy import BASELINES, METHODS
 from forecaster.providers.base import TICKER_PATTERN as SYMBOL_PATTERN
 from forecaster.providers.base import normalize_ticker
-from forecaster.storage import MODEL_STATUSES, RUN_STATUSES, STEP_STATUSES, as_utc
+from forecaster.storage import RUN_STATUSES, STEP_STATUSES
 
-# `Literal[tuple]` is `Literal[*tuple]`: the values stay in their owning module.
-Method = Literal[METHODS]  # type: ignore[valid-type]
-Baseline = Literal[BASELINES]  # type: ignore[valid-type]
+# The forecast document's models and types, re-exported: the API and /openapi.json name them here.
+Schema = documents.Schema
+UtcDatetime = documents.UtcDatetime
+Method = documents.Method
+Baseline = documents.Baseline
+ModelStatus = documents.ModelStatus
+Interval = documents.Interval
+BaselineFigures = documents.BaselineFigures
+Backtest = documents.Backtest
+ModelSummary = documents.ModelSummary
+Forecast = documents.Forecast
+
 StepStatus = Literal[STEP_STATUSES]  # type: ignore[valid-type]
-ModelStatus = Literal[MODEL_STATUSES]  # type: ignore[valid-type]
-
-# Timestamps keep Python's isoformat ("+00:00", not pydantic's "Z"); stored naive times are UTC.
-UtcDatetime = Annotated[
-    datetime,
-    PlainSerializer(lambda value: as_utc(value).isoformat(), return_type=str),
-    WithJsonSchema({"type": "string", "format": "date-time"}),
-]
-
-
-def _open_schema(schema: dict[str, Any]) -> None:
-    # extra="forbid" catches a builder's misspelt field; the published schema stays open (clients
-    # must ignore fields added later), as it always was, and without a title per property.
-    schema.pop("additionalProperties", None)
-    for prop in schema.get("properties", {}).values():
-        prop.pop("title", None)
-
-
-class Schema(BaseModel):
-    """Base of every response body: no field may be added by accident."""
-
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_open_schema)
-
 
 # --- responses -------------------------------------------------------------------------------
 
@@ -75,68 +63,6 @@ class Error(Schema):
     """Every failure, whatever the status."""
 
     error: ErrorDetail
-
-
-class Interval(Schema):
-    low: float
-    high: float
-    coverage: float
-
-
-class BaselineFigures(Schema):
-    mae: float | None
-    rmse: float | None
-    mape: float | None
-    directional_accuracy: float | None
-
-
-class Backtest(Schema):
-    """Rolling-origin (expanding window) backtest: the network refit at regular origins, every
-    forecast one step ahead from a model that saw nothing after its origin. dm_stat and
-    dm_pvalue: Diebold-Mariano test (absolute-error loss, Newey-West variance, HLN correction) of
-    the network vs persistence; dm_best_*: vs the best baseline. p-values are one-sided for 'the
-    network is more accurate'. coverage: out-of-sample share of actual closes inside the
-    network's interval; coverage_by_method: the same for each method's own interval (the served
-    method's is the one that applies to its forecasts)."""
-
-    scheme: Literal[SCHEME]  # type: ignore[valid-type]
-    folds: int
-    n_forecasts: int
-    start: date
-    end: date
-    mae: float | None
-    rmse: float | None
-    mape: float | None
-    directional_accuracy: float | None
-    persistence_mae: float | None
-    mae_ratio: float | None
-    best_baseline: Baseline
-    best_baseline_mae: float | None
-    best_baseline_mae_ratio: float | None
-    dm_stat: float | None
-    dm_pvalue: float | None
-    dm_best_stat: float | None
-    dm_best_pvalue: float | None
-    coverage: float | None
-    coverage_by_method: dict[str, float | None]
-    nominal_coverage: float | None
-    baselines: dict[str, BaselineFigures]
-
-
-class ModelSummary(Schema):
-    version: int
-    status: ModelStatus
-    method: Method
-    method_reason: str | None
-    trained_at: UtcDatetime
-    trained_through: date | None
-    mae: float | None
-    persistence_mae: float | None
-    mae_ratio_vs_persistence: float | None
-    directional_accuracy: float | None
-    test_start: date
-    test_end: date
-    backtest: Backtest | None
 
 
 class ModelVersion(ModelSummary):
@@ -157,21 +83,6 @@ class ModelList(Schema):
     ticker: str
     champion_version: int | None
     models: list[ModelVersion] = Field(description="Newest first, at most 100.")
-
-
-class Forecast(Schema):
-    ticker: str
-    as_of: date
-    target_date: date
-    predicted_close: float
-    interval: Interval
-    last_close: float
-    persistence_forecast: float
-    predicted_change_pct: float
-    method: Method
-    method_reason: str | None
-    model: ModelSummary
-    created_at: UtcDatetime
 
 
 class HistoryItem(Schema):

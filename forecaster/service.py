@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from forecaster import locks, storage
+from forecaster import documents, locks, storage
 from forecaster.calendar import exchange_today
 from forecaster.errors import (
     InvalidDateRange,
@@ -379,6 +379,10 @@ def predict_ticker(session: Session, settings: Settings, ticker: str) -> storage
             "method_reason": version.method_reason,
         },
     )
+    # The API's response, rendered once here from the stored row (created_at as the database
+    # keeps it), so serving it is one read (forecaster.documents).
+    prediction.document = documents.render(row.symbol, prediction, version)
+    session.flush()
     log.info(
         "forecast stored",
         extra={

@@ -12,7 +12,9 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import (
+    Connection,
     and_,
+    bindparam,
     delete,
     false,
     func,
@@ -301,6 +303,35 @@ def latest_forecast(session: Session, symbol: str) -> tuple[Prediction, ModelVer
         .order_by(Prediction.as_of_date.desc())
         .limit(1)
     ).first()
+    return None if row is None else (row[0], row[1])
+
+
+# The API's hot read (GET /v1/forecasts/<ticker>), built once: the stored document of the
+# ticker's newest prediction and its version's current status, through the unique indexes on
+# tickers.symbol and predictions (ticker_id, as_of_date) and the versions' primary key. Core
+# tables, so the row comes back as plain values with no ORM identity map or loading.
+_predictions, _versions, _tickers = (
+    Prediction.__table__,
+    ModelVersion.__table__,
+    Ticker.__table__,
+)
+LATEST_DOCUMENT = (
+    select(_predictions.c.document, _versions.c.status)
+    .select_from(
+        _predictions.join(_tickers, _tickers.c.id == _predictions.c.ticker_id).join(
+            _versions, _versions.c.id == _predictions.c.model_version_id
+        )
+    )
+    .where(_tickers.c.symbol == bindparam("symbol"))
+    .order_by(_predictions.c.as_of_date.desc())
+    .limit(1)
+)
+
+
+def latest_document(connection: Connection, symbol: str) -> tuple[str | None, str] | None:
+    """(stored forecast document or None for rows written before documents existed, the model
+    version's current status) of the ticker's newest prediction; None when it has none."""
+    row = connection.execute(LATEST_DOCUMENT, {"symbol": symbol}).first()
     return None if row is None else (row[0], row[1])
 
 

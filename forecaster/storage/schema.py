@@ -154,6 +154,9 @@ class Prediction(Base):
     method: Mapped[str] = mapped_column(String(16), server_default="lstm")  # what produced it
     method_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The rendered GET /v1/forecasts/<ticker> body (forecaster.documents), written by
+    # service.predict_ticker; null on rows stored before it existed (the API renders those).
+    document: Mapped[str | None] = mapped_column(Text, deferred=True)
 
     ticker: Mapped[Ticker] = relationship()
     model_version: Mapped[ModelVersion] = relationship()

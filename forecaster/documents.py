@@ -1,0 +1,269 @@
+"""The forecast document: what `GET /v1/forecasts/<ticker>` returns, shaped by pydantic models and
+rendered once, when the forecast is stored (forecaster.service.predict_ticker writes it beside the
+prediction in `predictions.document`), so the API serves it with one read and no rendering.
+
+The models live here, not in api/, because the service renders the document and forecaster never
+imports api/; api/schemas.py re-exports them, so /openapi.json still documents the very models that
+shape the bytes. The builders round numbers with `num()`, which also turns NaN and infinities into
+null: strict JSON never carries them.
+
+One part of a stored document can change after it was written: the model version's `status` (a
+newer version is promoted and this one retired). The document is written by the champion, so it
+says "champion"; readers patch the one `"status"` member with `with_status` when the version's
+current status differs (the API's hot query reads that status with the document).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, PlainSerializer, WithJsonSchema
+
+from forecaster.backtest import SCHEME
+from forecaster.policy import BASELINES, METHODS
+from forecaster.storage import MODEL_STATUSES, ModelVersion, Prediction, as_utc
+
+# `Literal[tuple]` is `Literal[*tuple]`: the values stay in their owning module.
+Method = Literal[METHODS]  # type: ignore[valid-type]
+Baseline = Literal[BASELINES]  # type: ignore[valid-type]
+ModelStatus = Literal[MODEL_STATUSES]  # type: ignore[valid-type]
+
+# Timestamps keep Python's isoformat ("+00:00", not pydantic's "Z"); stored naive times are UTC.
+UtcDatetime = Annotated[
+    datetime,
+    PlainSerializer(lambda value: as_utc(value).isoformat(), return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+
+
+def _open_schema(schema: dict[str, Any]) -> None:
+    # extra="forbid" catches a builder's misspelt field; the published schema stays open (clients
+    # must ignore fields added later), as it always was, and without a title per property.
+    schema.pop("additionalProperties", None)
+    for prop in schema.get("properties", {}).values():
+        prop.pop("title", None)
+
+
+class Schema(BaseModel):
+    """Base of every response body: no field may be added by accident."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_open_schema)
+
+
+class Interval(Schema):
+    low: float
+    high: float
+    coverage: float
+
+
+class BaselineFigures(Schema):
+    mae: float | None
+    rmse: float | None
+    mape: float | None
+    directional_accuracy: float | None
+
+
+class Backtest(Schema):
+    """Rolling-origin (expanding window) backtest: the network refit at regular origins, every
+    forecast one step ahead from a model that saw nothing after its origin. dm_stat and
+    dm_pvalue: Diebold-Mariano test (absolute-error loss, Newey-West variance, HLN correction) of
+    the network vs persistence; dm_best_*: vs the best baseline. p-values are one-sided for 'the
+    network is more accurate'. coverage: out-of-sample share of actual closes inside the
+    network's interval; coverage_by_method: the same for each method's own interval (the served
+    method's is the one that applies to its forecasts)."""
+
+    scheme: Literal[SCHEME]  # type: ignore[valid-type]
+    folds: int
+    n_forecasts: int
+    start: date
+    end: date
+    mae: float | None
+    rmse: float | None
+    mape: float | None
+    directional_accuracy: float | None
+    persistence_mae: float | None
+    mae_ratio: float | None
+    best_baseline: Baseline
+    best_baseline_mae: float | None
+    best_baseline_mae_ratio: float | None
+    dm_stat: float | None
+    dm_pvalue: float | None
+    dm_best_stat: float | None
+    dm_best_pvalue: float | None
+    coverage: float | None
+    coverage_by_method: dict[str, float | None]
+    nominal_coverage: float | None
+    baselines: dict[str, BaselineFigures]
+
+
+class ModelSummary(Schema):
+    version: int
+    status: ModelStatus
+    method: Method
+    method_reason: str | None
+    trained_at: UtcDatetime
+    trained_through: date | None
+    mae: float | None
+    persistence_mae: float | None
+    mae_ratio_vs_persistence: float | None
+    directional_accuracy: float | None
+    test_start: date
+    test_end: date
+    backtest: Backtest | None
+
+
+class Forecast(Schema):
+    ticker: str
+    as_of: date
+    target_date: date
+    predicted_close: float
+    interval: Interval
+    last_close: float
+    persistence_forecast: float
+    predicted_change_pct: float
+    method: Method
+    method_reason: str | None
+    model: ModelSummary
+    created_at: UtcDatetime
+
+
+# --- builders: rows -> models ----------------------------------------------------------------
+
+
+def num(value: float | None, digits: int = 6) -> float | None:
+    """A JSON number, or null: NaN and infinities never reach a response (strict JSON)."""
+    if value is None:
+        return None
+    value = float(value)
+    return round(value, digits) if math.isfinite(value) else None
+
+
+def backtest(mv: ModelVersion) -> Backtest | None:
+    """The public figures of a version's rolling-origin backtest (None for legacy versions)."""
+    bt = mv.metrics.get("backtest") if isinstance(mv.metrics, dict) else None
+    if not isinstance(bt, dict):
+        return None
+    model = bt.get("metrics", {}).get("model", {})
+    return Backtest(
+        scheme=bt.get("scheme"),
+        folds=bt.get("folds"),
+        n_forecasts=bt.get("n_forecasts"),
+        start=bt.get("start"),
+        end=bt.get("end"),
+        mae=num(bt.get("mae")),
+        rmse=num(model.get("rmse")),
+        mape=num(model.get("mape")),
+        directional_accuracy=num(model.get("directional_accuracy")),
+        persistence_mae=num(bt.get("persistence_mae")),
+        mae_ratio=num(bt.get("mae_ratio")),
+        best_baseline=bt.get("best_baseline"),
+        best_baseline_mae=num(bt.get("best_baseline_mae")),
+        best_baseline_mae_ratio=num(bt.get("best_baseline_mae_ratio")),
+        dm_stat=num(bt.get("dm_stat"), 4),
+        dm_pvalue=num(bt.get("dm_pvalue")),
+        dm_best_stat=num(bt.get("dm_best_stat"), 4),
+        dm_best_pvalue=num(bt.get("dm_best_pvalue")),
+        coverage=num(bt.get("coverage"), 4),
+        coverage_by_method={
+            ("lstm" if m == "model" else m): num(v, 4)
+            for m, v in (bt.get("coverage_by_method") or {}).items()
+        },
+        nominal_coverage=num(bt.get("nominal_coverage"), 4),
+        baselines={
+            name: BaselineFigures(
+                mae=num(m.get("mae")),
+                rmse=num(m.get("rmse")),
+                mape=num(m.get("mape")),
+                directional_accuracy=num(m.get("directional_accuracy")),
+            )
+            for name, m in bt.get("metrics", {}).items()
+            if name != "model"
+        },
+    )
+
+
+def summary_fields(mv: ModelVersion) -> dict[str, Any]:
+    """ModelSummary's fields of a version (also the first fields of the API's ModelVersion)."""
+    bt = mv.metrics.get("backtest") if isinstance(mv.metrics, dict) else None
+    legacy = mv.metrics.get("metrics", {}) if isinstance(mv.metrics, dict) else {}
+    figures = bt.get("metrics", {}) if isinstance(bt, dict) else legacy
+    return {
+        "version": mv.version,
+        "status": mv.status,
+        "method": mv.method,
+        "method_reason": mv.method_reason,
+        "trained_at": mv.trained_at,
+        "trained_through": mv.trained_through,
+        "mae": num(mv.mae),
+        "persistence_mae": num(mv.persistence_mae),
+        "mae_ratio_vs_persistence": num(mv.mae_ratio),
+        "directional_accuracy": num(figures.get("model", {}).get("directional_accuracy")),
+        "test_start": mv.test_start,
+        "test_end": mv.test_end,
+        "backtest": backtest(mv),
+    }
+
+
+def model_summary(mv: ModelVersion) -> ModelSummary:
+    return ModelSummary(**summary_fields(mv))
+
+
+def interval(p: Prediction) -> Interval:
+    return Interval(low=num(p.lower, 4), high=num(p.upper, 4), coverage=num(p.coverage, 4))
+
+
+def change_pct(p: Prediction) -> float | None:
+    return num((p.predicted_close / p.last_close - 1.0) * 100.0, 4)
+
+
+def forecast(symbol: str, p: Prediction, mv: ModelVersion) -> Forecast:
+    return Forecast(
+        ticker=symbol,
+        as_of=p.as_of_date,
+        target_date=p.target_date,
+        predicted_close=num(p.predicted_close, 4),
+        interval=interval(p),
+        last_close=num(p.last_close, 4),
+        persistence_forecast=num(p.last_close, 4),
+        predicted_change_pct=change_pct(p),
+        method=p.method,
+        method_reason=p.method_reason,
+        model=model_summary(mv),
+        created_at=p.created_at,
+    )
+
+
+# --- the stored document ---------------------------------------------------------------------
+
+
+def dumps(body: BaseModel) -> str:
+    """A response model as the API sends it: the bytes of Flask's default JSON provider in
+    production (compact separators, ASCII, keys in field order, a final newline)."""
+    return json.dumps(body.model_dump(mode="json"), ensure_ascii=True, separators=(",", ":")) + "\n"
+
+
+def render(symbol: str, p: Prediction, mv: ModelVersion) -> str:
+    """The forecast document stored in `predictions.document`."""
+    return dumps(forecast(symbol, p, mv))
+
+
+def _status_member(status: str) -> str:
+    return json.dumps({"status": status}, separators=(",", ":"))[1:-1]
+
+
+# A JSON string's quotes are always escaped inside a value, so `"status":"` can only be a member
+# name: in a forecast document it occurs once, in "model" (no other model has a `status` member).
+_STATUS_MEMBERS = {status: _status_member(status) for status in MODEL_STATUSES}
+
+
+def with_status(document: str, status: str) -> str:
+    """`document` with its model's status replaced by `status` (a no-op when it is already)."""
+    for member in _STATUS_MEMBERS.values():
+        if member in document:
+            return document.replace(
+                member, _STATUS_MEMBERS.get(status) or _status_member(status), 1
+            )
+    raise ValueError("not a forecast document: no model status")

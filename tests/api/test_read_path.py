@@ -1,0 +1,292 @@
+"""The forecast read path: the document stored with the prediction is the response body, byte
+for byte, served with one indexed read; a promotion after it was stored shows in model.status;
+rows without a document are rendered as before; conditional requests answer 304."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date, datetime
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import Engine, event, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from api import create_app, if_none_match
+from forecaster import documents, service, storage
+from forecaster.settings import Settings
+
+BACKTEST = {
+    "scheme": "rolling-origin",
+    "folds": 2,
+    "n_forecasts": 40,
+    "start": "2013-01-02",
+    "end": "2013-02-28",
+    "mae": 6.1234567,
+    "persistence_mae": 6.5,
+    "mae_ratio": 0.942,
+    "best_baseline": "persistence",
+    "best_baseline_mae": 6.5,
+    "best_baseline_mae_ratio": 0.942,
+    "dm_stat": -1.23456,
+    "dm_pvalue": 0.11,
+    "dm_best_stat": -1.23456,
+    "dm_best_pvalue": 0.11,
+    "coverage": 0.9,
+    "coverage_by_method": {"model": 0.9, "persistence": 0.85},
+    "nominal_coverage": 0.9,
+    "metrics": {
+        "model": {"mae": 6.12, "rmse": 7.5, "mape": 0.9, "directional_accuracy": 0.55},
+        "persistence": {"mae": 6.5, "rmse": 8.0, "mape": 1.0, "directional_accuracy": None},
+    },
+}
+
+
+def add_champion(s: Session, symbol: str, version: int, method: str = "persistence") -> None:
+    """A champion serving a baseline (predict_ticker needs no network for it), retiring the
+    current one as the registry does."""
+    ticker = storage.get_ticker(s, symbol)
+    assert ticker is not None
+    current = storage.champion(s, ticker.id)
+    if current is not None:
+        current.status = "retired"
+        s.flush()
+    s.add(
+        storage.ModelVersion(
+            ticker_id=ticker.id,
+            version=version,
+            status="champion",
+            artifact_path="/nonexistent",
+            config={"window": 7},
+            train_start=date(2011, 1, 3),
+            train_end=date(2013, 2, 28),
+            trained_through=date(2013, 2, 28),
+            test_start=date(2013, 1, 2),
+            test_end=date(2013, 2, 28),
+            n_train=300,
+            train_seconds=1.5,
+            mae=6.1234567,
+            persistence_mae=6.5,
+            mae_ratio=0.942,
+            interval_halfwidth=0.02,
+            interval_coverage=0.9,
+            metrics={
+                "backtest": BACKTEST,
+                "serving": {
+                    "median_log_return": 0.0004,
+                    "interval_scales": {"model": 1.6, method: 1.7},
+                },
+            },
+            method=method,
+            method_reason="no evidence of skill: the best baseline serves",
+            trained_at=datetime(2013, 3, 1, 6, 0, 0, 123456),
+        )
+    )
+    s.flush()
+
+
+def uncached(app: Flask, settings: Settings, engine: Engine) -> Flask:
+    return create_app(replace(settings, api_response_ttl=0), engine)
+
+
+def rendered_from_rows(sessions: sessionmaker[Session], app: Flask) -> bytes:
+    """Today's body, rendered from the rows: the documents set aside."""
+    with sessions.begin() as s:
+        saved = dict(s.execute(select(storage.Prediction.id, storage.Prediction.document)).all())
+        s.execute(update(storage.Prediction).values(document=None))
+    body = app.test_client().get("/v1/forecasts/GOOG").get_data()
+    with sessions.begin() as s:
+        for pid, document in saved.items():
+            s.execute(
+                update(storage.Prediction)
+                .where(storage.Prediction.id == pid)
+                .values(document=document)
+            )
+    return body
+
+
+def test_predict_stores_the_response_body_byte_for_byte(
+    app: Flask, settings: Settings, engine: Engine, sessions: sessionmaker[Session]
+) -> None:
+    before = uncached(app, settings, engine)
+    with sessions.begin() as s:
+        add_champion(s, "GOOG", 4)
+    with sessions.begin() as s:
+        prediction = service.predict_ticker(s, settings, "GOOG")
+        pid = prediction.id
+    with sessions() as s:
+        document = s.scalar(select(storage.Prediction.document).where(storage.Prediction.id == pid))
+    assert document is not None
+    served = before.test_client().get("/v1/forecasts/GOOG")
+    assert served.status_code == 200
+    assert served.get_data() == document.encode()
+    assert served.get_data() == rendered_from_rows(sessions, before)  # as the view renders it
+    body = served.get_json()
+    assert body["model"]["version"] == 4 and body["model"]["status"] == "champion"
+    assert body["model"]["backtest"]["dm_stat"] == -1.2346
+
+
+def test_a_promotion_after_the_forecast_shows_in_its_model_status(
+    app: Flask, settings: Settings, engine: Engine, sessions: sessionmaker[Session]
+) -> None:
+    client = uncached(app, settings, engine).test_client()
+    with sessions.begin() as s:
+        add_champion(s, "GOOG", 4)
+    with sessions.begin() as s:
+        service.predict_ticker(s, settings, "GOOG")
+    assert client.get("/v1/forecasts/GOOG").get_json()["model"]["status"] == "champion"
+    with sessions.begin() as s:
+        add_champion(s, "GOOG", 5)  # promoted after the forecast was stored: v4 retired
+    served = client.get("/v1/forecasts/GOOG")
+    assert served.get_json()["model"]["status"] == "retired"
+    assert served.get_json()["model"]["version"] == 4
+    assert served.get_data() == rendered_from_rows(sessions, uncached(app, settings, engine))
+
+
+def test_the_hot_path_is_one_select_and_no_session(
+    app: Flask,
+    settings: Settings,
+    engine: Engine,
+    sessions: sessionmaker[Session],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    served_app = uncached(app, settings, engine)
+    with sessions.begin() as s:
+        add_champion(s, "GOOG", 4)
+    with sessions.begin() as s:
+        service.predict_ticker(s, settings, "GOOG")
+    client = served_app.test_client()
+    client.get("/v1/forecasts/GOOG")  # connections pooled
+
+    def no_session() -> Any:
+        raise AssertionError("the hot path opened an ORM session")
+
+    monkeypatch.setattr(served_app.extensions["stockcast"], "sessions", no_session)
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert client.get("/v1/forecasts/GOOG").status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert len(statements) == 1 and statements[0].lstrip().upper().startswith("SELECT")
+
+
+def test_rows_without_a_document_and_missing_forecasts_keep_their_answers(
+    app: Flask, settings: Settings, engine: Engine
+) -> None:
+    client = uncached(app, settings, engine).test_client()
+    # The seeded rows predate documents: rendered from the rows.
+    assert client.get("/v1/forecasts/GOOG").get_json()["model"]["version"] == 2
+    unknown = client.get("/v1/forecasts/NOPE")
+    assert unknown.status_code == 404
+    assert unknown.get_json()["error"]["code"] == "unknown_ticker"
+    none_yet = client.get("/v1/forecasts/%5EGSPC")
+    assert none_yet.status_code == 404
+    assert none_yet.get_json() == {
+        "error": {
+            "code": "no_forecast",
+            "message": "^GSPC: no forecast yet; run `stockcast predict ^GSPC`",
+        }
+    }
+    assert client.get("/v1/forecasts/GOOG?x=1").status_code == 400
+
+
+def test_with_status_replaces_only_the_model_status() -> None:
+    document = '{"ticker":"X","method_reason":"a \\"status\\":\\"champion\\"","model":{"version":1,"status":"champion","mae":1.0}}\n'
+    patched = documents.with_status(document, "retired")
+    assert patched == document.replace('"status":"champion"', '"status":"retired"')
+    assert documents.with_status(patched, "champion") == document
+    with pytest.raises(ValueError):
+        documents.with_status("{}", "retired")
+
+
+@pytest.mark.parametrize(
+    ("header", "matches"),
+    [
+        ('"abc"', True),
+        ("abc", True),
+        ('W/"abc"', True),
+        ('w/"abc"', True),
+        ('"x", "abc"', True),
+        ('"x",W/"abc"', True),
+        ("*", True),
+        (" * ", False),  # as werkzeug: only a bare * is the star tag
+        ('"x", *', False),
+        ('"abcd"', False),
+        ('"ab"', False),
+        ("", False),
+    ],
+)
+def test_if_none_match_parses_as_werkzeug_does(header: str, matches: bool) -> None:
+    from werkzeug.http import parse_etags
+
+    assert if_none_match(header, "abc") is matches
+    assert parse_etags(header).contains_weak("abc") is matches
+
+
+def test_conditional_requests(app: Flask) -> None:
+    client = app.test_client()
+    first = client.get("/v1/forecasts/GOOG")
+    etag = first.headers["ETag"]
+    for header in (etag, f"W/{etag}", f'"other", {etag}', "*"):
+        again = client.get("/v1/forecasts/GOOG", headers={"If-None-Match": header})
+        assert again.status_code == 304, header
+        assert again.get_data() == b""
+        assert again.headers["ETag"] == etag
+        assert again.headers["Cache-Control"] == "public, max-age=60"
+    assert client.get("/v1/forecasts/GOOG", headers={"If-None-Match": '"x"'}).status_code == 200
+    # If-Match keeps werkzeug's own handling: a mismatch is 412, a match 200.
+    assert client.get("/v1/forecasts/GOOG", headers={"If-Match": '"x"'}).status_code == 412
+    assert client.get("/v1/forecasts/GOOG", headers={"If-Match": etag}).status_code == 200
+    # Other /v1/ responses still get an ETag of their body.
+    tickers = client.get("/v1/tickers")
+    again = client.get("/v1/tickers", headers={"If-None-Match": tickers.headers["ETag"]})
+    assert again.status_code == 304
+
+
+@pytest.mark.parametrize(
+    ("method", "headers"),
+    [
+        ("GET", {}),
+        ("HEAD", {}),
+        ("GET", {"If-None-Match": "ETAG"}),
+        ("HEAD", {"If-None-Match": "W/ETAG"}),
+        ("GET", {"If-None-Match": '"other"'}),
+    ],
+)
+def test_cache_hits_answered_before_flask_are_the_same_answers(
+    app: Flask,
+    settings: Settings,
+    engine: Engine,
+    sessions: sessionmaker[Session],
+    method: str,
+    headers: dict[str, str],
+) -> None:
+    with sessions.begin() as s:
+        add_champion(s, "GOOG", 4)
+    with sessions.begin() as s:
+        service.predict_ticker(s, settings, "GOOG")
+    etag = app.test_client().get("/v1/forecasts/GOOG").headers["ETag"]
+    headers = {k: v.replace("ETAG", etag) for k, v in headers.items()}
+
+    def answer(application: Flask) -> tuple[str, list[tuple[str, str]], bytes]:
+        r = application.test_client().open("/v1/forecasts/GOOG", method=method, headers=headers)
+        return r.status, list(r.headers.items()), r.get_data()
+
+    flask_path = answer(uncached(app, settings, engine))
+    cached = create_app(settings, engine)
+    answer(cached)  # fills the cache through Flask
+    assert cached.extensions["stockcast"].responses.get("GOOG") is not None
+    assert answer(cached) == flask_path
+    text = cached.test_client().get("/metrics").get_data(as_text=True)
+    status = flask_path[0].split()[0]
+    expected = (
+        f'stockcast_http_requests_total{{method="{method}",'
+        f'route="/v1/forecasts/<ticker>",status="{status}"}} 2.0'
+    )
+    assert expected in text
