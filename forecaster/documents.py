@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, PlainSerializer, WithJsonSchema
 
@@ -149,10 +149,11 @@ def backtest(mv: ModelVersion) -> Backtest | None:
     model = bt.get("metrics", {}).get("model", {})
     return Backtest(
         scheme=bt.get("scheme"),
-        folds=bt.get("folds"),
-        n_forecasts=bt.get("n_forecasts"),
-        start=bt.get("start"),
-        end=bt.get("end"),
+        # stored values (ints, ISO dates): pydantic validates them when the model is built
+        folds=cast(int, bt.get("folds")),
+        n_forecasts=cast(int, bt.get("n_forecasts")),
+        start=cast(date, bt.get("start")),
+        end=cast(date, bt.get("end")),
         mae=num(bt.get("mae")),
         rmse=num(model.get("rmse")),
         mape=num(model.get("mape")),
@@ -211,8 +212,14 @@ def model_summary(mv: ModelVersion) -> ModelSummary:
     return ModelSummary(**summary_fields(mv))
 
 
+def figure(value: float, digits: int = 4) -> float:
+    """A stored number the contract requires: finite by the storage rules; pydantic refuses a
+    non-finite one (None here) rather than let it reach a response."""
+    return cast(float, num(value, digits))
+
+
 def interval(p: Prediction) -> Interval:
-    return Interval(low=num(p.lower, 4), high=num(p.upper, 4), coverage=num(p.coverage, 4))
+    return Interval(low=figure(p.lower), high=figure(p.upper), coverage=figure(p.coverage))
 
 
 def change_pct(p: Prediction) -> float | None:
@@ -224,11 +231,11 @@ def forecast(symbol: str, p: Prediction, mv: ModelVersion) -> Forecast:
         ticker=symbol,
         as_of=p.as_of_date,
         target_date=p.target_date,
-        predicted_close=num(p.predicted_close, 4),
+        predicted_close=figure(p.predicted_close),
         interval=interval(p),
-        last_close=num(p.last_close, 4),
-        persistence_forecast=num(p.last_close, 4),
-        predicted_change_pct=change_pct(p),
+        last_close=figure(p.last_close),
+        persistence_forecast=figure(p.last_close),
+        predicted_change_pct=cast(float, change_pct(p)),
         method=p.method,
         method_reason=p.method_reason,
         model=model_summary(mv),
