@@ -15,7 +15,7 @@ import argparse
 import os
 import sys
 import time
-from dataclasses import fields, replace
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -34,7 +34,6 @@ TUNING_END = {"^IXIC": date(2016, 12, 30)}
 
 
 def override(params: ModelParams, assignments: list[str]) -> ModelParams:
-    types = {f.name: f.type for f in fields(ModelParams)}
     changes: dict[str, object] = {}
     for item in assignments:
         name, _, raw = item.partition("=")
@@ -45,7 +44,6 @@ def override(params: ModelParams, assignments: list[str]) -> ModelParams:
             changes[name] = raw.lower() in ("1", "true", "yes")
         else:
             changes[name] = type(current)(raw)
-        assert name in types
     return replace(params, **changes)
 
 

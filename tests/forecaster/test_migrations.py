@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import inspect
+from sqlalchemy import Engine, inspect
 
 from forecaster import migrate, storage
 
@@ -36,6 +36,19 @@ def test_models_match_migrations(db_url: str) -> None:
     assert diff == []
 
 
+def _store_goog(engine: Engine) -> None:
+    """One ticker row in the columns every schema version has."""
+    from sqlalchemy import text
+
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO tickers (symbol, provider, created_at) "
+                "VALUES ('GOOG', 'sample', CURRENT_TIMESTAMP)"
+            )
+        )
+
+
 def test_0005_keeps_existing_tickers_tracked_and_downgrades(db_url: str) -> None:
     """Tickers stored before the tracked universe existed stay tracked (the pipeline refreshed
     them or an operator backfilled them); downgrading drops the column and its indexes only."""
@@ -45,13 +58,7 @@ def test_0005_keeps_existing_tickers_tracked_and_downgrades(db_url: str) -> None
     try:
         migrate.downgrade(db_url, "0004")
         assert "tracked" not in {c["name"] for c in inspect(engine).get_columns("tickers")}
-        with engine.begin() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO tickers (symbol, provider, created_at) "
-                    "VALUES ('GOOG', 'sample', CURRENT_TIMESTAMP)"
-                )
-            )
+        _store_goog(engine)
         migrate.upgrade(db_url)
         with engine.connect() as conn:
             assert conn.execute(text("SELECT symbol, tracked FROM tickers")).all() == [
@@ -77,13 +84,7 @@ def test_0007_adds_a_nullable_document_and_downgrades(db_url: str) -> None:
     try:
         migrate.downgrade(db_url, "0006")
         assert "document" not in {c["name"] for c in inspect(engine).get_columns("predictions")}
-        with engine.begin() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO tickers (symbol, provider, created_at) "
-                    "VALUES ('GOOG', 'sample', CURRENT_TIMESTAMP)"
-                )
-            )
+        _store_goog(engine)
         migrate.upgrade(db_url)
         columns = {c["name"]: c for c in inspect(engine).get_columns("predictions")}
         assert columns["document"]["nullable"] is True
