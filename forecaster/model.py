@@ -86,9 +86,9 @@ class RidgeFit:
     intercept: float
     alpha: float  # the penalty GCV chose, in units of the number of windows
 
-    def weights(self, shape: tuple[int, ...]) -> list[np.ndarray]:
-        """The highway Dense layer's [kernel, bias] for windows of `shape`."""
-        kernel = self.coef.reshape(int(np.prod(shape)), 1).astype("float32")
+    def weights(self) -> list[np.ndarray]:
+        """The highway Dense layer's [kernel, bias]."""
+        kernel = self.coef.reshape(-1, 1).astype("float32")
         return [kernel, np.array([self.intercept], dtype="float32")]
 
 
@@ -253,10 +253,14 @@ class LSTMForecaster:
         )
         started = time.perf_counter()
         highway = self._fit_highway(X, y, feature_names)
-        with trainer.lock:
+
+        def start() -> None:  # the seeded initial network, with this fit's highway
             trainer.reset()
             if highway is not None:
-                trainer.model.get_layer(HIGHWAY).set_weights(highway.weights(X.shape[1:]))
+                trainer.model.get_layer(HIGHWAY).set_weights(highway.weights())
+
+        with trainer.lock:
+            start()
             keras.utils.set_random_seed(p.seed)  # Python, NumPy and TF together: the shuffles
             untrained = (
                 float(trainer.model.evaluate(X_val, y_val, batch_size=1024, verbose=0))
@@ -282,13 +286,8 @@ class LSTMForecaster:
             self.best_epoch_ = self.epochs_run_
             if validated and self.epochs_run_:
                 self.best_epoch_ = int(np.argmin(self.history_["val_loss"])) + 1
-                if (
-                    highway is not None
-                    and untrained is not None
-                    and untrained <= min(self.history_["val_loss"])
-                ):
-                    trainer.reset()  # no epoch beat the ridge fit alone: keep that
-                    trainer.model.get_layer(HIGHWAY).set_weights(highway.weights(X.shape[1:]))
+                if untrained is not None and untrained <= min(self.history_["val_loss"]):
+                    start()  # no epoch beat the ridge fit alone: keep that
                     self.best_epoch_ = 0
             model = self._detach(trainer)
         self.train_seconds_ = time.perf_counter() - started
