@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from api.cache import etag_of, if_none_match
 from api.context import ApiState
 from api.errors import register_error_handlers
-from api.fastpath import CachedForecasts
+from api.fastpath import LatestForecasts
 from forecaster import dbtimeouts, storage
 from forecaster.settings import Settings
 
@@ -39,8 +39,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     api_state: ApiState = app.extensions["stockcast"]
     metrics = api_state.metrics
-    # Cache hits of the latest forecast are answered before Flask, identically (api/fastpath.py).
-    app.wsgi_app = CachedForecasts(app.wsgi_app, api_state)  # type: ignore[method-assign]
+    # The latest forecast's stored document is answered before Flask, identically (api/fastpath.py).
+    app.wsgi_app = LatestForecasts(app, api_state)  # type: ignore[method-assign]
 
     @app.before_request
     def _start_timer() -> None:

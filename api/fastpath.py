@@ -1,12 +1,18 @@
-"""The hottest request, answered before Flask: `GET` or `HEAD /v1/forecasts/<TICKER>` whose body
-the per-worker response cache (api/cache.py) already holds.
+"""The hottest request, answered before Flask: `GET` or `HEAD /v1/forecasts/<TICKER>`.
 
-Such a request needs no routing, request context, database or view: the answer is the cached
-body with its ETag, or a 304. It gets the very status, headers and body the Flask path gives it
-(api/__init__.py `_finish`, api/forecasts.py `latest`), is counted in the same request metrics,
-and everything else falls through to Flask: a query string (parsed and refused there), If-Match,
-a symbol not written as the cache keys it (lower case), a cache miss, and a SQLite file that is
-gone (the Flask path answers 503).
+Such a request needs no routing, request context, ORM session or view: its body is the forecast
+document stored with the newest prediction (one indexed read, `storage.latest_document`), or the
+copy the per-worker response cache (api/cache.py) holds. It gets the very status, headers and
+body the Flask path gives it (api/__init__.py `_finish`, api/forecasts.py `latest`) and is
+counted in the same request metrics.
+
+Everything else falls through to Flask: a query string (parsed and refused there), If-Match, a
+symbol not written as it is stored (lower case, invalid), a SQLite file that is gone (Flask
+answers 503), a JSON provider that would not send the stored bytes (debug mode), and a read
+whose answer is not a stored document: no forecast, an unknown ticker, a row written before
+documents existed, a database error. The read's outcome goes with the request
+(`environ[READ_KEY]`), so Flask answers it without asking the database again: a frozen database
+costs one timeout, not two.
 """
 
 from __future__ import annotations
@@ -15,65 +21,127 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from api.cache import if_none_match
-from forecaster.errors import DatabaseUnavailable
+from flask import Flask
+from flask.json.provider import DefaultJSONProvider
+
+from api.cache import Rendered, if_none_match
+from forecaster import dbtimeouts, documents, storage
+from forecaster.errors import DatabaseUnavailable, InvalidTicker
+from forecaster.providers.base import normalize_ticker
 
 if TYPE_CHECKING:
     from api.context import ApiState
 
 PREFIX = "/v1/forecasts/"
 ROUTE = "/v1/forecasts/<ticker>"  # the URL rule, as the metrics name it
+READ_KEY = "stockcast.latest_document"  # what the read found, or the exception it raised
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-class CachedForecasts:
+class LatestForecasts:
     """WSGI middleware in front of the Flask app (`app.wsgi_app`)."""
 
-    def __init__(self, wsgi_app: WSGIApp, state: ApiState) -> None:
-        self.wsgi_app = wsgi_app
+    def __init__(self, app: Flask, state: ApiState) -> None:
+        self.wsgi_app: WSGIApp = app.wsgi_app
+        self.app = app
         self.state = state
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         started = time.perf_counter()
-        state = self.state
         method = environ.get("REQUEST_METHOD")
         path: str = environ.get("PATH_INFO", "")
         if (
-            state.responses.ttl > 0
-            and (method == "GET" or method == "HEAD")
-            and path.startswith(PREFIX)
-            and not environ.get("QUERY_STRING")
-            and "HTTP_IF_MATCH" not in environ
+            (method != "GET" and method != "HEAD")
+            or not path.startswith(PREFIX)
+            or environ.get("QUERY_STRING")
+            or "HTTP_IF_MATCH" in environ
         ):
-            try:
-                # First: a replaced file clears the cache, a deleted one is Flask's 503.
-                state.check_database_file()
-            except DatabaseUnavailable:
+            return self.wsgi_app(environ, start_response)
+        state = self.state
+        try:
+            # First: a replaced file clears the cache, a deleted one is Flask's 503.
+            state.check_database_file()
+        except DatabaseUnavailable:
+            return self.wsgi_app(environ, start_response)
+        symbol = path[len(PREFIX) :]
+        rendered = state.responses.get(symbol)
+        if rendered is None:
+            rendered = self._read(symbol, environ)
+            if rendered is None:
                 return self.wsgi_app(environ, start_response)
-            rendered = state.responses.get(path[len(PREFIX) :])
-            if rendered is not None:
-                etag = rendered.etag
-                header = environ.get("HTTP_IF_NONE_MATCH")
-                if header and if_none_match(header, etag[1:-1]):
-                    status, body = 304, b""
-                    start_response(
-                        "304 NOT MODIFIED",
-                        [("ETag", etag), ("Cache-Control", state.cache_control)],
-                    )
-                else:
-                    status, body = 200, rendered.body
-                    start_response(
-                        "200 OK",
-                        [
-                            ("Content-Type", "application/json"),
-                            ("Content-Length", str(len(body))),
-                            ("ETag", etag),
-                            ("Cache-Control", state.cache_control),
-                        ],
-                    )
-                    if method == "HEAD":
-                        body = b""
-                state.metrics.observe(method, ROUTE, status, time.perf_counter() - started)
-                return [body] if body else []
-        return self.wsgi_app(environ, start_response)
+        etag = rendered.etag
+        header = environ.get("HTTP_IF_NONE_MATCH")
+        if header and if_none_match(header, etag[1:-1]):
+            status, body = 304, b""
+            start_response(
+                "304 NOT MODIFIED", [("ETag", etag), ("Cache-Control", state.cache_control)]
+            )
+        else:
+            status, body = 200, rendered.body
+            start_response(
+                "200 OK",
+                [
+                    ("Content-Type", "application/json"),
+                    ("Content-Length", str(len(body))),
+                    ("ETag", etag),
+                    ("Cache-Control", state.cache_control),
+                ],
+            )
+            if method == "HEAD":
+                body = b""
+        state.metrics.observe(method, ROUTE, status, time.perf_counter() - started)
+        return [body] if body else []
+
+    def _read(self, symbol: str, environ: dict[str, Any]) -> Rendered | None:
+        """The stored document of `symbol`'s newest forecast, rendered and cached; None when
+        Flask must answer (the read's outcome left in `environ` for it)."""
+        try:
+            if normalize_ticker(symbol) != symbol:
+                return None
+        except InvalidTicker:
+            return None
+        if not sends_stored_bytes(self.app):
+            return None
+        state = self.state
+        token = dbtimeouts.start_deadline(state.settings.db_timeout_seconds)
+        try:
+            with state.engine.connect() as conn:
+                found = storage.latest_document(conn, symbol)
+        except Exception as exc:  # Flask's error handlers answer it (503 for the database)
+            environ[READ_KEY] = exc
+            return None
+        finally:
+            dbtimeouts.end_deadline(token)
+        body = stored_body(found)
+        if body is None:
+            environ[READ_KEY] = found
+            return None
+        rendered = Rendered.of(body)
+        state.responses.put(symbol, rendered)
+        return rendered
+
+
+def sends_stored_bytes(app: Flask) -> bool:
+    """Whether the app's JSON provider writes what documents.dumps stored (Flask's default
+    provider in production, keys unsorted); in debug mode or with compact=False it indents, and
+    the view renders the rows instead."""
+    provider = app.json
+    return (
+        isinstance(provider, DefaultJSONProvider)
+        and provider.ensure_ascii
+        and not provider.sort_keys
+        and (provider.compact is True or (provider.compact is None and not app.debug))
+    )
+
+
+def stored_body(found: tuple[str | None, str] | None) -> bytes | None:
+    """The response body from `storage.latest_document`'s answer: the stored document with the
+    model's status brought up to date; None for no forecast or a row without a document."""
+    if found is None or found[0] is None:
+        return None
+    document, status = found
+    # Written by the champion ("champion"); a later promotion retired that version.
+    if status != "champion":
+        document = documents.with_status(document, status)
+    return document.encode()

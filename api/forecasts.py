@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, request
-from flask.json.provider import DefaultJSONProvider
 
 import api.schemas as schemas
 from api.cache import Rendered
 from api.context import db, state
 from api.errors import ApiError
+from api.fastpath import READ_KEY, sends_stored_bytes, stored_body
 from api.params import parse_query, respond, ticker_param
 from api.serialize import forecast, interval, num
-from forecaster import documents, storage
+from forecaster import storage
 from forecaster.errors import UnknownTicker
 
 bp = Blueprint("forecasts", __name__)
+_UNREAD = object()  # no read was done before Flask
 
 
 def _require_ticker(symbol: str) -> storage.Ticker:
@@ -40,17 +41,19 @@ def latest(ticker: str) -> Response:
 
 
 def _render_latest(symbol: str) -> bytes:
-    """The body: the document stored with the prediction (one indexed read), its model status
-    brought up to date, or, for rows stored before documents existed, rendered from the rows."""
-    with state().engine.connect() as conn:  # inside the request's database deadline
-        found = storage.latest_document(conn, symbol)
+    """The body: the document stored with the prediction (one indexed read, usually done by
+    api/fastpath.py before Flask), its model status brought up to date, or, for rows stored
+    before documents existed, rendered from the rows."""
+    found = request.environ.pop(READ_KEY, _UNREAD)
+    if isinstance(found, Exception):  # the read before Flask failed: answer it, do not retry
+        raise found
+    if found is _UNREAD:
+        with state().engine.connect() as conn:  # inside the request's database deadline
+            found = storage.latest_document(conn, symbol)
     if found is not None:
-        document, status = found
-        if document is not None and _sends_stored_bytes():
-            # Written by the champion ("champion"); a later promotion retired that version.
-            if status != "champion":
-                document = documents.with_status(document, status)
-            return document.encode()
+        body = stored_body(found) if sends_stored_bytes(current_app) else None
+        if body is not None:
+            return body
         row = storage.latest_forecast(db(), symbol)  # one query
         if row is not None:
             prediction, version = row
@@ -58,19 +61,6 @@ def _render_latest(symbol: str) -> bytes:
     _require_ticker(symbol)
     raise ApiError(
         404, "no_forecast", f"{symbol}: no forecast yet; run `stockcast predict {symbol}`"
-    )
-
-
-def _sends_stored_bytes() -> bool:
-    """Whether the app's JSON provider writes what documents.dumps stored (Flask's default
-    provider in production, keys unsorted); in debug mode or with compact=False it indents, and
-    the view renders the rows instead."""
-    provider = current_app.json
-    return (
-        isinstance(provider, DefaultJSONProvider)
-        and provider.ensure_ascii
-        and not provider.sort_keys
-        and (provider.compact is True or (provider.compact is None and not current_app.debug))
     )
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from sqlalchemy import Engine, event, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from api import create_app, if_none_match
@@ -259,7 +260,7 @@ def test_conditional_requests(app: Flask) -> None:
         ("GET", {"If-None-Match": '"other"'}),
     ],
 )
-def test_cache_hits_answered_before_flask_are_the_same_answers(
+def test_answers_before_flask_are_the_flask_answers(
     app: Flask,
     settings: Settings,
     engine: Engine,
@@ -278,15 +279,51 @@ def test_cache_hits_answered_before_flask_are_the_same_answers(
         r = application.test_client().open("/v1/forecasts/GOOG", method=method, headers=headers)
         return r.status, list(r.headers.items()), r.get_data()
 
-    flask_path = answer(uncached(app, settings, engine))
+    flask_only = uncached(app, settings, engine)
+    flask_only.wsgi_app = flask_only.wsgi_app.wsgi_app  # type: ignore[attr-defined,method-assign]
+    flask_path = answer(flask_only)
+    read = uncached(app, settings, engine)  # read before Flask, every time
+    assert answer(read) == flask_path
     cached = create_app(settings, engine)
-    answer(cached)  # fills the cache through Flask
+    assert answer(cached) == flask_path  # read before Flask, then cached
     assert cached.extensions["stockcast"].responses.get("GOOG") is not None
     assert answer(cached) == flask_path
-    text = cached.test_client().get("/metrics").get_data(as_text=True)
     status = flask_path[0].split()[0]
-    expected = (
-        f'stockcast_http_requests_total{{method="{method}",'
-        f'route="/v1/forecasts/<ticker>",status="{status}"}} 2.0'
-    )
-    assert expected in text
+    for application, count in ((read, 1), (cached, 2)):
+        text = application.test_client().get("/metrics").get_data(as_text=True)
+        expected = (
+            f'stockcast_http_requests_total{{method="{method}",'
+            f'route="/v1/forecasts/<ticker>",status="{status}"}} {count}.0'
+        )
+        assert expected in text
+
+
+def test_what_the_read_before_flask_found_is_not_read_again(
+    app: Flask, settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Flask answers what the read before it could not (no forecast, an unknown ticker, a row
+    without a document, a database error) from that read's outcome: one read per request."""
+    reads: list[str] = []
+    real = storage.latest_document
+    failing = {"GOOG"}
+
+    def counted(conn: Any, symbol: str) -> Any:
+        reads.append(symbol)
+        if symbol in failing:
+            failing.discard(symbol)
+            raise OperationalError("SELECT", {}, Exception("server closed the connection"))
+        return real(conn, symbol)
+
+    monkeypatch.setattr(storage, "latest_document", counted)
+    client = uncached(app, settings, engine).test_client()
+    down = client.get("/v1/forecasts/GOOG")
+    assert down.status_code == 503 and down.headers["Retry-After"] == "5"
+    assert down.get_json()["error"]["code"] == "database_unavailable"
+    assert reads == ["GOOG"]
+    for symbol, status in (("GOOG", 200), ("NOPE", 404), ("^GSPC", 404)):
+        reads.clear()
+        assert client.get(f"/v1/forecasts/{symbol}").status_code == status
+        assert reads == [symbol]
+    reads.clear()
+    assert client.get("/v1/forecasts/goog").status_code == 200  # Flask normalizes, then reads
+    assert reads == ["GOOG"]
