@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from collections.abc import Callable
 from typing import Generic, NamedTuple, TypeVar
 
 V = TypeVar("V")
@@ -51,9 +52,15 @@ class Rendered(NamedTuple):
 
 
 class ResponseCache(Generic[V]):
-    def __init__(self, ttl_seconds: float, max_entries: int = 1024) -> None:
+    def __init__(
+        self,
+        ttl_seconds: float,
+        max_entries: int = 1024,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.ttl = ttl_seconds
         self.max_entries = max_entries
+        self.clock = clock  # seconds, never going back
         self._items: dict[str, tuple[float, V]] = {}
         self._lock = threading.Lock()
 
@@ -61,7 +68,7 @@ class ResponseCache(Generic[V]):
         if self.ttl <= 0:
             return None
         item = self._items.get(key)
-        if item is None or item[0] < time.monotonic():
+        if item is None or item[0] < self.clock():
             return None
         return item[1]
 
@@ -74,8 +81,8 @@ class ResponseCache(Generic[V]):
             return
         with self._lock:
             if len(self._items) >= self.max_entries:
-                now = time.monotonic()
+                now = self.clock()
                 self._items = {k: v for k, v in self._items.items() if v[0] >= now}
                 if len(self._items) >= self.max_entries:
                     self._items.clear()  # bounded memory whatever the key pattern
-            self._items[key] = (time.monotonic() + self.ttl, value)
+            self._items[key] = (self.clock() + self.ttl, value)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -355,8 +354,8 @@ def test_database_down_is_503(settings: Settings) -> None:
 def test_latest_forecast_micro_cache(
     app: Flask, settings: Settings, engine: Any, sessions: Any
 ) -> None:
-    """A worker reuses a rendered forecast for at most STOCKCAST_API_RESPONSE_TTL seconds;
-    errors are never cached, so a ticker's first forecast shows up at once."""
+    """A worker reuses a rendered forecast for at most STOCKCAST_API_RESPONSE_TTL seconds (on an
+    injected clock); errors are never cached, so a ticker's first forecast shows up at once."""
     from dataclasses import replace
 
     from sqlalchemy import update
@@ -364,13 +363,17 @@ def test_latest_forecast_micro_cache(
     from api.cache import ResponseCache
     from forecaster import storage
 
-    client = create_app(replace(settings, api_response_ttl=0.3), engine).test_client()
+    now = [1000.0]
+    cached = create_app(replace(settings, api_response_ttl=5), engine)
+    cached.extensions["stockcast"].responses = ResponseCache(5, clock=lambda: now[0])
+    client = cached.test_client()
     assert_error(get(client, "/v1/forecasts/%5EGSPC", 404), "no_forecast")  # not cached
     before = get(client, "/v1/forecasts/GOOG")["predicted_close"]
     with sessions.begin() as s:
         s.execute(update(storage.Prediction).values(predicted_close=123.0))
+    now[0] += 4.9
     assert get(client, "/v1/forecasts/GOOG")["predicted_close"] == before  # within the TTL
-    time.sleep(0.35)
+    now[0] += 0.2
     assert get(client, "/v1/forecasts/GOOG")["predicted_close"] == 123.0  # refreshed after it
     fresh = create_app(replace(settings, api_response_ttl=0), engine).test_client()
     with sessions.begin() as s:

@@ -1,11 +1,12 @@
 """A pipeline run in its own process, for the crash and concurrency tests.
 
-    python pipeline_worker.py [--start-at EPOCH] [--die-before-promotion] [--slow-train S] TICKER...
+    python pipeline_worker.py [--wait-for-go] [--die-before-promotion] [--slow-train S] TICKER...
 
 Configuration comes from the environment (DATABASE_URL, STOCKCAST_*), as for `stockcast run-now`.
 --die-before-promotion kills the process (os._exit, no cleanup) after the new model's artifact is
 saved and before its database row is committed. --slow-train adds S seconds to every training,
-so that two processes started together are sure to overlap.
+so that two processes started together are sure to overlap. --wait-for-go is a barrier: once
+everything is imported, the worker prints `ready` and starts when a line arrives on its stdin.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from jobs.pipeline import run_pipeline
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("tickers", nargs="+")
-    parser.add_argument("--start-at", type=float, default=0.0)
+    parser.add_argument("--wait-for-go", action="store_true")
     parser.add_argument("--die-before-promotion", action="store_true")
     parser.add_argument("--slow-train", type=float, default=0.0)
     parser.add_argument("--force-train", action="store_true")
@@ -51,7 +52,9 @@ def main() -> None:
             return real_train(*a, **k)
 
         training.train = slow
-    time.sleep(max(0.0, args.start_at - time.time()))
+    if args.wait_for_go:
+        print("ready", flush=True)
+        sys.stdin.readline()
     report = run_pipeline(settings, args.tickers, force_train=args.force_train)
     print(f"run {report.run_id} {report.status}", flush=True)
     sys.exit(0 if report.status in ("succeeded", "skipped") else 1)

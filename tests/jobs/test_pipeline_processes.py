@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -33,6 +32,7 @@ def worker(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
             "STOCKCAST_EXECUTOR": "inline",
             "PYTHONPATH": str(ROOT),
         },
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -88,11 +88,22 @@ def test_killed_between_training_and_promotion(
 def test_two_runs_started_together_train_each_ticker_once(
     pipeline_settings: Settings, sessions: sessionmaker[Session], env: dict[str, str]
 ) -> None:
-    start_at = f"{time.time() + 6:.3f}"  # both processes import everything first, then go
-    procs = [
-        worker(env, "^GSPC", "GOOG", "--start-at", start_at, "--slow-train", "2") for _ in range(2)
-    ]
-    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    procs = [worker(env, "^GSPC", "GOOG", "--wait-for-go", "--slow-train", "2") for _ in range(2)]
+    # A barrier: both processes import everything first, then both go.
+    early = ["", ""]
+    for i, p in enumerate(procs):
+        assert p.stdout is not None and p.stdin is not None
+        for line in p.stdout:
+            if line.strip() == "ready":
+                break
+            early[i] += line
+        else:
+            pytest.fail(f"worker {i} ended before the barrier:\n{early[i]}")
+    for p in procs:
+        assert p.stdin is not None
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    outputs = [e + p.communicate(timeout=300)[0] for e, p in zip(early, procs, strict=True)]
     assert [p.returncode for p in procs] == [0, 0], outputs
 
     with sessions() as s:
