@@ -67,9 +67,17 @@ fi
 "$BIN/ruff" format --check .
 "$BIN/mypy" forecaster jobs cli  # make typecheck
 
+# Whole test files spread over one pytest-xdist worker per core (STOCKCAST_TEST_WORKERS=0: one
+# process); the heaviest files start first (tests/conftest.py). Bytecode is cached between runs
+# even where the environment says otherwise (pytest's assertion rewrites included).
+unset PYTHONDONTWRITEBYTECODE
+WORKERS=${STOCKCAST_TEST_WORKERS:-auto}
+PARALLEL=()
+if [ "$WORKERS" != "0" ]; then PARALLEL=(-n "$WORKERS" --dist loadfile); fi
+
 # pytest exits 5 when it collected no test: that is a failure here, like any other non-zero code.
 set +e
-"$BIN/python" -m pytest "$@"
+"$BIN/python" -m pytest "${PARALLEL[@]}" "$@"
 code=$?
 set -e
 if [ "$code" -eq 5 ]; then

@@ -59,6 +59,18 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules with the most slow tests first, each module kept together: `make test` spreads
+    whole files over its pytest-xdist workers (--dist loadfile), and the long ones then start at
+    once instead of ending the run on one worker while the other idles."""
+    slow: dict[str, int] = {}
+    for item in items:
+        slow[item.nodeid.split("::")[0]] = slow.get(item.nodeid.split("::")[0], 0) + (
+            item.get_closest_marker("slow") is not None
+        )
+    items.sort(key=lambda item: -slow[item.nodeid.split("::")[0]])
+
+
 def _fail_run(reporter: pytest.TerminalReporter, message: str) -> None:
     """Print why and make the run exit 1: the summary hook runs after the outcome is decided."""
     reporter.write_line(message, red=True)
