@@ -27,6 +27,10 @@ class ApiState:
     def __init__(self, settings: Settings, engine: Engine) -> None:
         self.settings = settings
         self.engine = engine
+        # The latest forecast's one read (api/fastpath.py): a single SELECT needs no transaction,
+        # and without one PostgreSQL is spared a BEGIN and a ROLLBACK round trip per request.
+        # The same pool, so the same deadlines and pre-ping.
+        self.reader = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.sessions: sessionmaker[Session] = storage.make_session_factory(engine)
         self.metrics = Metrics()
         self.responses: ResponseCache[Rendered] = ResponseCache(settings.api_response_ttl)

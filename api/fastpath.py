@@ -106,7 +106,7 @@ class LatestForecasts:
         state = self.state
         token = dbtimeouts.start_deadline(state.settings.db_timeout_seconds)
         try:
-            with state.engine.connect() as conn:
+            with state.reader.connect() as conn:
                 found = storage.latest_document(conn, symbol)
         except Exception as exc:  # Flask's error handlers answer it (503 for the database)
             environ[READ_KEY] = exc

@@ -48,7 +48,7 @@ def _render_latest(symbol: str) -> bytes:
     if isinstance(found, Exception):  # the read before Flask failed: answer it, do not retry
         raise found
     if found is _UNREAD:
-        with state().engine.connect() as conn:  # inside the request's database deadline
+        with state().reader.connect() as conn:  # inside the request's database deadline
             found = storage.latest_document(conn, symbol)
     if found is not None:
         body = stored_body(found) if sends_stored_bytes(current_app) else None
