@@ -60,9 +60,7 @@ def print_backtest(bt: dict) -> None:
     )
 
 
-def _each(
-    app: AppContext, symbols: list[str], label: str, work: Callable[[Session, str], None]
-) -> int:
+def _each(app: AppContext, symbols: list[str], work: Callable[[Session, str], None]) -> int:
     """Run `work` per ticker in its own transaction."""
     failures = 0
     for symbol in symbols:
@@ -184,7 +182,7 @@ def predict(app: AppContext, tickers: tuple[str, ...]) -> None:
             + (f" ({p.method_reason})" if p.method_reason else "")
         )
 
-    if _each(app, symbols, "predict", work):
+    if _each(app, symbols, work):
         raise click.ClickException("prediction failed for some tickers")
 
 
