@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from api.cache import etag_of, if_none_match
 from api.context import ApiState
 from api.errors import register_error_handlers
-from api.fastpath import LatestForecasts
+from api.fastpath import DEADLINE_KEY, STARTED_KEY, LatestForecasts
 from forecaster import dbtimeouts, storage
 from forecaster.settings import Settings
 
@@ -44,9 +44,13 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     @app.before_request
     def _start_timer() -> None:
-        g.started = time.perf_counter()
+        environ = request.environ
+        # A request the layer before Flask began (api/fastpath.py) keeps its start and budget.
+        g.started = environ.get(STARTED_KEY) or time.perf_counter()
         # One budget for all of the request's database waits (connect, ping, queries).
-        g.db_deadline = dbtimeouts.start_deadline(settings.db_timeout_seconds)
+        at = environ.get(DEADLINE_KEY)
+        budget = settings.db_timeout_seconds if at is None else max(0.0, at - time.monotonic())
+        g.db_deadline = dbtimeouts.start_deadline(budget)
         path = request.path
         if path.startswith("/v1/") or path == "/readyz":
             api_state.check_database_file()

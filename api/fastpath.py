@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 PREFIX = "/v1/forecasts/"
 ROUTE = "/v1/forecasts/<ticker>"  # the URL rule, as the metrics name it
 READ_KEY = "stockcast.latest_document"  # what the read found, or the exception it raised
+# When Flask takes over after a read: the request's start (time.perf_counter) for its latency
+# metric, and its database deadline (time.monotonic), so the read and Flask share one budget.
+STARTED_KEY = "stockcast.started"
+DEADLINE_KEY = "stockcast.db_deadline"
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -67,7 +71,7 @@ class LatestForecasts:
         symbol = path[len(PREFIX) :]
         rendered = state.responses.get(symbol)
         if rendered is None:
-            rendered = self._read(symbol, environ)
+            rendered = self._read(symbol, environ, started)
             if rendered is None:
                 return self.wsgi_app(environ, start_response)
         etag = rendered.etag
@@ -93,7 +97,7 @@ class LatestForecasts:
         state.metrics.observe(method, ROUTE, status, time.perf_counter() - started)
         return [body] if body else []
 
-    def _read(self, symbol: str, environ: dict[str, Any]) -> Rendered | None:
+    def _read(self, symbol: str, environ: dict[str, Any], started: float) -> Rendered | None:
         """The stored document of `symbol`'s newest forecast, rendered and cached; None when
         Flask must answer (the read's outcome left in `environ` for it)."""
         try:
@@ -104,22 +108,25 @@ class LatestForecasts:
         if not sends_stored_bytes(self.app):
             return None
         state = self.state
-        token = dbtimeouts.start_deadline(state.settings.db_timeout_seconds)
+        timeout = state.settings.db_timeout_seconds
+        environ[STARTED_KEY] = started
+        environ[DEADLINE_KEY] = time.monotonic() + timeout
+        token = dbtimeouts.start_deadline(timeout)
         try:
             with state.reader.connect() as conn:
                 found = storage.latest_document(conn, symbol)
+            body = stored_body(found)
+            if body is None:
+                environ[READ_KEY] = found
+                return None
+            rendered = Rendered.of(body)
+            state.responses.put(symbol, rendered)
+            return rendered
         except Exception as exc:  # Flask's error handlers answer it (503 for the database)
             environ[READ_KEY] = exc
             return None
         finally:
             dbtimeouts.end_deadline(token)
-        body = stored_body(found)
-        if body is None:
-            environ[READ_KEY] = found
-            return None
-        rendered = Rendered.of(body)
-        state.responses.put(symbol, rendered)
-        return rendered
 
 
 def sends_stored_bytes(app: Flask) -> bool:

@@ -73,11 +73,11 @@ fi
 unset PYTHONDONTWRITEBYTECODE
 WORKERS=${STOCKCAST_TEST_WORKERS:-auto}
 PARALLEL=()
-if [ "$WORKERS" != "0" ]; then PARALLEL=(-n "$WORKERS" --dist loadfile); fi
+if [ "$WORKERS" != "0" ]; then PARALLEL=(-n "$WORKERS" --dist loadfile --no-loadscope-reorder); fi
 
 # pytest exits 5 when it collected no test: that is a failure here, like any other non-zero code.
 set +e
-"$BIN/python" -m pytest "${PARALLEL[@]}" "$@"
+"$BIN/python" -m pytest ${PARALLEL[@]+"${PARALLEL[@]}"} "$@"
 code=$?
 set -e
 if [ "$code" -eq 5 ]; then

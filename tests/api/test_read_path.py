@@ -327,3 +327,10 @@ def test_what_the_read_before_flask_found_is_not_read_again(
     reads.clear()
     assert client.get("/v1/forecasts/goog").status_code == 200  # Flask normalizes, then reads
     assert reads == ["GOOG"]
+    # Any other failure of the read before Flask is Flask's JSON 500, not the server's own page.
+    monkeypatch.setattr(storage, "latest_document", lambda conn, symbol: ("{}", "retired"))
+    broken = client.get("/v1/forecasts/GOOG")
+    assert broken.status_code == 500
+    assert broken.get_json() == {
+        "error": {"code": "internal_error", "message": "internal server error"}
+    }

@@ -6,7 +6,7 @@ Configuration comes from the environment (DATABASE_URL, STOCKCAST_*), as for `st
 --die-before-promotion kills the process (os._exit, no cleanup) after the new model's artifact is
 saved and before its database row is committed. --slow-train adds S seconds to every training,
 so that two processes started together are sure to overlap. --wait-for-go is a barrier: once
-everything is imported, the worker prints `ready` and starts when a line arrives on its stdin.
+everything is imported, the worker prints `ready` and starts when `go` arrives on its stdin.
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ def main() -> None:
         training.train = slow
     if args.wait_for_go:
         print("ready", flush=True)
-        sys.stdin.readline()
+        if sys.stdin.readline().strip() != "go":
+            sys.exit(2)  # the test gave up (its end of the pipe closed): never run unbidden
     report = run_pipeline(settings, args.tickers, force_train=args.force_train)
     print(f"run {report.run_id} {report.status}", flush=True)
     sys.exit(0 if report.status in ("succeeded", "skipped") else 1)

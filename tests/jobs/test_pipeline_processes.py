@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -37,6 +39,31 @@ def worker(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def wait_until_ready(procs: list[subprocess.Popen[str]], timeout: float) -> list[str]:
+    """Read each worker's output up to its `ready` line, all within `timeout` seconds; return
+    what each printed before it."""
+    early = [""] * len(procs)
+    ready = [threading.Event() for _ in procs]
+
+    def read(i: int, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.strip() == "ready":
+                ready[i].set()
+                return
+            early[i] += line
+
+    readers = [threading.Thread(target=read, args=(i, p), daemon=True) for i, p in enumerate(procs)]
+    for reader in readers:
+        reader.start()
+    deadline = time.monotonic() + timeout
+    for i, reader in enumerate(readers):
+        reader.join(max(0.0, deadline - time.monotonic()))
+        if not ready[i].is_set():
+            raise AssertionError(f"worker {i} did not reach the barrier:\n{early[i]}")
+    return early
 
 
 def versions(sessions: sessionmaker[Session], symbol: str) -> list[tuple[int, str]]:
@@ -89,21 +116,19 @@ def test_two_runs_started_together_train_each_ticker_once(
     pipeline_settings: Settings, sessions: sessionmaker[Session], env: dict[str, str]
 ) -> None:
     procs = [worker(env, "^GSPC", "GOOG", "--wait-for-go", "--slow-train", "2") for _ in range(2)]
-    # A barrier: both processes import everything first, then both go.
-    early = ["", ""]
-    for i, p in enumerate(procs):
-        assert p.stdout is not None and p.stdin is not None
-        for line in p.stdout:
-            if line.strip() == "ready":
-                break
-            early[i] += line
-        else:
-            pytest.fail(f"worker {i} ended before the barrier:\n{early[i]}")
-    for p in procs:
-        assert p.stdin is not None
-        p.stdin.write("go\n")
-        p.stdin.flush()
-    outputs = [e + p.communicate(timeout=300)[0] for e, p in zip(early, procs, strict=True)]
+    try:
+        # A barrier: both processes import everything first, then both go.
+        early = wait_until_ready(procs, timeout=180)
+        for p in procs:
+            assert p.stdin is not None
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        outputs = [e + p.communicate(timeout=300)[0] for e, p in zip(early, procs, strict=True)]
+    finally:
+        for p in procs:  # never leave one running against the shared database
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     assert [p.returncode for p in procs] == [0, 0], outputs
 
     with sessions() as s:
