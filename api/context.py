@@ -28,9 +28,14 @@ class ApiState:
         self.settings = settings
         self.engine = engine
         # The latest forecast's one read (api/fastpath.py): a single SELECT needs no transaction,
-        # and without one PostgreSQL is spared a BEGIN and a ROLLBACK round trip per request.
-        # The same pool, so the same deadlines and pre-ping.
-        self.reader = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # and without one PostgreSQL is spared a BEGIN and a ROLLBACK round trip per request
+        # (the same pool, so the same deadlines and pre-ping). SQLite's driver begins none for a
+        # SELECT, and setting autocommit there costs a PRAGMA on every return to the pool.
+        self.reader = (
+            engine
+            if engine.dialect.name == "sqlite"
+            else engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
         self.sessions: sessionmaker[Session] = storage.make_session_factory(engine)
         self.metrics = Metrics()
         self.responses: ResponseCache[Rendered] = ResponseCache(settings.api_response_ttl)
