@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -63,12 +64,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Modules with the most slow tests first, each module kept together: `make test` spreads
     whole files over its pytest-xdist workers (--dist loadfile), and the long ones then start at
     once instead of ending the run on one worker while the other idles."""
-    slow: dict[str, int] = {}
-    for item in items:
-        slow[item.nodeid.split("::")[0]] = slow.get(item.nodeid.split("::")[0], 0) + (
-            item.get_closest_marker("slow") is not None
-        )
-    items.sort(key=lambda item: -slow[item.nodeid.split("::")[0]])
+    slow = Counter(item.path for item in items if item.get_closest_marker("slow"))
+    items.sort(key=lambda item: -slow[item.path])
 
 
 def _fail_run(reporter: pytest.TerminalReporter, message: str) -> None:

@@ -4,18 +4,9 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
+from clihelpers import run
 
 from cli.main import cli
-
-
-@pytest.fixture
-def runner(env: dict[str, str]) -> CliRunner:
-    return CliRunner()
-
-
-def run(runner: CliRunner, *args: str) -> tuple[int, str, str]:
-    result = runner.invoke(cli, list(args), catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
 
 
 def test_help_lists_commands(runner: CliRunner) -> None:

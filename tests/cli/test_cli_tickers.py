@@ -8,22 +8,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from clihelpers import run
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from cli.main import cli
 from forecaster import registry, storage
 from forecaster.settings import Settings
-
-
-@pytest.fixture
-def runner(env: dict[str, str]) -> CliRunner:
-    return CliRunner()
-
-
-def run(runner: CliRunner, *args: str) -> tuple[int, str, str]:
-    result = runner.invoke(cli, list(args), catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
 
 
 def tickers(sessions: sessionmaker[Session]) -> dict[str, tuple[bool, str]]:
