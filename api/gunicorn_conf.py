@@ -14,19 +14,19 @@ master process:
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 from prometheus_client import multiprocess
+
+from forecaster.settings import Settings
 
 _ENV = "PROMETHEUS_MULTIPROC_DIR"
 _log = logging.getLogger("gunicorn.error")
 
 
 def _metrics_dir() -> Path | None:
-    value = os.environ.get(_ENV)
-    return Path(value) if value else None
+    return Settings.from_env().metrics_dir
 
 
 def when_ready(server: Any) -> None:

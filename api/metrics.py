@@ -21,7 +21,6 @@ number of series stays bounded whatever clients send.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -36,8 +35,9 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from forecaster.settings import Settings
+
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 # `_created` series exist only in single-process mode; without them both modes expose the same
 # series, and the process has no other prometheus_client user that would want them.
@@ -47,10 +47,12 @@ disable_created_metrics()
 def multiprocess_dir() -> str | None:
     """The folder shared by the worker processes, or None in single-process mode.
 
-    Read from the environment, not Settings: it is prometheus_client's own contract, read by the
-    library itself at import time, and must match what the library decided.
+    Read from the environment now (Settings.metrics_dir), not from the app's Settings: it is
+    prometheus_client's own contract, read by the library itself at import time, and must match
+    what the library decided.
     """
-    return os.environ.get(MULTIPROC_ENV) or None
+    folder = Settings.from_env().metrics_dir
+    return str(folder) if folder is not None else None
 
 
 class _ForecastAges(Collector):

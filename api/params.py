@@ -10,9 +10,10 @@ from flask import Response, current_app, request
 from pydantic import BaseModel, ValidationError
 
 from api.errors import ApiError
-from api.schemas import Query, shown
+from api.schemas import Query
 from forecaster.errors import InvalidTicker
 from forecaster.providers.base import normalize_ticker
+from forecaster.rules import one_line, shown
 
 Q = TypeVar("Q", bound=Query)
 
@@ -38,6 +39,7 @@ def parse_query(model: type[Q], max_limit: int | None = None) -> Q:
     try:
         query = model.model_validate(request.args.to_dict(), context={"max_limit": max_limit})
     except ValidationError as exc:
+        failure = exc
         errors = exc.errors(include_url=False, include_context=False, include_input=False)
     else:
         _reject_repeated()
@@ -50,12 +52,8 @@ def parse_query(model: type[Q], max_limit: int | None = None) -> Q:
             400, "bad_parameter", f"unknown query parameter(s): {names}; allowed: {allowed}"
         )
     _reject_repeated()
-    first = errors[0]
-    if first["type"] in _CODES:
-        raise ApiError(400, first["type"], first["msg"])
-    # A constraint with no message of ours: name the parameter, never pydantic's wording.
-    name = first["loc"][0] if first["loc"] else "query"
-    raise ApiError(400, "bad_parameter", f"invalid value for {shown(str(name))}")
+    kind, message = one_line(failure)  # the one formatter, as for the settings
+    raise ApiError(400, kind if kind in _CODES else "bad_parameter", message)
 
 
 # The error types our query validators raise (api/schemas.py) and that are API error codes.

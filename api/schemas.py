@@ -29,12 +29,12 @@ from pydantic import (
     WithJsonSchema,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
 from forecaster import documents
 from forecaster.errors import InvalidTicker
 from forecaster.providers.base import TICKER_PATTERN as SYMBOL_PATTERN
 from forecaster.providers.base import normalize_ticker
+from forecaster.rules import fail, shown
 from forecaster.storage import RUN_STATUSES, STEP_STATUSES
 
 # The forecast document's models and types, re-exported: the API and /openapi.json name them here.
@@ -353,23 +353,13 @@ TICKER_PATTERN = SYMBOL_PATTERN.pattern.replace("A-Z", "A-Za-z")
 Q_MAX_LENGTH = 40
 
 
-def shown(raw: str, limit: int = 24) -> str:
-    """User input echoed in an error, bounded."""
-    return repr(raw if len(raw) <= limit else raw[:limit] + "...")
-
-
-def _fail(code: str, message: str) -> PydanticCustomError:
-    # The message goes in through the context: braces in echoed input are not placeholders.
-    return PydanticCustomError(code, "{message}", {"message": message})
-
-
 def _date(raw: Any, info: ValidationInfo) -> date:
     try:
         if not isinstance(raw, str) or not _DATE.fullmatch(raw):
             raise ValueError(raw)
         return date.fromisoformat(raw)
     except ValueError:
-        raise _fail(
+        raise fail(
             "bad_date", f"{info.field_name} must be a date like 2018-12-31, got {shown(str(raw))}"
         ) from None
 
@@ -380,11 +370,11 @@ def _integer(minimum: int, maximum: int | None) -> BeforeValidator:
     def parse(raw: Any, info: ValidationInfo) -> int:
         name = info.field_name
         if not isinstance(raw, str) or not _DIGITS.fullmatch(raw):
-            raise _fail("bad_parameter", f"{name} must be an integer, got {shown(str(raw))}")
+            raise fail("bad_parameter", f"{name} must be an integer, got {shown(str(raw))}")
         value = int(raw)
         top = maximum if maximum is not None else (info.context or {})["max_limit"]
         if not minimum <= value <= top:
-            raise _fail("bad_parameter", f"{name} must be between {minimum} and {top}, got {value}")
+            raise fail("bad_parameter", f"{name} must be between {minimum} and {top}, got {value}")
         return value
 
     return BeforeValidator(parse)
@@ -415,13 +405,13 @@ RunsPageSize = _page_size(RUNS_MAX_LIMIT)
 
 def _tracked(raw: Any) -> bool:
     if raw not in ("true", "false"):
-        raise _fail("bad_parameter", f"tracked must be true or false, got {shown(str(raw))}")
+        raise fail("bad_parameter", f"tracked must be true or false, got {shown(str(raw))}")
     return raw == "true"
 
 
 def _symbol_part(raw: Any) -> str:
     if not isinstance(raw, str) or not _SYMBOL_PART.fullmatch(raw):
-        raise _fail(
+        raise fail(
             "bad_parameter",
             f"q must be 1 to 20 symbol characters (A-Z 0-9 . - = ^), got {shown(str(raw))}",
         )
@@ -433,7 +423,7 @@ def _search(raw: Any, info: ValidationInfo) -> str | None:
     if not isinstance(raw, str) or raw.strip() == "":
         return None
     if len(raw) > Q_MAX_LENGTH or any(unicodedata.category(c) == "Cc" for c in raw):
-        raise _fail(
+        raise fail(
             "bad_parameter",
             f"{info.field_name} must be at most {Q_MAX_LENGTH} printable characters, "
             f"got {shown(raw)}",
@@ -448,7 +438,7 @@ def _ticker(raw: Any) -> str:
             raise InvalidTicker(str(raw))
         return normalize_ticker(raw)
     except InvalidTicker as exc:
-        raise _fail(exc.code, str(exc)) from None
+        raise fail(exc.code, str(exc)) from None
 
 
 class Query(BaseModel):
@@ -470,7 +460,7 @@ class DateRange(Query):
     @model_validator(mode="after")
     def _ordered(self) -> DateRange:
         if self.start and self.end and self.start > self.end:
-            raise _fail("bad_date_range", f"start {self.start} is after end {self.end}")
+            raise fail("bad_date_range", f"start {self.start} is after end {self.end}")
         return self
 
 

@@ -34,7 +34,6 @@ import threading
 import time
 import urllib.request
 import uuid
-from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -58,11 +57,10 @@ PG_ADMIN = os.environ.get(
 def prepare(url: str, data_dir: Path) -> None:
     migrate.upgrade(url)
     # A served forecast, not a good one: a short model and a one-fold backtest keep set-up quick.
-    settings = replace(
-        Settings(),
+    settings = Settings().replace(
         database_url=url,
         data_dir=data_dir,
-        model=replace(Settings().model, epochs=5),
+        model=Settings().model.replace(epochs=5),
         backtest_days=250,
         backtest_refit_every=250,
     )

@@ -34,7 +34,6 @@ import urllib.parse
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -205,8 +204,8 @@ def frozen_database(pg_url: str, timeout: float) -> None:
     url = make_url(pg_url)
     with FreezableProxy(url.host or "127.0.0.1", url.port or 5432) as proxy:
         through = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-        settings = replace(
-            Settings(), database_url=through, db_timeout_seconds=timeout, api_response_ttl=0.0
+        settings = Settings().replace(
+            database_url=through, db_timeout_seconds=timeout, api_response_ttl=0.0
         )
         engine = storage.make_engine(through, timeout=timeout)
         client = create_app(settings, engine).test_client()

@@ -14,7 +14,6 @@ import argparse
 import os
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -59,7 +58,7 @@ def main() -> None:
     if args.assignments:
         label = ",".join(args.assignments)
         variants.insert(
-            0, (label, replace(settings, model=override(settings.model, args.assignments)))
+            0, (label, settings.replace(model=override(settings.model, args.assignments)))
         )
     print(
         f"backtest {settings.backtest_days} days, refit every {settings.backtest_refit_every}; "

@@ -15,7 +15,6 @@ import argparse
 import os
 import sys
 import time
-from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -44,7 +43,7 @@ def override(params: ModelParams, assignments: list[str]) -> ModelParams:
             changes[name] = raw.lower() in ("1", "true", "yes")
         else:
             changes[name] = type(current)(raw)
-    return replace(params, **changes)
+    return params.replace(**changes)
 
 
 def main() -> None:
@@ -53,7 +52,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], dest="assignments")
     args = parser.parse_args()
     settings = Settings.from_env()
-    settings = replace(settings, model=override(settings.model, args.assignments))
+    settings = settings.replace(model=override(settings.model, args.assignments))
     print(f"model: {settings.model}")
     print(
         f"  {'ticker':<11} {'backtest':<23} {'ratio':>7} {'oracle':>7} {'best base':>14} "

@@ -28,7 +28,6 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -114,7 +113,7 @@ def start_celery_workers(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    from jobs.celery_app import app, configure
+    from jobs.executors.celery import app, configure
 
     configure(settings)
     deadline = time.monotonic() + 120
@@ -160,8 +159,7 @@ def main() -> None:
             run_dir = tmp / f"w{workers}"
             run_dir.mkdir()
             shutil.copy(template, run_dir / "stockcast.db")
-            settings = replace(
-                base_settings,
+            settings = base_settings.replace(
                 data_dir=run_dir,
                 database_url=f"sqlite:///{run_dir / 'stockcast.db'}",
                 models_dir=None,

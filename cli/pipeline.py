@@ -3,8 +3,6 @@ on Celery workers, and its record."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import click
 
 from cli.context import AppContext, pass_app, resolve_tickers
@@ -46,7 +44,7 @@ def run_and_report(
         else:
             echo_outcome(symbol, outcome)
 
-    settings = replace(app.settings, executor=executor) if executor else app.settings
+    settings = app.settings.replace(executor=executor) if executor else app.settings
     report = run_pipeline(
         settings,
         symbols,
@@ -136,12 +134,14 @@ def worker(app: AppContext, concurrency: int | None, name: str | None) -> None:
     import os
     import re
 
-    from jobs.celery_app import start_worker
+    from jobs.executors.celery import start_worker
 
     if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", name):
         raise click.BadParameter("letters, digits, '.', '_' and '-' only", param_hint="--name")
     app.check_schema()
-    start_worker(app.settings, concurrency or os.cpu_count() or 1, name)
+    start_worker(
+        app.settings, concurrency or app.settings.worker_concurrency or os.cpu_count() or 1, name
+    )
 
 
 @click.command()

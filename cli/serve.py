@@ -81,26 +81,19 @@ def _stop(pidfile: Path) -> bool:
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True, envvar="STOCKCAST_API_HOST")
+@click.option("--host", help="Address (default: STOCKCAST_API_HOST, 127.0.0.1).")
 @click.option(
-    "--port",
-    default=8000,
-    show_default=True,
-    type=click.IntRange(1, 65535),
-    envvar="STOCKCAST_API_PORT",
+    "--port", type=click.IntRange(1, 65535), help="Port (default: STOCKCAST_API_PORT, 8000)."
 )
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),
-    envvar="STOCKCAST_API_WORKERS",
-    help="Worker processes (default: number of cores).",
+    help="Worker processes (default: STOCKCAST_API_WORKERS, or the number of cores).",
 )
 @click.option(
     "--threads",
-    default=4,
-    show_default=True,
     type=click.IntRange(1, 64),
-    envvar="STOCKCAST_API_THREADS",
+    help="Threads per worker (default: STOCKCAST_API_THREADS, 4).",
 )
 @click.option(
     "--daemon",
@@ -111,29 +104,33 @@ def _stop(pidfile: Path) -> bool:
 @click.option(
     "--metrics-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    envvar=MULTIPROC_ENV,
     help="Folder the workers share for /metrics, emptied at start "
     "(default: DATA_DIR/prometheus/PORT; a tmpfs is a good place).",
 )
 @pass_app
 def serve(
     app: AppContext,
-    host: str,
-    port: int,
+    host: str | None,
+    port: int | None,
     workers: int | None,
-    threads: int,
+    threads: int | None,
     daemon: bool,
     stop: bool,
     metrics_dir: Path | None,
 ) -> None:
     """Serve the HTTP API with gunicorn (`api.wsgi:app`)."""
-    run_dir = app.settings.data_dir
+    settings = app.settings
+    host, port = host or settings.api_host, port or settings.api_port
+    threads = threads or settings.api_threads
+    workers = workers or settings.api_workers or os.cpu_count() or 2
+    metrics_dir = metrics_dir or settings.metrics_dir
+    run_dir = settings.data_dir
     pidfile, logfile = run_dir / "gunicorn.pid", run_dir / "gunicorn.log"
     if stop:
         click.echo("stopped" if _stop(pidfile) else "no server running")
         return
     app.check_schema()  # fail fast with a clear message instead of 503s
-    argv = gunicorn_argv(host, port, workers or os.cpu_count() or 2, threads)
+    argv = gunicorn_argv(host, port, workers, threads)
     # One folder per port: two servers sharing a data directory never mix their counts.
     env = metrics_env(metrics_dir or run_dir / "prometheus" / str(port))
     if not daemon:

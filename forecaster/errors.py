@@ -132,6 +132,7 @@ SAFE_CODES = frozenset(
         "insufficient_history",
         "no_champion",
         "model_rejected",
+        "config_mismatch",  # built from configuration values only (jobs.executors.base)
     }
 )
 PUBLIC_TEXT = {
@@ -147,6 +148,7 @@ PUBLIC_TEXT = {
     "run_died": "the run's process died; a later run marked it failed",
     "broker_unavailable": "the task broker did not answer",
     "no_workers": "no worker was running to take the steps",
+    "config_mismatch": "a worker's configuration differs from the run's; the step was refused",
 }
 
 

@@ -36,11 +36,21 @@ MODEL_FILE = "model.keras"
 META_FILE = "meta.json"
 
 
+class _Runtime:
+    use_gpu = False  # Settings.use_gpu, set by the entry point (use_gpu()) before TF is imported
+
+
+def use_gpu(enabled: bool) -> None:
+    """Let TensorFlow see GPUs (STOCKCAST_USE_GPU); must be called before it is imported."""
+    _Runtime.use_gpu = enabled
+
+
 def _tf() -> Any:
     # Level 3 hides TensorFlow's C++ warnings/errors (e.g. CUDA probing). Since TF 2.19 a few
     # import-time INFO lines print regardless (tensorflow/tensorflow#100442); harmless.
+    # (Both variables are set for TensorFlow itself, never read by stockcast.)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if os.environ.get("STOCKCAST_USE_GPU", "").lower() not in ("1", "true", "yes"):
+    if not _Runtime.use_gpu:
         # These networks are tiny: the CPU is faster than a GPU round trip, and hiding GPUs keeps
         # CUDA probing noise out of CLI output on machines without one.
         os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")

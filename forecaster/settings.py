@@ -1,107 +1,424 @@
-"""Configuration: one frozen Settings object, read from the environment in exactly one place.
+"""Configuration: one frozen pydantic-settings model, read from the environment in one place.
 
-The environment is read and validated by `_Environment`, a pydantic-settings model with one field
-per variable, named as the variable: every value is parsed by the rule stated beside it, and the
-first bad one is a ConfigError whose message is one line naming the variable (never pydantic's
-multi-line report). A variable that is unset or blank keeps the Settings default.
+Each variable is declared once, as a field: its type, default, bounds and description, with the
+variable's name as the field's alias (`variable(...)`). The network's hyperparameters are the
+nested `ModelParams` (forecaster.params), declared the same way. `Settings.from_env()` reads the
+variables; a bad value is a ConfigError whose message is one line naming the variable
+(forecaster.rules.one_line), never pydantic's report. A variable unset or blank keeps its
+default. No other module reads stockcast's variables.
 """
 
 from __future__ import annotations
 
-import math
+import hashlib
+import json
 import os
-import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
-from pydantic import BeforeValidator, ValidationError, ValidationInfo
-from pydantic_core import PydanticCustomError
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
-    EnvSettingsSource,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
 
 from forecaster.errors import ConfigError, InvalidTicker
-from forecaster.params import HIGHWAYS, ModelParams
+from forecaster.params import Integer, ModelParams
 from forecaster.providers.base import PROVIDERS, normalize_ticker
+from forecaster.rules import bad, choice, one_line, replaced, rules, shown, variable
 
 DEFAULT_FEATURES: tuple[str, ...] = ("open", "high", "low", "volume", "close")
 SAMPLE_TICKERS: tuple[str, ...] = ("^GSPC", "GOOG")
 EXECUTORS = ("local", "celery", "inline")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("json", "text")
+# The settings that decide what a step trains, evaluates and serves (Settings.training_config).
+TRAINING_FIELDS: tuple[str, ...] = (
+    "window",
+    "features",
+    "model",
+    "val_fraction",
+    "backtest_days",
+    "backtest_refit_every",
+    "backtest_every_days",
+    "warm_start_epochs",
+    "min_backtest_forecasts",
+    "skill_alpha",
+    "interval_coverage",
+    "yf_auto_adjust",
+    "exchange_calendar",
+    "schedule_timezone",
+)
+# The variable STOCKCAST_EXECUTOR replaced: process (a child per step) or inline.
+_LEGACY_ISOLATION = {"process": "local", "inline": "inline"}
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Everything configurable. Build with `Settings.from_env()`; tests use `replace()`."""
+def code_version() -> str:
+    """The installed stockcast release (workers of another release train another model)."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    data_dir: Path = Path("data")
-    database_url: str = ""  # empty -> SQLite file in data_dir (see resolved_database_url)
-    models_dir: Path | None = None  # None -> data_dir / "models"
-    default_provider: str = "sample"
+    try:
+        return version("stockcast")
+    except PackageNotFoundError:  # run from a source tree without installing
+        return "unknown"
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """A short, stable digest of a training configuration (canonical JSON)."""
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# --- text rules for the variables' values ----------------------------------------------------
+
+
+def _csv(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _text_rule(parse: Any) -> BeforeValidator:
+    """Applied to text only: values given in code (tests, `replace`) are already typed."""
+    return BeforeValidator(lambda raw: parse(raw.strip()) if isinstance(raw, str) else raw)
+
+
+def _boolean(raw: str) -> bool:
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise bad("must be true or false")
+
+
+def _features(raw: str) -> tuple[str, ...]:
+    return _csv(raw)
+
+
+def _features_valid(features: tuple[str, ...]) -> tuple[str, ...]:
+    if set(features) - set(DEFAULT_FEATURES) or "close" not in features:
+        raise bad(f"must be drawn from {DEFAULT_FEATURES} and include close")
+    return features
+
+
+def _tickers(raw: str) -> tuple[str, ...]:
+    try:
+        return tuple(normalize_ticker(t) for t in _csv(raw))
+    except InvalidTicker as exc:
+        raise bad(f"holds a {exc}") from None
+
+
+def _broker(raw: str) -> str:
+    if not raw.startswith(("redis://", "rediss://")):
+        raise bad("must be a redis:// or rediss:// URL", echo=False)
+    return raw
+
+
+Features = Annotated[
+    tuple[str, ...], NoDecode, _text_rule(_features), AfterValidator(_features_valid)
+]
+Tickers = Annotated[tuple[str, ...], NoDecode, _text_rule(_tickers)]
+
+
+class Settings(BaseSettings):
+    """Everything configurable. Build with `Settings.from_env()`; `replace()` for a variant."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", validate_default=False)
+
+    # --- data and storage
+    data_dir: Path = variable(
+        "STOCKCAST_DATA_DIR",
+        "data_dir",
+        "SQLite file, model artifacts, server pid/log, `prometheus/PORT` metrics folder",
+        default=Path("data"),
+    )
+    # empty -> SQLite file in data_dir (see resolved_database_url)
+    database_url: str = variable(
+        "DATABASE_URL",
+        "database_url",
+        "SQLAlchemy URL; PostgreSQL: `postgresql+psycopg://user:pass@host/db`",
+        default="",
+    )
+    models_dir: Path | None = variable(  # None -> data_dir / "models"
+        "STOCKCAST_MODELS_DIR", "models_dir", "model artifacts", default=None
+    )
+    default_provider: Annotated[str, BeforeValidator(choice(PROVIDERS))] = variable(
+        "STOCKCAST_PROVIDER",
+        "default_provider",
+        "default provider for backfills and `tickers add` / `import`",
+        default="sample",
+    )
     # Seeds the tracked tickers of a fresh database only (forecaster.universe); afterwards the
     # database says what the pipeline processes (`stockcast tickers add/remove/import`).
-    tickers: tuple[str, ...] = SAMPLE_TICKERS
+    tickers: Tickers = variable(
+        "STOCKCAST_TICKERS",
+        "tickers",
+        "seeds the tracked tickers of a fresh database only",
+        default=SAMPLE_TICKERS,
+    )
 
-    # windows
-    window: int = 7
-    features: tuple[str, ...] = DEFAULT_FEATURES
+    # --- windows
+    window: Integer = variable(
+        "STOCKCAST_WINDOW", "window", "window length (trading days)", default=7, ge=2
+    )
+    features: Features = variable(
+        "STOCKCAST_FEATURES", "features", "window features", default=DEFAULT_FEATURES
+    )
 
-    # model / training: the network's hyperparameters, passed whole (forecaster.params)
-    model: ModelParams = field(default_factory=ModelParams)
-    val_fraction: float = 0.15  # newest share of each fit's windows: early stopping
+    # --- model / training: the network's hyperparameters, passed whole (forecaster.params)
+    model: ModelParams = Field(default_factory=ModelParams)
+    val_fraction: float = variable(
+        "STOCKCAST_VAL_FRACTION",
+        "val_fraction",
+        "newest share of each fit's windows used for early stopping",
+        rule="must be between 0 and 0.5",
+        default=0.15,
+        gt=0,
+        lt=0.5,
+        allow_inf_nan=False,
+    )
 
-    # rolling-origin backtest and the serving rule (forecaster.backtest, forecaster.policy)
-    backtest_days: int = 500  # forecasts in the backtest, where history allows
-    backtest_refit_every: int = 125  # days per fold (one refit per fold)
-    backtest_every_days: int = 21  # full backtest again after this many new days (0: nightly)
+    # --- rolling-origin backtest and the serving rule (forecaster.backtest, forecaster.policy)
+    backtest_days: Integer = variable(
+        "STOCKCAST_BACKTEST_DAYS",
+        "backtest_days",
+        "forecasts in the rolling-origin backtest, where history allows",
+        default=500,
+        ge=10,
+    )
+    backtest_refit_every: Integer = variable(
+        "STOCKCAST_BACKTEST_REFIT_EVERY",
+        "backtest_refit_every",
+        "days per backtest fold (one refit per fold)",
+        default=125,
+        ge=1,
+    )
+    backtest_every_days: Integer = variable(
+        "STOCKCAST_BACKTEST_EVERY_DAYS",
+        "backtest_every_days",
+        "new trading days after which the full backtest runs again (0: every training)",
+        default=21,
+        ge=0,
+    )
     # A quiet night fine-tunes the newest version's network for this many epochs on all days
     # instead of refitting from scratch (0: refit from scratch).
-    warm_start_epochs: int = 3
-    min_backtest_forecasts: int = 250  # fewer: too little evidence, a baseline serves
-    skill_alpha: float = 0.05  # the network serves only if DM p-value < alpha vs best baseline
-    interval_coverage: float = 0.9
+    warm_start_epochs: Integer = variable(
+        "STOCKCAST_WARM_START_EPOCHS",
+        "warm_start_epochs",
+        "epochs a quiet night fine-tunes the newest network (0: refit from scratch)",
+        default=3,
+        ge=0,
+    )
+    min_backtest_forecasts: Integer = variable(
+        "STOCKCAST_MIN_BACKTEST_FORECASTS",
+        "min_backtest_forecasts",
+        "backtest forecasts needed before the network may serve",
+        default=250,
+        ge=0,
+    )
+    skill_alpha: float = variable(
+        "STOCKCAST_SKILL_ALPHA",
+        "skill_alpha",
+        "the network serves only if its DM p-value vs the best baseline is below this",
+        rule="must be in (0, 1]",
+        default=0.05,
+        gt=0,
+        le=1,
+        allow_inf_nan=False,
+    )
+    interval_coverage: float = variable(
+        "STOCKCAST_INTERVAL_COVERAGE",
+        "interval_coverage",
+        "nominal coverage of the prediction interval",
+        rule="must be between 0 and 1",
+        default=0.9,
+        gt=0,
+        lt=1,
+        allow_inf_nan=False,
+    )
 
-    # yfinance
-    yf_max_retries: int = 5
-    yf_backoff_base: float = 1.0
-    yf_backoff_cap: float = 60.0
-    yf_auto_adjust: bool = False
+    # --- yfinance
+    yf_max_retries: Integer = variable(
+        "STOCKCAST_YF_MAX_RETRIES", "yf_max_retries", "yfinance retries", default=5, ge=0
+    )
+    yf_backoff_base: float = variable(
+        "STOCKCAST_YF_BACKOFF_BASE",
+        "yf_backoff_base",
+        "yfinance first back-off (seconds)",
+        rule="must be a number >= 0",
+        default=1.0,
+        ge=0,
+        allow_inf_nan=False,
+    )
+    yf_backoff_cap: float = variable(
+        "STOCKCAST_YF_BACKOFF_CAP",
+        "yf_backoff_cap",
+        "yfinance longest back-off (seconds)",
+        rule="must be a number >= 0",
+        default=60.0,
+        ge=0,
+        allow_inf_nan=False,
+    )
+    yf_auto_adjust: Annotated[bool, _text_rule(_boolean)] = variable(
+        "STOCKCAST_YF_AUTO_ADJUST",
+        "yf_auto_adjust",
+        "store adjusted OHLC from yfinance",
+        default=False,
+    )
 
-    # pipeline: where each ticker's step runs (jobs.executors)
-    # local: a pool of long-lived worker processes on this machine; celery: Celery workers
-    # (`stockcast worker`, on any machine) through the broker; inline: in the run's own process
-    executor: str = "local"
-    workers: int = 0  # local pool size (0: the number of cores)
-    worker_max_tasks: int = 20  # a worker process is replaced after this many tickers
-    broker_url: str = "redis://127.0.0.1:6379/0"  # Celery broker and result backend
-    celery_queue: str = "stockcast"
-    step_timeout_seconds: int = 3600  # a ticker step running longer is killed and marked failed
-    run_stale_seconds: int = 900  # a "running" run without a heartbeat this long is dead
+    # --- pipeline: where each ticker's step runs (jobs.executors)
+    executor: Annotated[str, BeforeValidator(choice(EXECUTORS))] = variable(
+        "STOCKCAST_EXECUTOR",
+        "executor",
+        "where each step runs: `local` worker pool, `celery` workers, `inline`",
+        default="local",
+    )
+    workers: Integer = variable(
+        "STOCKCAST_WORKERS", "workers", "local pool size (0: the core count)", default=0, ge=0
+    )
+    worker_max_tasks: Integer = variable(
+        "STOCKCAST_WORKER_MAX_TASKS",
+        "worker_max_tasks",
+        "tickers a worker process handles before it is replaced",
+        default=20,
+        ge=1,
+    )
+    worker_concurrency: Integer = variable(
+        "STOCKCAST_WORKER_CONCURRENCY",
+        "worker_concurrency",
+        "steps a Celery worker runs at once (0: the core count; `stockcast worker --concurrency`)",
+        default=0,
+        ge=0,
+    )
+    broker_url: Annotated[str, _text_rule(_broker)] = variable(
+        "STOCKCAST_BROKER_URL",
+        "broker_url",
+        "Celery broker and result store (Redis)",
+        default="redis://127.0.0.1:6379/0",
+    )
+    celery_queue: str = variable(
+        "STOCKCAST_CELERY_QUEUE", "celery_queue", "Celery queue of the steps", default="stockcast"
+    )
+    step_timeout_seconds: Integer = variable(
+        "STOCKCAST_STEP_TIMEOUT_SECONDS",
+        "step_timeout_seconds",
+        "a step running longer is killed and recorded as failed",
+        default=3600,
+        ge=1,
+    )
+    run_stale_seconds: Integer = variable(
+        "STOCKCAST_RUN_STALE_SECONDS",
+        "run_stale_seconds",
+        "a `running` run without a heartbeat this long is marked failed",
+        default=900,
+        ge=60,
+    )
     # Client-side deadline for connecting to the database and for each of its answers (and the
     # PostgreSQL statement_timeout): a frozen server gives errors, never hung requests.
-    db_timeout_seconds: float = 2.0
+    db_timeout_seconds: float = variable(
+        "STOCKCAST_DB_TIMEOUT_SECONDS",
+        "db_timeout_seconds",
+        "deadline on each database connect and answer; PostgreSQL statement_timeout",
+        rule="must be between 1 and 3600",
+        default=2.0,
+        ge=1,
+        le=3600,
+        allow_inf_nan=False,
+    )
+    use_gpu: Annotated[bool, _text_rule(_boolean)] = variable(
+        "STOCKCAST_USE_GPU",
+        "use_gpu",
+        "let TensorFlow see GPUs (these tiny networks are faster on the CPU)",
+        default=False,
+    )
 
-    # scheduler
-    schedule_cron: str = "30 18 * * mon-fri"
-    schedule_timezone: str = "America/New_York"
-    misfire_grace_seconds: int = 6 * 3600
-    exchange_calendar: str = "XNYS"
+    # --- scheduler
+    schedule_cron: str = variable(
+        "STOCKCAST_SCHEDULE_CRON", "schedule_cron", "nightly schedule", default="30 18 * * mon-fri"
+    )
+    schedule_timezone: str = variable(
+        "STOCKCAST_SCHEDULE_TIMEZONE",
+        "schedule_timezone",
+        "time zone of the schedule",
+        default="America/New_York",
+    )
+    misfire_grace_seconds: Integer = variable(
+        "STOCKCAST_MISFIRE_GRACE_SECONDS",
+        "misfire_grace_seconds",
+        "how late a missed nightly run may still start",
+        default=6 * 3600,
+        ge=1,
+    )
+    exchange_calendar: str = variable(
+        "STOCKCAST_EXCHANGE_CALENDAR",
+        "exchange_calendar",
+        "trading calendar for target dates and skipped days",
+        default="XNYS",
+    )
 
-    # api
-    api_cache_max_age: int = 60
-    api_response_ttl: float = 5.0  # seconds a worker reuses a rendered latest forecast (0: off)
-    api_max_limit: int = 1000
+    # --- api
+    api_cache_max_age: Integer = variable(
+        "STOCKCAST_API_CACHE_MAX_AGE",
+        "api_cache_max_age",
+        "HTTP cache lifetime (seconds)",
+        default=60,
+        ge=0,
+    )
+    api_response_ttl: float = variable(
+        "STOCKCAST_API_RESPONSE_TTL",
+        "api_response_ttl",
+        "seconds an API worker reuses a rendered latest forecast (0: off)",
+        rule="must be a number >= 0",
+        default=5.0,
+        ge=0,
+        allow_inf_nan=False,
+    )
+    api_max_limit: Integer = variable(
+        "STOCKCAST_API_MAX_LIMIT", "api_max_limit", "largest page", default=1000, ge=1
+    )
 
-    # logging
-    log_level: str = "INFO"
-    log_format: str = "json"  # json | text
+    api_host: str = variable(
+        "STOCKCAST_API_HOST", "api_host", "`stockcast serve` address", default="127.0.0.1"
+    )
+    api_port: Integer = variable(
+        "STOCKCAST_API_PORT", "api_port", "`stockcast serve` port", default=8000, ge=1, le=65535
+    )
+    api_workers: Integer = variable(
+        "STOCKCAST_API_WORKERS",
+        "api_workers",
+        "`stockcast serve` worker processes (0: the core count)",
+        default=0,
+        ge=0,
+        le=64,
+    )
+    api_threads: Integer = variable(
+        "STOCKCAST_API_THREADS",
+        "api_threads",
+        "`stockcast serve` threads per worker",
+        default=4,
+        ge=1,
+        le=64,
+    )
+    # prometheus_client's own variable: the library reads it at import time; stockcast reads
+    # it here only (`stockcast serve` sets it for gunicorn: DATA_DIR/prometheus/PORT).
+    metrics_dir: Path | None = variable(
+        "PROMETHEUS_MULTIPROC_DIR",
+        "metrics_dir",
+        "folder the API workers share for /metrics (multiprocess mode)",
+        default=None,
+    )
+
+    # --- logging
+    log_level: Annotated[str, BeforeValidator(choice(LOG_LEVELS, str.upper))] = variable(
+        "STOCKCAST_LOG_LEVEL", "log_level", "logging level", default="INFO"
+    )
+    log_format: Annotated[str, BeforeValidator(choice(LOG_FORMATS))] = variable(
+        "STOCKCAST_LOG_FORMAT", "log_format", "`json` lines or `text`", default="json"
+    )
+
+    # --- derived values ------------------------------------------------------------------
 
     @property
     def resolved_database_url(self) -> str:
@@ -113,260 +430,26 @@ class Settings:
     def resolved_models_dir(self) -> Path:
         return self.models_dir if self.models_dir is not None else self.data_dir / "models"
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Read STOCKCAST_* variables (and DATABASE_URL); anything unset keeps its default."""
-        e = _Environment.read(os.environ if env is None else env)
-        d = cls()
-        dm = d.model
+    def training_config(self) -> dict[str, Any]:
+        """Every setting that decides which model a step trains and serves, as plain JSON data.
 
-        def pick(value: Any, default: Any) -> Any:
-            return default if value is None else value
+        A run ships it with each step (jobs.executors.base.StepTask); a worker whose own settings
+        give another configuration refuses the step instead of training another model.
+        """
+        config: dict[str, Any] = {name: getattr(self, name) for name in TRAINING_FIELDS}
+        config["model"] = self.model.to_dict()
+        config["features"] = list(self.features)
+        config["code_version"] = code_version()
+        return config
 
-        return cls(
-            data_dir=Path(pick(e.STOCKCAST_DATA_DIR, d.data_dir)),
-            database_url=pick(e.DATABASE_URL, d.database_url),
-            models_dir=Path(e.STOCKCAST_MODELS_DIR) if e.STOCKCAST_MODELS_DIR else None,
-            default_provider=pick(e.STOCKCAST_PROVIDER, d.default_provider),
-            tickers=pick(e.STOCKCAST_TICKERS, d.tickers),
-            window=pick(e.STOCKCAST_WINDOW, d.window),
-            features=pick(e.STOCKCAST_FEATURES, d.features),
-            model=ModelParams(
-                units=pick(e.STOCKCAST_LSTM_UNITS, dm.units),
-                epochs=pick(e.STOCKCAST_EPOCHS, dm.epochs),
-                batch_size=pick(e.STOCKCAST_BATCH_SIZE, dm.batch_size),
-                patience=pick(e.STOCKCAST_PATIENCE, dm.patience),
-                learning_rate=pick(e.STOCKCAST_LEARNING_RATE, dm.learning_rate),
-                seed=pick(e.STOCKCAST_SEED, dm.seed),
-                highway=pick(e.STOCKCAST_HIGHWAY, dm.highway),
-            ),
-            val_fraction=pick(e.STOCKCAST_VAL_FRACTION, d.val_fraction),
-            backtest_days=pick(e.STOCKCAST_BACKTEST_DAYS, d.backtest_days),
-            backtest_refit_every=pick(e.STOCKCAST_BACKTEST_REFIT_EVERY, d.backtest_refit_every),
-            backtest_every_days=pick(e.STOCKCAST_BACKTEST_EVERY_DAYS, d.backtest_every_days),
-            warm_start_epochs=pick(e.STOCKCAST_WARM_START_EPOCHS, d.warm_start_epochs),
-            min_backtest_forecasts=pick(
-                e.STOCKCAST_MIN_BACKTEST_FORECASTS, d.min_backtest_forecasts
-            ),
-            skill_alpha=pick(e.STOCKCAST_SKILL_ALPHA, d.skill_alpha),
-            interval_coverage=pick(e.STOCKCAST_INTERVAL_COVERAGE, d.interval_coverage),
-            yf_max_retries=pick(e.STOCKCAST_YF_MAX_RETRIES, d.yf_max_retries),
-            yf_backoff_base=pick(e.STOCKCAST_YF_BACKOFF_BASE, d.yf_backoff_base),
-            yf_backoff_cap=pick(e.STOCKCAST_YF_BACKOFF_CAP, d.yf_backoff_cap),
-            yf_auto_adjust=pick(e.STOCKCAST_YF_AUTO_ADJUST, d.yf_auto_adjust),
-            # the variable it replaced is still read when the new one is unset
-            executor=pick(e.STOCKCAST_EXECUTOR, pick(e.STOCKCAST_PIPELINE_ISOLATION, d.executor)),
-            workers=pick(e.STOCKCAST_WORKERS, d.workers),
-            worker_max_tasks=pick(e.STOCKCAST_WORKER_MAX_TASKS, d.worker_max_tasks),
-            broker_url=pick(e.STOCKCAST_BROKER_URL, d.broker_url),
-            celery_queue=pick(e.STOCKCAST_CELERY_QUEUE, d.celery_queue),
-            step_timeout_seconds=pick(e.STOCKCAST_STEP_TIMEOUT_SECONDS, d.step_timeout_seconds),
-            db_timeout_seconds=pick(e.STOCKCAST_DB_TIMEOUT_SECONDS, d.db_timeout_seconds),
-            run_stale_seconds=pick(e.STOCKCAST_RUN_STALE_SECONDS, d.run_stale_seconds),
-            schedule_cron=pick(e.STOCKCAST_SCHEDULE_CRON, d.schedule_cron),
-            schedule_timezone=pick(e.STOCKCAST_SCHEDULE_TIMEZONE, d.schedule_timezone),
-            misfire_grace_seconds=pick(e.STOCKCAST_MISFIRE_GRACE_SECONDS, d.misfire_grace_seconds),
-            exchange_calendar=pick(e.STOCKCAST_EXCHANGE_CALENDAR, d.exchange_calendar),
-            api_cache_max_age=pick(e.STOCKCAST_API_CACHE_MAX_AGE, d.api_cache_max_age),
-            api_response_ttl=pick(e.STOCKCAST_API_RESPONSE_TTL, d.api_response_ttl),
-            api_max_limit=pick(e.STOCKCAST_API_MAX_LIMIT, d.api_max_limit),
-            log_level=pick(e.STOCKCAST_LOG_LEVEL, d.log_level),
-            log_format=pick(e.STOCKCAST_LOG_FORMAT, d.log_format),
-        )
-
-
-# --- reading the environment -----------------------------------------------------------------
-
-_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
-_INTEGER = re.compile(r"[+-]?[0-9]+")
-# The variable STOCKCAST_EXECUTOR replaced: process (a child per step) or inline.
-_LEGACY_ISOLATION = {"process": "local", "inline": "inline"}
-
-
-def _shown(raw: str) -> str:
-    """A bad value echoed in an error, bounded."""
-    return repr(raw if len(raw) <= 24 else raw[:24] + "...")
-
-
-def _fail(message: str) -> PydanticCustomError:
-    # The message travels in the context: braces in an echoed value are not placeholders.
-    return PydanticCustomError("bad_config", "{message}", {"message": message})
-
-
-def _rule(parse: Callable[[str, str], Any]) -> BeforeValidator:
-    """A field parsed by parse(variable name, stripped raw text)."""
-
-    def run(raw: Any, info: ValidationInfo) -> Any:
-        return parse(str(info.field_name), str(raw).strip())
-
-    return BeforeValidator(run)
-
-
-def _integer(minimum: int) -> BeforeValidator:
-    def parse(name: str, raw: str) -> int:
-        if not _INTEGER.fullmatch(raw):
-            raise _fail(f"{name} must be an integer, got {_shown(raw)}")
-        value = int(raw)
-        if value < minimum:
-            raise _fail(f"{name} must be >= {minimum}, got {value}")
-        return value
-
-    return _rule(parse)
-
-
-def _number(ok: Callable[[float], bool], rule: str) -> BeforeValidator:
-    """A finite number for which ok() holds; otherwise '<name> <rule>'."""
-
-    def parse(name: str, raw: str) -> float:
+    def replace(self, **changes: Any) -> Self:
+        """A copy with `changes` (field names), validated like the original (ConfigError)."""
         try:
-            value = float(raw)
-        except ValueError:
-            raise _fail(f"{name} must be a number, got {_shown(raw)}") from None
-        if not math.isfinite(value) or not ok(value):
-            raise _fail(f"{name} {rule}, got {_shown(raw)}")
-        return value
+            return replaced(self, changes)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
 
-    return _rule(parse)
-
-
-def _boolean(name: str, raw: str) -> bool:
-    value = raw.lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise _fail(f"{name} must be true or false, got {_shown(raw)}")
-
-
-def _choice(
-    choices: tuple[str, ...], normalize: Callable[[str], str] = str.lower
-) -> BeforeValidator:
-    def parse(name: str, raw: str) -> str:
-        value = normalize(raw)
-        if value not in choices:
-            raise _fail(f"{name} must be one of {', '.join(choices)}, got {_shown(raw)}")
-        return value
-
-    return _rule(parse)
-
-
-def _csv(raw: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in raw.split(",") if part.strip())
-
-
-def _units(name: str, raw: str) -> tuple[int, ...]:
-    parts = _csv(raw)
-    if not all(_INTEGER.fullmatch(p) for p in parts):
-        raise _fail(f"{name} must be integers, got {_shown(raw)}")
-    units = tuple(int(p) for p in parts)
-    if len(units) < 2 or min(units) < 1:
-        raise _fail(f"{name} needs at least two positive sizes (stacked LSTM)")
-    return units
-
-
-def _features(name: str, raw: str) -> tuple[str, ...]:
-    features = _csv(raw)
-    if set(features) - set(DEFAULT_FEATURES) or "close" not in features:
-        raise _fail(f"{name} must be drawn from {DEFAULT_FEATURES} and include close")
-    return features
-
-
-def _tickers(name: str, raw: str) -> tuple[str, ...]:
-    try:
-        return tuple(normalize_ticker(t) for t in _csv(raw))
-    except InvalidTicker as exc:
-        raise _fail(f"{name}: {exc}") from None
-
-
-def _broker(name: str, raw: str) -> str:
-    if not raw.startswith(("redis://", "rediss://")):
-        raise _fail(f"{name} must be a redis:// or rediss:// URL")
-    return raw
-
-
-def _isolation(name: str, raw: str) -> str:
-    value = raw.lower()
-    if value not in _LEGACY_ISOLATION:
-        raise _fail(
-            f"STOCKCAST_EXECUTOR must be one of {', '.join(EXECUTORS)} ({name}: {_shown(raw)})"
-        )
-    return _LEGACY_ISOLATION[value]
-
-
-def _text(name: str, raw: str) -> str:
-    return raw
-
-
-Text = Annotated[str | None, _rule(_text)]
-Boolean = Annotated[bool | None, _rule(_boolean)]
-
-
-Count = Annotated[int | None, _integer(0)]
-PositiveInt = Annotated[int | None, _integer(1)]
-NonNegative = Annotated[float | None, _number(lambda v: v >= 0, "must be a number >= 0")]
-
-
-class _Environment(BaseSettings):
-    """One field per variable, named as the variable; None: unset or blank (Settings default)."""
-
-    model_config = SettingsConfigDict(
-        case_sensitive=True, extra="ignore", frozen=True, validate_default=False
-    )
-
-    STOCKCAST_DATA_DIR: Text = None
-    DATABASE_URL: Text = None
-    STOCKCAST_MODELS_DIR: Text = None
-    STOCKCAST_PROVIDER: Annotated[str | None, _choice(PROVIDERS)] = None
-    STOCKCAST_TICKERS: Annotated[tuple[str, ...] | None, NoDecode, _rule(_tickers)] = None
-    STOCKCAST_WINDOW: Annotated[int | None, _integer(2)] = None
-    STOCKCAST_FEATURES: Annotated[tuple[str, ...] | None, NoDecode, _rule(_features)] = None
-    STOCKCAST_LSTM_UNITS: Annotated[tuple[int, ...] | None, NoDecode, _rule(_units)] = None
-    STOCKCAST_EPOCHS: PositiveInt = None
-    STOCKCAST_BATCH_SIZE: PositiveInt = None
-    STOCKCAST_PATIENCE: PositiveInt = None
-    STOCKCAST_LEARNING_RATE: Annotated[
-        float | None, _number(lambda v: v > 0, "must be positive")
-    ] = None
-    STOCKCAST_SEED: Count = None
-    STOCKCAST_HIGHWAY: Annotated[str | None, _choice(HIGHWAYS)] = None
-    STOCKCAST_VAL_FRACTION: Annotated[
-        float | None, _number(lambda v: 0 < v < 0.5, "must be between 0 and 0.5")
-    ] = None
-    STOCKCAST_BACKTEST_DAYS: Annotated[int | None, _integer(10)] = None
-    STOCKCAST_BACKTEST_REFIT_EVERY: PositiveInt = None
-    STOCKCAST_BACKTEST_EVERY_DAYS: Count = None
-    STOCKCAST_WARM_START_EPOCHS: Count = None
-    STOCKCAST_MIN_BACKTEST_FORECASTS: Count = None
-    STOCKCAST_SKILL_ALPHA: Annotated[
-        float | None, _number(lambda v: 0 < v <= 1, "must be in (0, 1]")
-    ] = None
-    STOCKCAST_INTERVAL_COVERAGE: Annotated[
-        float | None, _number(lambda v: 0 < v < 1, "must be between 0 and 1")
-    ] = None
-    STOCKCAST_YF_MAX_RETRIES: Count = None
-    STOCKCAST_YF_BACKOFF_BASE: NonNegative = None
-    STOCKCAST_YF_BACKOFF_CAP: NonNegative = None
-    STOCKCAST_YF_AUTO_ADJUST: Boolean = None
-    STOCKCAST_EXECUTOR: Annotated[str | None, _choice(EXECUTORS)] = None
-    STOCKCAST_PIPELINE_ISOLATION: Annotated[str | None, _rule(_isolation)] = None
-    STOCKCAST_WORKERS: Count = None
-    STOCKCAST_WORKER_MAX_TASKS: PositiveInt = None
-    STOCKCAST_BROKER_URL: Annotated[str | None, _rule(_broker)] = None
-    STOCKCAST_CELERY_QUEUE: Text = None
-    STOCKCAST_STEP_TIMEOUT_SECONDS: PositiveInt = None
-    STOCKCAST_DB_TIMEOUT_SECONDS: Annotated[
-        float | None, _number(lambda v: 1 <= v <= 3600, "must be between 1 and 3600")
-    ] = None
-    STOCKCAST_RUN_STALE_SECONDS: Annotated[int | None, _integer(60)] = None
-    STOCKCAST_SCHEDULE_CRON: Text = None
-    STOCKCAST_SCHEDULE_TIMEZONE: Text = None
-    STOCKCAST_MISFIRE_GRACE_SECONDS: PositiveInt = None
-    STOCKCAST_EXCHANGE_CALENDAR: Text = None
-    STOCKCAST_API_CACHE_MAX_AGE: Count = None
-    STOCKCAST_API_RESPONSE_TTL: NonNegative = None
-    STOCKCAST_API_MAX_LIMIT: PositiveInt = None
-    STOCKCAST_LOG_LEVEL: Annotated[str | None, _choice(LOG_LEVELS, str.upper)] = None
-    STOCKCAST_LOG_FORMAT: Annotated[str | None, _choice(LOG_FORMATS)] = None
+    # --- reading the environment ---------------------------------------------------------
 
     @classmethod
     def settings_customise_sources(
@@ -377,20 +460,37 @@ class _Environment(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Only what read() passes in: never a .env file or a secrets folder behind our back.
+        # `Settings()` is the defaults; only from_env() reads variables, and never a .env file
+        # or a secrets folder behind the caller's back.
         return (init_settings,)
 
     @classmethod
-    def read(cls, env: Mapping[str, str]) -> _Environment:
-        """The variables of `env` (os.environ or a test's dict) through pydantic-settings'
-        environment source; blank values count as unset."""
-        source = EnvSettingsSource(cls, case_sensitive=True, env_ignore_empty=True)
-        # The source's variables are `env`'s, not necessarily the process's own.
-        source.env_vars = {k: v for k, v in env.items() if k in cls.model_fields and v.strip()}
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read the variables (os.environ, or a test's mapping); unset or blank keeps a default."""
+        source = os.environ if env is None else env
+        given = {k: v.strip() for k, v in source.items() if v.strip()}  # blank: unset
+        if "STOCKCAST_EXECUTOR" not in given and "STOCKCAST_PIPELINE_ISOLATION" in given:
+            legacy = given["STOCKCAST_PIPELINE_ISOLATION"].lower()
+            if legacy not in _LEGACY_ISOLATION:
+                raise ConfigError(
+                    f"STOCKCAST_EXECUTOR must be one of {', '.join(EXECUTORS)} "
+                    f"(STOCKCAST_PIPELINE_ISOLATION: {shown(legacy)})"
+                )
+            given["STOCKCAST_EXECUTOR"] = _LEGACY_ISOLATION[legacy]
+        names, model_names = variables(cls), variables(ModelParams)
+        values: dict[str, Any] = {k: v for k, v in given.items() if k in names}
+        model = {k: v for k, v in given.items() if k in model_names}
         try:
-            return cls(**source())
+            return cls.model_validate({**values, "model": ModelParams.model_validate(model)})
         except ValidationError as exc:
-            first = exc.errors(include_url=False)[0]
-            name = ".".join(str(part) for part in first["loc"]) or "configuration"
-            message = first["msg"] if first["type"] == "bad_config" else f"{name} is invalid"
-            raise ConfigError(message) from None
+            raise ConfigError(one_line(exc, rules(cls) | rules(ModelParams))[1]) from None
+
+
+def variables(model: type[Any]) -> dict[str, str]:
+    """Environment variable -> field name, for a model declared with `variable(...)`."""
+    found: dict[str, str] = {}
+    for name, info in model.model_fields.items():
+        extra = info.json_schema_extra
+        if isinstance(extra, dict) and "env" in extra:
+            found[str(extra["env"])] = name
+    return found

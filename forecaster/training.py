@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -128,7 +128,7 @@ def fit_all(
     stats = fit_stats(prices, settings.window, settings.features, prices.index[-1].date())
     ws = make_windows(prices, stats)
     least = 0 if settings.model.highway != "none" else 1  # 0 epochs: the ridge highway alone
-    params = replace(settings.model, epochs=max(least, epochs))
+    params = settings.model.replace(epochs=max(least, epochs))
     model = LSTMForecaster(params).fit(ws.X, ws.y, feature_names=stats.features)
     return model, stats, ws
 

@@ -43,7 +43,8 @@ from forecaster.service import ProviderFactory, RefreshOptions, StepOutcome
 from forecaster.settings import Settings
 from forecaster.universe import tracked_universe
 from jobs import records
-from jobs.executors import Executor, InlineExecutor, LocalPool
+from jobs.executors import Executor, InlineExecutor, LocalPool, StepTask
+from jobs.executors.base import refused
 from jobs.records import Heartbeat
 
 log = logging.getLogger(__name__)
@@ -63,24 +64,23 @@ class RunReport:
 
 def make_executor(
     settings: Settings,
-    options: RefreshOptions,
+    engine: Engine,
     *,
     workers: int | None = None,
     stop: threading.Event | None = None,
     provider_factory: ProviderFactory | None = None,
-    engine: Engine | None = None,
 ) -> Executor:
-    """The executor settings.executor names (jobs.executors, jobs.celery_app)."""
+    """The executor settings.executor names (jobs.executors)."""
     kind = settings.executor
     if provider_factory is not None and kind != "inline":
         raise ValueError("a provider_factory can only be used with the inline executor")
     if kind == "inline":
-        return InlineExecutor(settings, options, stop, provider_factory, engine)
+        return InlineExecutor(settings, engine, stop, provider_factory)
     if kind == "celery":
-        from jobs.celery_app import CeleryExecutor  # Celery is imported only when used
+        from jobs.executors.celery import CeleryExecutor  # Celery is imported only when used
 
-        return CeleryExecutor(settings, options, stop)
-    return LocalPool(settings, options, workers=workers or settings.workers, stop=stop)
+        return CeleryExecutor(settings, stop)
+    return LocalPool(settings, workers=workers or settings.workers, stop=stop)
 
 
 def run_pipeline(
@@ -111,12 +111,7 @@ def run_pipeline(
     )
     sessions = storage.make_session_factory(engine)
     executor = make_executor(
-        settings,
-        options,
-        workers=workers,
-        stop=stop,
-        provider_factory=provider_factory,
-        engine=engine,
+        settings, engine, workers=workers, stop=stop, provider_factory=provider_factory
     )
     try:
         try:
@@ -171,7 +166,8 @@ def run_pipeline(
 
         try:
             with Heartbeat(sessions, run_id, interval):
-                executor.run(symbols, step_started, step_finished)
+                tasks = [StepTask.for_ticker(symbol, options, settings) for symbol in symbols]
+                executor.run(tasks, step_started, step_finished)
         except BaseException as exc:
             try:
                 if isinstance(exc, KeyboardInterrupt):
@@ -188,13 +184,10 @@ def run_pipeline(
         interrupted = stop is not None and stop.is_set()
         if interrupted:  # shut down before every ticker was done: never "succeeded"
             status = "partial" if any(o.status == "succeeded" for o in outcomes) else "failed"
-        records.finish_run(
-            sessions,
-            run_id,
-            status,
-            "interrupted" if interrupted else None,
-            "interrupted" if interrupted else None,
-        )
+        note, note_code = ("interrupted", "interrupted") if interrupted else (None, None)
+        if not interrupted and (line := refused(outcomes)) is not None:
+            note, note_code = line, "config_mismatch"  # the run says so in one line
+        records.finish_run(sessions, run_id, status, note, note_code)
         seconds = time.perf_counter() - started
         log.info(
             "pipeline run finished",

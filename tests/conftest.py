@@ -15,7 +15,6 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -150,8 +149,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def settings(db_url: str, tmp_path: Path) -> Settings:
     """Tiny, fast model settings on the parametrised database."""
-    return replace(
-        Settings(),
+    return Settings().replace(
         data_dir=tmp_path / "data",
         database_url=db_url,
         model=TINY_MODEL,

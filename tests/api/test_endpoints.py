@@ -356,7 +356,6 @@ def test_latest_forecast_micro_cache(
 ) -> None:
     """A worker reuses a rendered forecast for at most STOCKCAST_API_RESPONSE_TTL seconds (on an
     injected clock); errors are never cached, so a ticker's first forecast shows up at once."""
-    from dataclasses import replace
 
     from sqlalchemy import update
 
@@ -364,7 +363,7 @@ def test_latest_forecast_micro_cache(
     from forecaster import storage
 
     now = [1000.0]
-    cached = create_app(replace(settings, api_response_ttl=5), engine)
+    cached = create_app(settings.replace(api_response_ttl=5), engine)
     cached.extensions["stockcast"].responses = ResponseCache(5, clock=lambda: now[0])
     client = cached.test_client()
     assert_error(get(client, "/v1/forecasts/%5EGSPC", 404), "no_forecast")  # not cached
@@ -375,7 +374,7 @@ def test_latest_forecast_micro_cache(
     assert get(client, "/v1/forecasts/GOOG")["predicted_close"] == before  # within the TTL
     now[0] += 0.2
     assert get(client, "/v1/forecasts/GOOG")["predicted_close"] == 123.0  # refreshed after it
-    fresh = create_app(replace(settings, api_response_ttl=0), engine).test_client()
+    fresh = create_app(settings.replace(api_response_ttl=0), engine).test_client()
     with sessions.begin() as s:
         s.execute(update(storage.Prediction).values(predicted_close=124.0))
     assert get(fresh, "/v1/forecasts/GOOG")["predicted_close"] == 124.0  # TTL 0: no cache

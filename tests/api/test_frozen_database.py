@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 
 import pytest
 from apidata import seed
@@ -49,8 +48,7 @@ def proxied(
 ) -> Iterator[tuple[FlaskClient, Engine]]:
     seed(sessions)
     url = make_url(settings.resolved_database_url).set(host="127.0.0.1", port=proxy.port)
-    through = replace(
-        settings,
+    through = settings.replace(
         database_url=url.render_as_string(hide_password=False),
         db_timeout_seconds=TIMEOUT,
         api_response_ttl=0.0,  # every request reads the database

@@ -4,7 +4,6 @@ rows without a document are rendered as before; conditional requests answer 304.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
@@ -88,7 +87,7 @@ def add_champion(s: Session, symbol: str, version: int, method: str = "persisten
 
 
 def uncached(app: Flask, settings: Settings, engine: Engine) -> Flask:
-    return create_app(replace(settings, api_response_ttl=0), engine)
+    return create_app(settings.replace(api_response_ttl=0), engine)
 
 
 def rendered_from_rows(sessions: sessionmaker[Session], app: Flask) -> bytes:

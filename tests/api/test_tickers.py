@@ -117,8 +117,7 @@ def test_one_page_is_two_statements_whatever_its_size(
 
 
 def test_max_limit_follows_the_setting(settings: Settings, engine: Engine, app: Flask) -> None:
-    from dataclasses import replace
 
-    small = create_app(replace(settings, api_max_limit=5), engine).test_client()
+    small = create_app(settings.replace(api_max_limit=5), engine).test_client()
     assert get(small, "/v1/tickers?limit=5")["limit"] == 5
     assert get(small, "/v1/tickers?limit=6", 400)["error"]["code"] == "bad_parameter"

@@ -3,7 +3,6 @@ its origin; the served model sees every day; quiet nights reuse the backtest."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ from forecaster.training import reusable_backtest, train, training_config
 
 TINY = ModelParams(units=(4, 2), epochs=2, batch_size=64, patience=1)
 CONFIG = BacktestConfig(days=120, refit_every=60)
-SETTINGS = replace(Settings(), model=TINY, backtest_days=120, backtest_refit_every=60)
+SETTINGS = Settings().replace(model=TINY, backtest_days=120, backtest_refit_every=60)
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +74,7 @@ def test_refit_on_all_uses_the_last_day(prices: pd.DataFrame) -> None:
 
 @pytest.mark.slow
 def test_quiet_night_reuses_the_backtest(prices: pd.DataFrame) -> None:
-    settings = replace(SETTINGS, backtest_every_days=5)
+    settings = SETTINGS.replace(backtest_every_days=5)
     first = train(prices.iloc[:-3], settings, "SYN")
     previous = {"config": first.config, "backtest": first.backtest, "serving": first.serving}
     quiet = train(prices, settings, "SYN", previous=previous)  # 3 new days
@@ -85,7 +84,7 @@ def test_quiet_night_reuses_the_backtest(prices: pd.DataFrame) -> None:
     assert quiet.warm_from is None  # no artifact to start from: a refit from scratch
     assert quiet.fit_epochs == first.final_epochs
     # a changed configuration or too many new days mean a full backtest
-    changed = replace(settings, model=replace(TINY, seed=7))
+    changed = settings.replace(model=TINY.replace(seed=7))
     assert reusable_backtest(previous, training_config(changed), prices, 5) is None
     assert reusable_backtest(previous, first.config, prices, 2) is None
     assert reusable_backtest(previous, first.config, prices, 0) is None
@@ -99,7 +98,7 @@ def test_quiet_night_reuses_the_backtest(prices: pd.DataFrame) -> None:
 def test_quiet_night_warm_starts_from_the_newest_network(
     prices: pd.DataFrame, tmp_path: Path
 ) -> None:
-    settings = replace(SETTINGS, backtest_every_days=5, warm_start_epochs=2)
+    settings = SETTINGS.replace(backtest_every_days=5, warm_start_epochs=2)
     first = train(prices.iloc[:-1], settings, "SYN")
     path = first.bundle.save(tmp_path / "v0001")
     previous = {
@@ -122,7 +121,7 @@ def test_quiet_night_warm_starts_from_the_newest_network(
     # no artifact (deleted, corrupt) or warm starts off: a refit from scratch, never a failure
     gone = {**previous, "artifact_path": str(tmp_path / "missing")}
     assert train(prices, settings, "SYN", previous=gone).warm_from is None
-    cold = train(prices, replace(settings, warm_start_epochs=0), "SYN", previous=previous)
+    cold = train(prices, settings.replace(warm_start_epochs=0), "SYN", previous=previous)
     assert cold.warm_from is None and cold.fit_epochs == first.final_epochs
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -24,7 +23,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def lenient(settings: Settings) -> Settings:
     """Mechanics tests: a 120-forecast backtest is enough evidence, and lower MAE is enough."""
-    return replace(settings, min_backtest_forecasts=0, skill_alpha=1.0)
+    return settings.replace(min_backtest_forecasts=0, skill_alpha=1.0)
 
 
 @pytest.fixture
@@ -222,7 +221,7 @@ def test_only_a_fresh_version_of_the_same_configuration_skips_retraining(
         v = service.train_ticker(s, settings, "GOOG").model_version
     with sessions.begin() as s:
         assert service.latest_model_covers_data(s, settings, "GOOG") is not None
-        other = replace(settings, model=ModelParams(units=(8, 4), epochs=3, seed=7))
+        other = settings.replace(model=ModelParams(units=(8, 4), epochs=3, seed=7))
         assert service.latest_model_covers_data(s, other, "GOOG") is None  # config changed
         s.get_one(storage.ModelVersion, v.id).trained_through = None
     with sessions.begin() as s:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -19,8 +18,7 @@ from forecaster.training import TrainingOutcome, train
 
 pytestmark = pytest.mark.slow
 
-TINY = replace(
-    Settings(),
+TINY = Settings().replace(
     model=ModelParams(units=(8, 4), epochs=3, batch_size=32, patience=2),
     backtest_days=260,  # two folds of 130 forecasts
     backtest_refit_every=130,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -39,7 +38,7 @@ def test_unusable_backtests_are_rejected_with_reason(figures: dict[str, Any], wh
 
 
 def test_artifact_dir_is_filesystem_safe(tmp_path: Any) -> None:
-    settings = replace(Settings(), data_dir=tmp_path)
+    settings = Settings().replace(data_dir=tmp_path)
     path = artifact_dir(settings, "^GSPC", 12)
     assert path.parent == (tmp_path / "models" / "_GSPC").resolve()
     assert re.fullmatch(r"v0012-[0-9a-f]{8}", path.name)
@@ -56,7 +55,7 @@ def test_remove_orphans_only_touches_unreferenced_artifacts(
 
     from forecaster import registry
 
-    settings = replace(Settings(), data_dir=tmp_path)
+    settings = Settings().replace(data_dir=tmp_path)
     root = registry.ticker_models_dir(settings, "GOOG")
     live = registry.artifact_dir(settings, "GOOG", 1)
     orphan = registry.artifact_dir(settings, "GOOG", 2)
@@ -77,7 +76,7 @@ def test_a_training_without_usable_figures_stores_nothing(tmp_path: Any) -> None
     from forecaster.errors import ModelRejected
     from forecaster.registry import register
 
-    settings = replace(Settings(), data_dir=tmp_path)
+    settings = Settings().replace(data_dir=tmp_path)
     outcome = SimpleNamespace(
         backtest={"mae": float("nan"), "persistence_mae": 1.0, "n_forecasts": 9}
     )

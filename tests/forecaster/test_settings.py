@@ -34,7 +34,12 @@ def test_defaults_and_the_one_parameters_object() -> None:
         # stricter since the environment is a pydantic-settings model
         ({"STOCKCAST_PROVIDER": "yahoo"}, "STOCKCAST_PROVIDER must be one of sample, synthetic"),
         ({"STOCKCAST_HIGHWAY": "lstnet"}, "STOCKCAST_HIGHWAY must be one of ar, ridge, none"),
-        ({"STOCKCAST_TICKERS": "GOOG,BAD$"}, "STOCKCAST_TICKERS: malformed ticker symbol 'BAD$'"),
+        ({"STOCKCAST_USE_GPU": "maybe"}, "STOCKCAST_USE_GPU must be true or false"),
+        ({"STOCKCAST_WORKER_CONCURRENCY": "-1"}, "STOCKCAST_WORKER_CONCURRENCY must be >= 0"),
+        (
+            {"STOCKCAST_TICKERS": "GOOG,BAD$"},
+            "STOCKCAST_TICKERS holds a malformed ticker symbol 'BAD$'",
+        ),
         ({"STOCKCAST_LOG_FORMAT": "xml"}, "STOCKCAST_LOG_FORMAT must be one of json, text"),
         ({"STOCKCAST_DB_TIMEOUT_SECONDS": "nan"}, "STOCKCAST_DB_TIMEOUT_SECONDS must be between"),
         ({"STOCKCAST_YF_BACKOFF_CAP": "inf"}, "STOCKCAST_YF_BACKOFF_CAP must be a number >= 0"),
@@ -53,6 +58,29 @@ def test_bad_values_are_one_line_errors(env: dict[str, str], message: str) -> No
     assert message in str(info.value) and "\n" not in str(info.value)
     for leak in ("pydantic", "validation error", "Input should", "type="):
         assert leak not in str(info.value)
+
+
+def test_a_broker_url_is_never_echoed() -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"STOCKCAST_BROKER_URL": "amqp://user:secret@host/"})
+    assert "secret" not in str(info.value)
+
+
+def test_one_declaration_per_variable_with_a_description() -> None:
+    from forecaster.params import ModelParams
+    from forecaster.settings import variables
+
+    assert not variables(Settings).keys() & variables(ModelParams).keys()
+    for model in (Settings, ModelParams):
+        for variable, field in variables(model).items():
+            assert model.model_fields[field].description, variable
+
+
+def test_replace_validates_like_the_environment() -> None:
+    with pytest.raises(ConfigError, match=r"^window must be >= 2, got '1'$"):
+        Settings().replace(window=1)
+    assert Settings().replace(window=3).window == 3
+    assert Settings().model.replace(highway="none").highway == "none"
 
 
 @pytest.mark.parametrize(
@@ -111,3 +139,64 @@ def test_cli_prints_one_error_line(monkeypatch: pytest.MonkeyPatch) -> None:
     result = CliRunner().invoke(cli, ["runs", "list"])
     assert result.exit_code == 1
     assert result.output == "Error: STOCKCAST_API_MAX_LIMIT must be an integer, got 'lots'\n"
+
+
+def readme_table() -> dict[str, str]:
+    """The README's configuration table: variable -> its default as written."""
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "README.md").read_text()
+    table = text.split("| variable | default | meaning |", 1)[1].split("\n\n", 1)[0]
+    found: dict[str, str] = {}
+    for row in table.strip().splitlines()[1:]:
+        names_cell, default_cell = row.split(" | ")[:2]
+        names = [n.strip(" `|") for n in names_cell.split(" / ")]
+        defaults = [d.strip(" `") for d in default_cell.split(" / ")]
+        assert len(names) == len(defaults), row
+        found.update(zip(names, defaults, strict=True))
+    return found
+
+
+def test_the_readme_table_lists_every_variable_with_its_default() -> None:
+    from forecaster.params import ModelParams
+    from forecaster.settings import variables
+
+    declared: dict[str, object] = {}
+    for model in (Settings, ModelParams):
+        for variable, field in variables(model).items():
+            declared[variable] = model.model_fields[field].default
+    table = readme_table()
+    assert set(table) == set(declared)
+    for variable, default in declared.items():
+        if default in (None, "", 0) or isinstance(default, type(Settings().data_dir)):
+            continue  # derived at run time: written in words (cores, <data dir>/...)
+        if isinstance(default, bool):
+            shown = str(default).lower()
+        elif isinstance(default, tuple):
+            shown = ",".join(str(v) for v in default)
+        elif isinstance(default, float):
+            shown = f"{default:g}"
+        else:
+            shown = str(default)
+        assert table[variable] == shown, variable
+
+
+def test_zero_epochs_is_the_highway_alone_and_loads_from_old_artifacts() -> None:
+    from forecaster.params import ModelParams
+
+    ridge_only = Settings().model.replace(epochs=0)  # a backtest that kept the highway alone
+    assert ModelParams.from_dict(ridge_only.to_dict()) == ridge_only
+    with pytest.raises(ValueError, match="STOCKCAST_EPOCHS=0 leaves nothing to train"):
+        ridge_only.replace(highway="none")
+    with pytest.raises(ValueError, match="ModelParams has no field epoch"):
+        ridge_only.replace(epoch=3)
+
+
+def test_text_values_are_stripped_so_machines_agree() -> None:
+    s = Settings.from_env(
+        {"DATABASE_URL": " sqlite:///x.db\n", "STOCKCAST_EXCHANGE_CALENDAR": "XNYS "}
+    )
+    assert (s.database_url, s.exchange_calendar) == ("sqlite:///x.db", "XNYS")
+    assert (
+        s.training_config() == Settings().replace(database_url="sqlite:///x.db").training_config()
+    )

@@ -4,7 +4,6 @@ untracking, purging, import files, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 
 import pytest
 from sqlalchemy import func, select
@@ -19,7 +18,7 @@ from forecaster.settings import Settings
 def test_fresh_database_is_seeded_from_settings(
     settings: Settings, sessions: sessionmaker[Session]
 ) -> None:
-    seeded = replace(settings, tickers=("^GSPC", "goog", "GOOG"), default_provider="synthetic")
+    seeded = settings.replace(tickers=("^GSPC", "goog", "GOOG"), default_provider="synthetic")
     with sessions.begin() as s:
         assert universe.tracked_universe(s, seeded) == ["^GSPC", "GOOG"]
         rows = {t.symbol: t for t in s.scalars(select(storage.Ticker))}
@@ -39,7 +38,7 @@ def test_once_tickers_exist_the_setting_is_ignored_and_said_once(
     monkeypatch.setattr(universe, "_ignored_setting_logged", False)
     with sessions.begin() as s:
         universe.track_ticker(s, "GOOG", "sample", None)
-    configured = replace(settings, tickers=("^GSPC", "GOOG"))
+    configured = settings.replace(tickers=("^GSPC", "GOOG"))
     with caplog.at_level(logging.INFO, logger="forecaster.universe"):
         for _ in range(2):
             with sessions.begin() as s:
@@ -84,7 +83,8 @@ def test_bad_seed_settings_are_config_errors(
     settings: Settings, sessions: sessionmaker[Session], changes: dict, message: str
 ) -> None:
     with sessions.begin() as s, pytest.raises(ConfigError, match=message.replace("$", r"\$")):
-        universe.seed_from_settings(s, replace(settings, **changes))
+        # built in code, past validation: the seed checks them again
+        universe.seed_from_settings(s, settings.model_copy(update=changes))
 
 
 def test_track_backfills_and_an_unknown_symbol_leaves_nothing(

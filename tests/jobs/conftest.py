@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from forecaster.settings import Settings
@@ -12,4 +10,4 @@ from forecaster.settings import Settings
 @pytest.fixture
 def pipeline_settings(settings: Settings) -> Settings:
     """Mechanics, not skill: tiny models, steps in the test's process."""
-    return replace(settings, executor="inline", tickers=("^GSPC", "GOOG"))
+    return settings.replace(executor="inline", tickers=("^GSPC", "GOOG"))

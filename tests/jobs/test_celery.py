@@ -11,7 +11,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -48,8 +47,8 @@ def broker() -> Iterator[str]:
 @pytest.fixture
 def celery_settings(settings: Settings, broker: str) -> Settings:
     # A queue of its own: workers of another test (or a developer's) never take these tasks.
-    return replace(
-        settings, executor="celery", broker_url=broker, celery_queue=f"test-{uuid.uuid4().hex[:8]}"
+    return settings.replace(
+        executor="celery", broker_url=broker, celery_queue=f"test-{uuid.uuid4().hex[:8]}"
     )
 
 
@@ -84,7 +83,7 @@ class Workers:
         self.wait_ready(settings, len(names))
 
     def wait_ready(self, settings: Settings, count: int, seconds: float = 90) -> None:
-        from jobs.celery_app import app, configure
+        from jobs.executors.celery import app, configure
 
         configure(settings)
         deadline = time.monotonic() + seconds
@@ -161,6 +160,29 @@ def test_two_workers_share_twenty_tickers_each_trained_once(
     assert used == {"alpha", "beta"}  # both workers used, names without host
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_worker_of_another_configuration_refuses_the_step_and_trains_nothing(
+    celery_settings: Settings, sessions: sessionmaker[Session], workers: Workers
+) -> None:
+    """A worker started with STOCKCAST_HIGHWAY=none takes a step of a run configured with "ar":
+    it is recorded config_mismatch, nothing is trained, and the run says so in one line."""
+    assert celery_settings.model.highway == "ar"
+    register(sessions, ["SYN-RW-1"])
+    workers.env["STOCKCAST_HIGHWAY"] = "none"
+    workers.start_ready(celery_settings, "other")
+    report = run_pipeline(celery_settings, ["SYN-RW-1"])
+    assert report.status == "failed"
+    with sessions() as s:
+        (run,) = s.scalars(select(storage.JobRun)).all()
+        assert run.error_code == "config_mismatch" and run.error is not None
+        assert "\n" not in run.error and "model.highway=none (run: ar)" in run.error
+        ((status, code, worker),) = [(st.status, st.error_code, st.worker) for st in run.steps]
+        assert (status, code, worker) == ("failed", "config_mismatch", "other")
+        ticker = storage.get_ticker(s, "SYN-RW-1")
+        assert ticker is not None and storage.model_versions(s, ticker.id) == []
+        assert s.scalars(select(storage.Lock)).all() == []
+
+
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the lock row names its process
 def test_a_worker_process_killed_mid_task_is_redelivered_and_completes_once(
     celery_settings: Settings, sessions: sessionmaker[Session], workers: Workers
@@ -215,7 +237,7 @@ def test_broker_down_fails_the_run_with_one_line_and_records_it(
 def test_no_worker_answering_fails_the_run_at_once_and_records_it(
     celery_settings: Settings, sessions: sessionmaker[Session]
 ) -> None:
-    from jobs.celery_app import NoWorkers
+    from jobs.executors.celery import NoWorkers
 
     register(sessions, ["SYN-RW-1"])
     with pytest.raises(NoWorkers, match="no Celery worker answers"):

@@ -4,7 +4,6 @@ training on synthetic tickers)."""
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
 from datetime import date
 
 import pytest
@@ -15,7 +14,8 @@ from forecaster import service, storage
 from forecaster.providers.synthetic import SyntheticProvider
 from forecaster.service import RefreshOptions, StepOutcome
 from forecaster.settings import Settings
-from jobs.executors import LocalPool, tf_threads
+from jobs.executors import LocalPool, StepTask
+from jobs.executors.base import tf_threads
 from jobs.pipeline import run_pipeline
 
 pytestmark = pytest.mark.slow
@@ -39,7 +39,7 @@ def test_two_workers_share_the_universe_each_ticker_once(
 ) -> None:
     register(sessions, SYMBOLS)
     # Recycled after 2 tickers: 5 tickers on 2 workers need at least 3 worker processes.
-    pool_settings = replace(settings, executor="local", worker_max_tasks=2)
+    pool_settings = settings.replace(executor="local", worker_max_tasks=2)
     report = run_pipeline(pool_settings, SYMBOLS, workers=2)
     assert report.status == "succeeded", [o.error for o in report.steps]
     assert [o.ticker for o in report.steps] == SYMBOLS  # reported in the run's order
@@ -76,8 +76,10 @@ def test_stop_ends_the_running_steps_and_skips_the_rest(
     def finished(outcome: StepOutcome, seconds: float) -> None:
         seen.append((outcome.ticker, outcome.status))
 
-    pool = LocalPool(replace(settings, executor="local"), RefreshOptions(), workers=1, stop=stop)
-    pool.run(SYMBOLS[:3], started, finished)
+    pool = LocalPool(settings.replace(executor="local"), workers=1, stop=stop)
+    pool.run(
+        [StepTask.for_ticker(s, RefreshOptions(), settings) for s in SYMBOLS[:3]], started, finished
+    )
     assert seen[:2] == [(SYMBOLS[0], None), (SYMBOLS[0], "failed")]
     assert seen[2:] == [
         (SYMBOLS[1], None),
@@ -90,3 +92,26 @@ def test_stop_ends_the_running_steps_and_skips_the_rest(
 def test_tensorflow_threads_are_shared_out() -> None:
     assert tf_threads(1) >= 1
     assert tf_threads(10_000) == 1
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_pool_worker_of_another_configuration_refuses_and_trains_nothing(
+    settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    register(sessions, SYMBOLS[:2])
+    run = settings.replace(executor="local")  # the run's configuration: highway "ar"
+    workers = run.replace(model=run.model.replace(highway="none"))
+    outcomes: list[StepOutcome] = []
+    pool = LocalPool(workers, workers=1)
+    tasks = [StepTask.for_ticker(s, RefreshOptions(fetch=False), run) for s in SYMBOLS[:2]]
+    pool.run(tasks, lambda symbol: None, lambda outcome, seconds: outcomes.append(outcome))
+    assert [(o.ticker, o.status, o.error_code) for o in outcomes] == [
+        (SYMBOLS[0], "failed", "config_mismatch"),
+        (SYMBOLS[1], "failed", "config_mismatch"),
+    ]
+    assert all("model.highway=none (run: ar)" in (o.error or "") for o in outcomes)
+    assert all((o.worker or "").startswith("local-1.") for o in outcomes)
+    with sessions() as s:
+        for symbol in SYMBOLS[:2]:
+            ticker = storage.get_ticker(s, symbol)
+            assert ticker is not None and storage.model_versions(s, ticker.id) == []

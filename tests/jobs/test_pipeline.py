@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import socket
 import subprocess
-from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -260,7 +259,7 @@ def test_runs_left_running_by_dead_processes_are_marked_failed(
 def test_unmigrated_database_is_a_clear_error(tmp_path: Path, pipeline_settings: Settings) -> None:
     from forecaster.errors import ConfigError
 
-    bare = replace(pipeline_settings, database_url=f"sqlite:///{tmp_path}/empty.db")
+    bare = pipeline_settings.replace(database_url=f"sqlite:///{tmp_path}/empty.db")
     with pytest.raises(ConfigError, match="run `stockcast db upgrade`"):
         run_pipeline(bare, ["GOOG"], provider_factory=factory_of(ShortSample()))
 
@@ -271,7 +270,7 @@ def test_child_process_isolation_and_timeout(
 ) -> None:
     """The production mode: each ticker in a spawned child (real sample provider, full GOOG
     history). A child past the step timeout is killed and recorded; nothing half-written."""
-    isolated = replace(pipeline_settings, executor="local")
+    isolated = pipeline_settings.replace(executor="local")
     report = run_pipeline(isolated, ["GOOG"])
     step = steps(sessions, report.run_id)["GOOG"]
     assert report.status == "succeeded", step.error
@@ -279,7 +278,7 @@ def test_child_process_isolation_and_timeout(
     assert champions(sessions) == {"GOOG": 1}
 
     # a forced retrain that cannot finish in 1 s: killed, recorded, previous state intact
-    slow = replace(isolated, step_timeout_seconds=1)
+    slow = isolated.replace(step_timeout_seconds=1)
     report = run_pipeline(slow, ["GOOG"], force_train=True)
     step = steps(sessions, report.run_id)["GOOG"]
     assert report.status == "failed"

@@ -4,7 +4,6 @@ fetch and storage run), so these stay fast."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any, NoReturn
 
 import pandas as pd
@@ -47,7 +46,7 @@ def sources(sessions: sessionmaker[Session]) -> dict[str, set[str]]:
 def test_a_run_processes_every_tracked_ticker_with_its_provider(
     pipeline_settings: Settings, engine: Engine, sessions: sessionmaker[Session]
 ) -> None:
-    settings = replace(pipeline_settings, tickers=("GOOG",))
+    settings = pipeline_settings.replace(tickers=("GOOG",))
     first = run_pipeline(settings, engine=engine)  # fresh database: seeded with GOOG
     assert [o.ticker for o in first.steps] == ["GOOG"]
     assert "training stubbed out (2148 rows)" in (first.steps[0].error or "")

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -40,7 +39,7 @@ def test_real_scheduler_runs_the_pipeline_for_two_tickers(
 ) -> None:
     """APScheduler with a fast cron trigger (every second) and a clock fixed on a trading day;
     each ticker runs in its own child process, as in production."""
-    settings = replace(pipeline_settings, executor="local")
+    settings = pipeline_settings.replace(executor="local")
     done = threading.Event()
     failures: list[BaseException] = []
 
@@ -101,9 +100,9 @@ def test_schedule_configuration() -> None:
     assert catch_up is not None and catch_up.kwargs["clock"]() == friday
     assert sched.get_job(JOB_ID) is not None  # the regular schedule goes on
     with pytest.raises(ConfigError, match="not a crontab expression"):
-        cron_trigger(replace(settings, schedule_cron="every night"))
+        cron_trigger(settings.replace(schedule_cron="every night"))
     with pytest.raises(ConfigError, match="unknown time zone"):
-        cron_trigger(replace(settings, schedule_timezone="Mars/Olympus"))
+        cron_trigger(settings.replace(schedule_timezone="Mars/Olympus"))
 
 
 def test_missed_run_is_caught_up_once(

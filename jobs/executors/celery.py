@@ -16,8 +16,10 @@ Delivery rules that make a lost worker safe:
 - A ticker is never trained twice at once: the task takes the ticker's lock itself
   (refresh_ticker_locked) and skips a ticker another run holds.
 
-Workers read their own environment (database, model directory, training settings): every
-worker must be configured like the scheduler and share its database and model store.
+Transport only: each task is a jobs.executors.base.StepTask as JSON, run by base.run_step in the
+worker's process. A worker reads its own environment (database, model directory, training
+settings); a task carries the run's training configuration, and a worker whose own differs
+refuses it (`config_mismatch`) instead of training another model.
 """
 
 from __future__ import annotations
@@ -29,20 +31,33 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from functools import cache
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from celery import Celery, signals
 from celery.exceptions import TimeLimitExceeded, WorkerLostError
+from sqlalchemy import Engine
 
 from forecaster.errors import StockcastError
-from forecaster.service import RefreshOptions, StepOutcome
+from forecaster.service import StepOutcome
 from forecaster.settings import Settings
-from jobs.executors import Finished, Started, interrupted, peak_rss_mb
+from jobs.executors.base import (
+    Finished,
+    Started,
+    StepTask,
+    bootstrap_worker,
+    crashed,
+    failed,
+    interrupted,
+    quiet_tensorflow,
+    run_step,
+    tf_threads,
+)
 
 log = logging.getLogger(__name__)
 
+# The name the task has had since the first release: a worker of an older release that takes a
+# new task (or a new worker an old one) fails it at once instead of dropping it as unregistered.
 TASK = "stockcast.refresh_ticker"
 
 
@@ -90,23 +105,6 @@ def configure(settings: Settings) -> Celery:
     return app
 
 
-def options_to_json(options: RefreshOptions) -> dict[str, Any]:
-    return {
-        "fetch": options.fetch,
-        "force_train": options.force_train,
-        "today": options.today.isoformat() if options.today else None,
-    }
-
-
-def options_from_json(data: dict[str, Any]) -> RefreshOptions:
-    today = data.get("today")
-    return RefreshOptions(
-        fetch=bool(data.get("fetch", True)),
-        force_train=bool(data.get("force_train", False)),
-        today=date.fromisoformat(today) if today else None,
-    )
-
-
 def worker_name(hostname: str | None) -> str:
     """A Celery node name without its host part (GET /v1/runs shows it; hosts stay private)."""
     return (hostname or "celery").split("@", 1)[0][:80]
@@ -115,45 +113,48 @@ def worker_name(hostname: str | None) -> str:
 # --------------------------------------------------------------------------- worker side
 
 
-@cache
-def _worker_state() -> tuple[Settings, Any]:
-    """The worker process's settings and database engine, built once per process."""
-    from forecaster import storage
+class _WorkerState:
+    """This worker process's settings and database engine, set once by its bootstrap."""
 
-    settings = Settings.from_env()
-    engine = storage.make_engine(
-        settings.resolved_database_url, timeout=settings.db_timeout_seconds
-    )
-    return settings, engine
+    settings: Settings | None = None
+    engine: Engine | None = None
+
+
+def _worker_state() -> tuple[Settings, Engine]:
+    if _WorkerState.settings is None or _WorkerState.engine is None:  # not a prefork child
+        from forecaster import storage
+
+        settings = Settings.from_env()
+        _WorkerState.engine = storage.make_engine(
+            settings.resolved_database_url, timeout=settings.db_timeout_seconds
+        )
+        _WorkerState.settings = settings
+    assert _WorkerState.settings is not None and _WorkerState.engine is not None
+    return _WorkerState.settings, _WorkerState.engine
 
 
 @app.task(name=TASK, bind=True)
-def refresh_ticker_task(self: Any, symbol: str, options: dict[str, Any]) -> dict[str, Any]:
-    from forecaster.service import refresh_ticker_locked
-
+def run_step_task(self: Any, task: Any, *legacy: Any) -> dict[str, Any]:
+    name = worker_name(self.request.hostname)
+    if legacy or not isinstance(task, dict):  # (symbol, options): a run of an older release
+        outcome = failed(
+            str(task), "the step comes from another stockcast release; refused", "config_mismatch"
+        )
+        outcome.worker = name
+        return {"outcome": asdict(outcome), "seconds": 0.0, "rss_mb": 0.0}
     settings, engine = _worker_state()
-    t0 = time.perf_counter()
-    outcome = refresh_ticker_locked(settings, symbol, options_from_json(options), engine=engine)
-    outcome.worker = worker_name(self.request.hostname)
-    return {
-        "outcome": asdict(outcome),
-        "seconds": time.perf_counter() - t0,
-        "rss_mb": peak_rss_mb(),
-    }
+    result = run_step(StepTask.from_json(task), settings, engine=engine, worker=name)
+    return {"outcome": asdict(result.outcome), "seconds": result.seconds, "rss_mb": result.rss_mb}
 
 
 @signals.worker_process_init.connect
 def _init_worker_process(**_: Any) -> None:
-    """Each pool process: log like the rest of stockcast, die with the worker that forked it,
-    import TensorFlow once with its share of the cores."""
-    from forecaster.logs import configure_logging
-    from forecaster.model import warm_up
-    from jobs.executors import die_with_parent, tf_threads
-
-    settings, _engine = _worker_state()
-    configure_logging(settings.log_level, settings.log_format)
-    die_with_parent(os.getppid())
-    warm_up(tf_threads(int(os.environ.get("STOCKCAST_WORKER_CONCURRENCY", "1"))))
+    """Each pool process: the shared worker bootstrap (base.bootstrap_worker) with this
+    worker's own settings and its share of the cores."""
+    settings = Settings.from_env()
+    threads = tf_threads(settings.worker_concurrency or 1)
+    _WorkerState.engine = bootstrap_worker(settings, threads=threads, parent_pid=os.getppid())
+    _WorkerState.settings = settings
 
 
 def worker_argv(concurrency: int, name: str | None, loglevel: str, queue: str) -> list[str]:
@@ -172,8 +173,9 @@ def worker_argv(concurrency: int, name: str | None, loglevel: str, queue: str) -
 
 def start_worker(settings: Settings, concurrency: int, name: str | None = None) -> None:
     """Run a Celery worker in this process until it is stopped (SIGTERM: warm shutdown)."""
+    # The forked pool processes read their settings again: they learn the concurrency from it.
     os.environ["STOCKCAST_WORKER_CONCURRENCY"] = str(concurrency)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    quiet_tensorflow()
     configure(settings)
     check_broker(settings)
     app.worker_main(worker_argv(concurrency, name, settings.log_level, settings.celery_queue))
@@ -199,13 +201,12 @@ def check_broker(settings: Settings) -> None:
 @dataclass
 class CeleryExecutor:
     settings: Settings
-    options: RefreshOptions
     stop: threading.Event | None = None
     name: str = "celery"
     poll_seconds: float = 0.5
     peak_rss: dict[str, float] = field(default_factory=dict)  # worker name -> MiB
 
-    def run(self, symbols: Sequence[str], started: Started, finished: Finished) -> None:
+    def run(self, tasks: Sequence[StepTask], started: Started, finished: Finished) -> None:
         check_broker(self.settings)
         replies = app.control.ping(timeout=2.0)
         if not replies:
@@ -213,16 +214,15 @@ class CeleryExecutor:
                 "no Celery worker answers on the broker; start one with `stockcast worker`"
             )
         # Deadline: every ticker's step, one after another per answering worker, plus one more.
-        rounds = -(-len(symbols) // max(1, len(replies)))
+        rounds = -(-len(tasks) // max(1, len(replies)))
         budget = self.settings.step_timeout_seconds * (rounds + 1)
         deadline = time.monotonic() + budget
         expires = datetime.now(UTC) + timedelta(seconds=budget)
-        payload = options_to_json(self.options)
         pending: dict[str, Any] = {}
-        for symbol in symbols:
+        for task in tasks:
             try:
-                pending[symbol] = refresh_ticker_task.apply_async(
-                    args=[symbol, payload], queue=self.settings.celery_queue, expires=expires
+                pending[task.target] = run_step_task.apply_async(
+                    args=[task.to_json()], queue=self.settings.celery_queue, expires=expires
                 )
             except Exception:  # the broker went away mid-way: what was queued must not run
                 self._abandon(pending, finished, interrupted_outcome=True)
@@ -230,7 +230,7 @@ class CeleryExecutor:
                     "the Celery broker (STOCKCAST_BROKER_URL) stopped answering while the run "
                     "queued its tickers"
                 ) from None
-            started(symbol)
+            started(task.target)
         log.info("tasks queued", extra={"tasks": len(pending), "workers": len(replies)})
         while pending:
             for symbol, result in list(pending.items()):
@@ -243,15 +243,8 @@ class CeleryExecutor:
                 try:
                     outcome, seconds = self._collect(symbol, result)
                 except Exception as exc:  # an unreadable result fails its ticker, not the rest
-                    outcome, seconds = (
-                        StepOutcome(
-                            symbol,
-                            status="failed",
-                            error=f"unreadable task result: {type(exc).__name__}: {exc}",
-                            error_code="internal_error",
-                        ),
-                        0.0,
-                    )
+                    error = f"unreadable task result: {type(exc).__name__}: {exc}"
+                    outcome, seconds = failed(symbol, error, "internal_error"), 0.0
                 del pending[symbol]
                 finished(outcome, seconds)
             if not pending:
@@ -275,12 +268,11 @@ class CeleryExecutor:
             return outcome, float(data["seconds"])
         error = result.result
         if isinstance(error, TimeLimitExceeded):
-            code, text = "timeout", f"timed out after {self.settings.step_timeout_seconds}s"
-        elif isinstance(error, WorkerLostError):
-            code, text = "step_crashed", f"worker process lost: {error}"
-        else:
-            code, text = "internal_error", f"{type(error).__name__}: {error}"
-        return StepOutcome(symbol, status="failed", error=text, error_code=code), 0.0
+            timeout = self.settings.step_timeout_seconds
+            return failed(symbol, f"timed out after {timeout}s", "timeout"), 0.0
+        if isinstance(error, WorkerLostError):
+            return crashed(symbol, f"lost: {error}"), 0.0
+        return failed(symbol, f"{type(error).__name__}: {error}", "internal_error"), 0.0
 
     def _abandon(
         self,
@@ -299,11 +291,6 @@ class CeleryExecutor:
             if interrupted_outcome:
                 outcome = interrupted(symbol)
             else:
-                outcome = StepOutcome(
-                    symbol,
-                    status="failed",
-                    error=f"no worker finished it within {budget:.0f}s",
-                    error_code="timeout",
-                )
+                outcome = failed(symbol, f"no worker finished it within {budget:.0f}s", "timeout")
             finished(outcome, 0.0)
         pending.clear()
