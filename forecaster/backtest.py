@@ -222,6 +222,16 @@ def median_log_return(close: np.ndarray) -> float:
     return float(np.median(returns)) if len(returns) else 0.0
 
 
+@dataclass(frozen=True)
+class FoldForecast:
+    """What a fold's network said: the log-return forecasts of its windows, and how it was fit."""
+
+    log_returns: np.ndarray
+    best_epoch: int
+    epochs_run: int
+    seconds: float
+
+
 def run_backtest(
     prices: pd.DataFrame,
     window: int,
@@ -233,6 +243,36 @@ def run_backtest(
     """Refit at each fold origin and forecast the fold one step ahead (see the module docstring)."""
     n_samples = len(prices) - window
     folds = plan_folds(n_samples, config.days, config.refit_every)
+    outputs = []
+    for a, b in folds:
+        fit = fit_upto(prices, a, window, features, params, config.val_fraction)
+        X = make_windows(prices, fit.stats).X[a:b]
+        lr = fit.model.predict(X).astype("float64") * fit.stats.return_std
+        outputs.append(FoldForecast(lr, fit.best_epoch, fit.epochs_run, fit.seconds))
+        log.info(
+            "backtest fold fitted",
+            extra={
+                "ticker": ticker,
+                "origin": str(prices.index[a + window - 1].date()),
+                "forecasts": b - a,
+                "best_epoch": fit.best_epoch,
+                "fit_seconds": round(fit.seconds, 2),
+            },
+        )
+    return assemble_backtest(prices, window, folds, outputs, config)
+
+
+def assemble_backtest(
+    prices: pd.DataFrame,
+    window: int,
+    folds: list[tuple[int, int]],
+    outputs: list[FoldForecast],
+    config: BacktestConfig,
+) -> BacktestResult:
+    """A ticker's backtest record from its folds' network forecasts: the baselines on the same
+    days from the same information, the conformal intervals (fold k's from folds before k), the
+    metrics and Diebold-Mariano tests. Shared by ticker scope (run_backtest) and universe scope
+    (forecaster.universe_backtest), so both judge a ticker by the same rules."""
     close = prices["close"].to_numpy(dtype="float64")
     sigma = ewma_volatility(close)
     index = pd.DatetimeIndex(prices.index)
@@ -240,49 +280,33 @@ def run_backtest(
     actual, last_close, dates, sigmas = [], [], [], []
     covered: dict[str, list[np.ndarray]] = {m: [] for m in parts}
     past: dict[str, list[np.ndarray]] = {m: [] for m in parts}  # scaled |log residuals|
-    origins, best_epochs, epochs_run = [], [], []
-    seconds = 0.0
-    for a, b in folds:
-        fit = fit_upto(prices, a, window, features, params, config.val_fraction)
-        seconds += fit.seconds
-        best_epochs.append(fit.best_epoch)
-        epochs_run.append(fit.epochs_run)
-        ws = make_windows(prices, fit.stats).part(a, b)
+    origins = []
+    for (a, b), out in zip(folds, outputs, strict=True):
+        origin_index = np.arange(a + window - 1, b + window - 1)  # the close each forecast is from
         origin_row = a + window - 1  # the last close this fold's model was fit with
         origins.append(index[origin_row].date())
-        lr = fit.model.predict(ws.X).astype("float64") * fit.stats.return_std
-        model_forecast = ws.last_close * np.exp(lr)
+        fold_last, fold_next = close[origin_index], close[origin_index + 1]
         baselines = baseline_forecasts(
             close,
-            ws.origin_index,
+            origin_index,
             window,
             DRIFT_LOOKBACK,
             median_return=median_log_return(close[: origin_row + 1]),
         )
-        parts["model"].append(model_forecast)
+        parts["model"].append(fold_last * np.exp(out.log_returns))
         for name in BASELINES:
             parts[name].append(baselines[name])
-        origin_sigma = sigma[ws.origin_index]
+        origin_sigma = sigma[origin_index]
         for name in parts:
-            scaled = np.abs(np.log(ws.next_close / parts[name][-1])) / origin_sigma
+            scaled = np.abs(np.log(fold_next / parts[name][-1])) / origin_sigma
             if past[name]:  # fold k's interval: the quantile of folds before k only
                 q = conformal_halfwidth(np.concatenate(past[name]), config.coverage)
                 covered[name].append(scaled <= q)
             past[name].append(scaled)
         sigmas.append(origin_sigma)
-        actual.append(ws.next_close)
-        last_close.append(ws.last_close)
-        dates.append(ws.target_dates)
-        log.info(
-            "backtest fold fitted",
-            extra={
-                "ticker": ticker,
-                "origin": str(origins[-1]),
-                "forecasts": b - a,
-                "best_epoch": fit.best_epoch,
-                "fit_seconds": round(fit.seconds, 2),
-            },
-        )
+        actual.append(fold_next)
+        last_close.append(fold_last)
+        dates.append(index[origin_index + 1])
     result = BacktestResult(
         target_dates=pd.DatetimeIndex(np.concatenate([d.to_numpy() for d in dates])),
         actual=np.concatenate(actual),
@@ -294,9 +318,9 @@ def run_backtest(
         },
         folds=folds,
         origins=origins,
-        best_epochs=best_epochs,
-        epochs_run=epochs_run,
-        fit_seconds=seconds,
+        best_epochs=[o.best_epoch for o in outputs],
+        epochs_run=[o.epochs_run for o in outputs],
+        fit_seconds=sum(o.seconds for o in outputs),
         config=config,
         history=history_fingerprint(prices, index[-1].date()),
     )

@@ -26,6 +26,7 @@ import pandas as pd
 
 from forecaster.errors import ModelArtifactError
 from forecaster.evaluation import EvaluationReport, evaluate_forecasts
+from forecaster.highway import fit_highway
 from forecaster.params import ModelParams
 from forecaster.windows import FeatureStats, latest_window, make_windows
 
@@ -81,48 +82,64 @@ FINE_TUNE_LR_FACTOR = 0.1
 
 
 HIGHWAY = "highway"
-# Ridge penalties tried, in units of the number of training windows (the features are already in
-# units of the training return std, so one grid serves every ticker).
-RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-4, 2, 13))
 
 
 class NotFittedError(RuntimeError):
     pass
 
 
-@dataclass(frozen=True)
-class RidgeFit:
-    coef: np.ndarray  # (window * n_features,) on the flattened window
-    intercept: float
-    alpha: float  # the penalty GCV chose, in units of the number of windows
+def build_network(
+    window: int,
+    n_features: int,
+    params: ModelParams,
+    *,
+    compile: bool = False,
+    zero_head: bool | None = None,
+) -> Any:
+    """The stacked LSTM -> Dense(1) head (plus, with params.highway, a frozen linear highway on
+    the flattened window, added to the head's output). `zero_head` (default: with a highway)
+    starts the head at zero, so that before the first epoch the network forecasts exactly its
+    linear part, and early stopping may keep that (best epoch 0)."""
+    _tf()
+    import keras
 
-    def weights(self) -> list[np.ndarray]:
-        """The highway Dense layer's [kernel, bias]."""
-        kernel = self.coef.reshape(-1, 1).astype("float32")
-        return [kernel, np.array([self.intercept], dtype="float32")]
+    p = params
+    inputs = keras.Input(shape=(window, n_features), name="window")
+    x = inputs
+
+    def reg() -> Any:
+        return keras.regularizers.L2(p.l2) if p.l2 > 0 else None
+
+    for i, size in enumerate(p.units):
+        last = i == len(p.units) - 1
+        x = keras.layers.LSTM(
+            size,
+            return_sequences=not last,
+            name=f"lstm_{i}",
+            kernel_regularizer=reg(),
+            recurrent_regularizer=reg(),
+        )(x)
+    zero = p.highway != "none" if zero_head is None else zero_head
+    outputs = keras.layers.Dense(
+        1,
+        name="head",
+        kernel_regularizer=reg(),
+        kernel_initializer="zeros" if zero else "glorot_uniform",
+    )(x)
+    if p.highway != "none":
+        linear = keras.layers.Dense(1, name=HIGHWAY, trainable=False)(
+            keras.layers.Flatten(name="flat_window")(inputs)
+        )
+        outputs = keras.layers.Add(name="forecast")([outputs, linear])
+    model = keras.Model(inputs, outputs, name="stockcast_lstm")
+    if compile:
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=p.learning_rate), loss=p.loss)
+    return model
 
 
-def ridge_highway(X: np.ndarray, y: np.ndarray) -> RidgeFit:
-    """Ridge regression of the target on the flattened window, training windows only, the
-    penalty chosen over RIDGE_ALPHAS by generalised cross-validation (Golub, Heath and Wahba
-    1979). With nothing linear to learn (a random walk) a large penalty wins and the highway
-    stays near zero; an autoregressive return gets its coefficients in closed form, which a
-    small early-stopped LSTM with an MAE loss only approaches."""
-    A = np.asarray(X, dtype="float64").reshape(len(X), -1)
-    t = np.asarray(y, dtype="float64")
-    n = len(t)
-    x_mean, y_mean = A.mean(axis=0), float(t.mean())
-    U, s, Vt = np.linalg.svd(A - x_mean, full_matrices=False)
-    Uy = U.T @ (t - y_mean)
-
-    def gcv(alpha: float) -> float:
-        shrink = s**2 / (s**2 + alpha * n)
-        rss = float(np.sum((t - y_mean - U @ (shrink * Uy)) ** 2))
-        return rss / n / (1.0 - float(shrink.sum()) / n) ** 2
-
-    alpha = min(RIDGE_ALPHAS, key=gcv)
-    coef = Vt.T @ (s / (s**2 + alpha * n) * Uy)
-    return RidgeFit(coef=coef, intercept=y_mean - float(x_mean @ coef), alpha=alpha)
+def tf_runtime() -> Any:
+    """TensorFlow, imported on first use with stockcast's runtime settings (see _tf)."""
+    return _tf()
 
 
 @dataclass
@@ -162,44 +179,7 @@ class LSTMForecaster:
     # -- building ---------------------------------------------------------------------------
 
     def _build(self, window: int, n_features: int, *, compile: bool = False) -> Any:
-        _tf()
-        import keras
-
-        inputs = keras.Input(shape=(window, n_features), name="window")
-        x = inputs
-        p = self._params
-
-        def reg() -> Any:
-            return keras.regularizers.L2(p.l2) if p.l2 > 0 else None
-
-        for i, size in enumerate(p.units):
-            last = i == len(p.units) - 1
-            x = keras.layers.LSTM(
-                size,
-                return_sequences=not last,
-                name=f"lstm_{i}",
-                kernel_regularizer=reg(),
-                recurrent_regularizer=reg(),
-            )(x)
-        # Beside a highway the head starts at zero: before the first epoch the network forecasts
-        # exactly the ridge fit, and early stopping may keep that (best epoch 0).
-        outputs = keras.layers.Dense(
-            1,
-            name="head",
-            kernel_regularizer=reg(),
-            kernel_initializer="zeros" if p.highway != "none" else "glorot_uniform",
-        )(x)
-        if p.highway != "none":
-            linear = keras.layers.Dense(1, name=HIGHWAY, trainable=False)(
-                keras.layers.Flatten(name="flat_window")(inputs)
-            )
-            outputs = keras.layers.Add(name="forecast")([outputs, linear])
-        model = keras.Model(inputs, outputs, name="stockcast_lstm")
-        if compile:
-            model.compile(
-                optimizer=keras.optimizers.Adam(learning_rate=p.learning_rate), loss=p.loss
-            )
-        return model
+        return build_network(window, n_features, self._params, compile=compile)
 
     def _trainer(self, window: int, n_features: int) -> _Trainer:
         """This process's compiled network for this architecture (see _Trainer)."""
@@ -262,7 +242,7 @@ class LSTMForecaster:
             else []
         )
         started = time.perf_counter()
-        highway = self._fit_highway(X, y, feature_names)
+        highway = fit_highway(X, y, feature_names, self._params.highway)
 
         def start() -> None:  # the seeded initial network, with this fit's highway
             trainer.reset()
@@ -306,24 +286,6 @@ class LSTMForecaster:
         self._compile_inference()
         self._recenter(X, y)
         return self
-
-    def _fit_highway(
-        self, X: np.ndarray, y: np.ndarray, feature_names: Sequence[str] | None
-    ) -> RidgeFit | None:
-        """The highway's ridge fit: on every input ("ridge"), or on the close feature's history
-        only ("ar", LSTNet's autoregressive component: 7 coefficients instead of 35, so far less
-        estimation noise), zeros elsewhere in the frozen kernel."""
-        mode = self._params.highway
-        if mode == "none":
-            return None
-        names = list(feature_names or ())
-        if mode != "ar" or "close" not in names:
-            return ridge_highway(X, y)
-        column = names.index("close")
-        part = ridge_highway(X[:, :, [column]], y)
-        coef = np.zeros(X.shape[1:], dtype="float64")
-        coef[:, column] = part.coef
-        return RidgeFit(coef=coef.ravel(), intercept=part.intercept, alpha=part.alpha)
 
     def _recenter(self, X: np.ndarray, y: np.ndarray) -> None:
         """Fit on the training windows only: the median residual becomes the bias correction."""

@@ -11,6 +11,13 @@ oracle), which is known exactly because the process is.
   r_t = mu + phi (r_{t-1} - mu) + sigma * e_t. The oracle forecast is
   close_t * exp(mu + phi (r_t - mu)); with Gaussian shocks its MAE ratio to persistence is
   about sqrt(1 - phi^2) (0.954 for ``SYN-AR30-*``).
+- ``SYN-GARCH-<n>``: a GARCH(1,1) walk, r_t = mu + s_t e_t with
+  s_t^2 = omega + alpha (r_{t-1} - mu)^2 + beta s_{t-1}^2 (alpha 0.08, beta 0.90, omega set so
+  that the long-run volatility is sigma): volatility clusters, the mean is as unpredictable as a
+  random walk's; the oracle forecast is close_t * exp(mu).
+- A volatility level ``V<v>`` after the process (``SYN-RWV4-1``, ``SYN-AR30V1-2``,
+  ``SYN-GARCHV3-1``) scales sigma by v / 2: V1 is half the default volatility (0.6% a day), V4
+  twice it. Without it, v = 2 (the default, 1.2%).
 
 Every series has ``DAYS`` business days ending on ``END`` and plausible open/high/low/volume
 built around the close path (open gaps, intraday ranges, persistent log volume) that carry no
@@ -38,7 +45,10 @@ MU = 0.0003  # daily log drift (about 7.8% a year)
 SIGMA = 0.012  # daily log-return volatility (about 19% a year)
 START_PRICE = 100.0
 
-_SYMBOL = re.compile(r"SYN-(?:RW|AR(?P<phi>\d{1,2}))-(?P<n>\d{1,6})")
+_SYMBOL = re.compile(
+    r"SYN-(?:RW|AR(?P<phi>\d{1,2})|(?P<garch>GARCH))(?:V(?P<vol>[1-9]))?-(?P<n>\d{1,6})"
+)
+GARCH_ALPHA, GARCH_BETA = 0.08, 0.90
 
 
 @dataclass(frozen=True)
@@ -48,7 +58,8 @@ class Process:
     phi: float  # AR(1) coefficient of daily log returns; 0 for the random walk
     seed: int
     mu: float = MU
-    sigma: float = SIGMA
+    sigma: float = SIGMA  # the long-run daily volatility
+    garch: bool = False  # GARCH(1,1) volatility (phi 0)
 
 
 def parse(symbol: str) -> Process:
@@ -56,10 +67,15 @@ def parse(symbol: str) -> Process:
     match = _SYMBOL.fullmatch(symbol)
     if match is None:
         raise UnknownTicker(
-            symbol, "synthetic symbols are SYN-RW-<n> or SYN-AR<phi*100>-<n>, e.g. SYN-AR30-1"
+            symbol,
+            "synthetic symbols are SYN-RW-<n>, SYN-AR<phi*100>-<n> or SYN-GARCH-<n>, with an "
+            "optional volatility level V1-V9 before the dash, e.g. SYN-AR30-1, SYN-RWV4-2",
         )
     phi = int(match["phi"]) / 100.0 if match["phi"] is not None else 0.0
-    return Process(phi=phi, seed=zlib.crc32(symbol.encode()))
+    sigma = SIGMA * int(match["vol"]) / 2 if match["vol"] is not None else SIGMA
+    return Process(
+        phi=phi, seed=zlib.crc32(symbol.encode()), sigma=sigma, garch=match["garch"] is not None
+    )
 
 
 def oracle_log_return(process: Process, last_log_return: np.ndarray) -> np.ndarray:
@@ -67,17 +83,32 @@ def oracle_log_return(process: Process, last_log_return: np.ndarray) -> np.ndarr
     return process.mu + process.phi * (np.asarray(last_log_return, dtype="float64") - process.mu)
 
 
+def _garch_returns(rng: np.random.Generator, n: int, process: Process) -> np.ndarray:
+    """GARCH(1,1) log returns with long-run volatility process.sigma, started at it."""
+    e = rng.standard_normal(n)
+    omega = process.sigma**2 * (1.0 - GARCH_ALPHA - GARCH_BETA)
+    variance = process.sigma**2
+    returns = np.empty(n)
+    for t in range(n):
+        returns[t] = process.mu + np.sqrt(variance) * e[t]
+        variance = omega + GARCH_ALPHA * (returns[t] - process.mu) ** 2 + GARCH_BETA * variance
+    return returns
+
+
 @cache
 def _series(symbol: str) -> pd.DataFrame:
     process = parse(symbol)
     rng = np.random.default_rng(process.seed)
     n = DAYS
-    shocks = rng.standard_normal(n) * process.sigma
-    returns = np.empty(n)
-    # Start in the stationary distribution so the first days are like the rest.
-    returns[0] = process.mu + shocks[0] / np.sqrt(max(1e-12, 1.0 - process.phi**2))
-    for t in range(1, n):
-        returns[t] = process.mu + process.phi * (returns[t - 1] - process.mu) + shocks[t]
+    if process.garch:
+        returns = _garch_returns(rng, n, process)
+    else:
+        shocks = rng.standard_normal(n) * process.sigma
+        returns = np.empty(n)
+        # Start in the stationary distribution so the first days are like the rest.
+        returns[0] = process.mu + shocks[0] / np.sqrt(max(1e-12, 1.0 - process.phi**2))
+        for t in range(1, n):
+            returns[t] = process.mu + process.phi * (returns[t - 1] - process.mu) + shocks[t]
     close = START_PRICE * np.exp(np.cumsum(returns))
     prev_close = np.concatenate([[START_PRICE], close[:-1]])
     # The open splits the day's move at a random point: no information about tomorrow.

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from forecaster.model import HIGHWAY, RIDGE_ALPHAS, ForecastBundle, LSTMForecaster, ridge_highway
+from forecaster.highway import RIDGE_ALPHAS, fit_highway, ridge_highway
+from forecaster.model import HIGHWAY, ForecastBundle, LSTMForecaster
 from forecaster.params import ModelParams
 from forecaster.windows import FeatureStats
 
@@ -75,15 +76,15 @@ def test_artifacts_from_before_the_highway_load_without_one() -> None:
 def test_the_ar_highway_reads_only_the_close_history() -> None:
     X, y = _ar_windows(0.3)
     names = ("open", "high", "low", "volume", "close")
-    ar = LSTMForecaster(ModelParams(highway="ar"))._fit_highway(X, y, names)
+    ar = fit_highway(X, y, names, "ar")
     assert ar is not None
     coef = ar.coef.reshape(7, 5)
     assert not coef[:, :4].any()  # open, high, low, volume: exactly zero
     assert np.max(np.abs(coef[:, 4])) < 0.05  # the close column carries no signal here
     # without a close feature it falls back to every input
-    every = LSTMForecaster(ModelParams(highway="ar"))._fit_highway(X, y, names[:4])
+    every = fit_highway(X, y, names[:4], "ar")
     assert every is not None and every.coef.reshape(7, 5)[-1, 3] == pytest.approx(0.3, abs=0.05)
-    assert LSTMForecaster(ModelParams(highway="none"))._fit_highway(X, y, names) is None
+    assert fit_highway(X, y, names, "none") is None
 
 
 @pytest.mark.slow
