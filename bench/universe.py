@@ -132,6 +132,17 @@ def main() -> None:
     parser.add_argument("--start", default="2015-01-01", help="first day of each history")
     parser.add_argument("--quiet-only", action="store_true", help="time the quiet night only")
     parser.add_argument(
+        "--scopes",
+        default=None,
+        help="model scopes to run in turn, e.g. universe,ticker (default: STOCKCAST_MODEL_SCOPE)",
+    )
+    parser.add_argument(
+        "--ticker-sample",
+        type=int,
+        default=None,
+        help="ticker scope on the first N tickers only; its nights are extrapolated to all",
+    )
+    parser.add_argument(
         "--max-tasks",
         type=int,
         default=None,
@@ -154,12 +165,19 @@ def main() -> None:
         t0 = time.perf_counter()
         seed(f"sqlite:///{template}", symbols, date.fromisoformat(args.start))
         print(f"  seeded in {time.perf_counter() - t0:.1f}s")
-        bases: dict[str, float] = {}
-        for workers in counts:
-            run_dir = tmp / f"w{workers}"
+        scopes = (args.scopes or base_settings.model_scope).split(",")
+        speed_bases: dict[str, dict[str, float]] = {}
+        for scope, workers in [(scope, w) for scope in scopes for w in counts]:
+            bases = speed_bases.setdefault(scope, {})  # speed-up over the first worker count
+            run_dir = tmp / f"{scope}-w{workers}"
             run_dir.mkdir()
             shutil.copy(template, run_dir / "stockcast.db")
+            sample = symbols
+            if scope == "ticker" and args.ticker_sample:
+                sample = symbols[: args.ticker_sample]
+            print(f"scope {scope}: {len(sample)} tickers")
             settings = base_settings.replace(
+                model_scope=scope,
                 data_dir=run_dir,
                 database_url=f"sqlite:///{run_dir / 'stockcast.db'}",
                 models_dir=None,
@@ -179,13 +197,20 @@ def main() -> None:
                 }
                 worker_proc = start_celery_workers(settings, env, workers)
             try:
-                cold = timed_run(settings, symbols, workers, BEFORE)
+                scale = len(symbols) / len(sample)
+                cold = timed_run(settings, sample, workers, BEFORE)
                 if not args.quiet_only:
                     wall = describe("cold", cold, workers, bases.get("cold"))
                     bases.setdefault("cold", wall)
-                quiet = timed_run(settings, symbols, workers, LAST)
+                    if scale > 1:
+                        print(
+                            f"         extrapolated to {len(symbols)} tickers: {wall * scale:.0f}s"
+                        )
+                quiet = timed_run(settings, sample, workers, LAST)
                 wall = describe("quiet", quiet, workers, bases.get("quiet"))
                 bases.setdefault("quiet", wall)
+                if scale > 1:
+                    print(f"         extrapolated to {len(symbols)} tickers: {wall * scale:.0f}s")
             finally:
                 if worker_proc is not None:
                     worker_proc.send_signal(signal.SIGTERM)

@@ -88,6 +88,9 @@ def train(app: AppContext, tickers: tuple[str, ...]) -> None:
     app.check_schema()
     # The pipeline's step on stored prices: no transaction stays open while the network trains.
     options = service.RefreshOptions(fetch=False, force_train=True)
+    if app.settings.model_scope == "universe":
+        _train_universe(app, options)
+        return
     failures = 0
     for symbol in symbols:
         click.echo(f"{symbol}: training ...", err=True)
@@ -104,6 +107,21 @@ def train(app: AppContext, tickers: tuple[str, ...]) -> None:
         _echo_trained(app, outcome)
     if failures:
         raise click.ClickException("training failed for some tickers")
+
+
+def _train_universe(app: AppContext, options: service.RefreshOptions) -> None:
+    """Universe scope: one fit for every tracked ticker (the pipeline's universe step)."""
+    from forecaster.universe import tracked_universe
+    from forecaster.universe_refresh import refresh_universe_locked
+
+    with app.transaction() as session:
+        symbols = tracked_universe(session, app.settings)
+    click.echo(f"universe of {len(symbols)} tracked tickers: training ...", err=True)
+    outcome = refresh_universe_locked(app.settings, symbols, options, app.engine)
+    for note in outcome.notes:
+        click.echo(note)
+    if outcome.status != "succeeded":
+        raise click.ClickException(outcome.error or f"universe {outcome.status}")
 
 
 def _echo_trained(app: AppContext, outcome: service.StepOutcome) -> None:
@@ -205,6 +223,7 @@ def models_list(app: AppContext, ticker: str) -> None:
     click.echo(
         f"{'ver':>4} {'status':<9} {'trained':<16} {'through':<10} {'backtest':<23} {'n':>4} "
         f"{'ratio':>7} {'best base':<13} {'vs best':>7} {'DM p':>7} {'cover':>6}  serves"
+        f"  scope"
     )
     for v in versions:
         bt = v.metrics.get("backtest", {}) if isinstance(v.metrics, dict) else {}
@@ -215,8 +234,19 @@ def models_list(app: AppContext, ticker: str) -> None:
             f"{_fmt(bt.get('n_forecasts'), 'd'):>4} {_fmt(v.mae_ratio):>7} "
             f"{bt.get('best_baseline') or '-':<13} {_fmt(bt.get('best_baseline_mae_ratio')):>7} "
             f"{_fmt(bt.get('dm_best_pvalue'), '.3g'):>7} {_fmt(bt.get('coverage'), '.1%'):>6}  "
-            f"{serves}"
+            f"{serves}  {_scope(bt)}"
         )
+
+
+def _scope(backtest: dict) -> str:
+    info = backtest.get("universe")
+    if not isinstance(info, dict):
+        return "ticker"
+    how = ", warm start" if info.get("warm_start") else ""
+    return (
+        f"universe ({info.get('tickers')} tickers, {info.get('windows')} windows, "
+        f"{info.get('members')} networks, through {info.get('trained_through')}{how})"
+    )
 
 
 COMMANDS = [train, evaluate, predict, models]

@@ -40,7 +40,8 @@ def run_and_report(
 
     def progress(symbol: str, outcome: StepOutcome | None) -> None:
         if outcome is None:
-            click.echo(f"[{position[symbol]}/{total}] {symbol}: working ...", err=True)
+            step = f"{position[symbol]}/{total}" if symbol in position else "all"
+            click.echo(f"[{step}] {symbol}: working ...", err=True)
         else:
             echo_outcome(symbol, outcome)
 

@@ -99,6 +99,17 @@ class Backtest(Schema):
     baselines: dict[str, BaselineFigures]
 
 
+class UniverseModel(Schema):
+    """Universe scope: the one network (an ensemble of `members` seeds) every ticker's version
+    shares, what it was trained on and through which day."""
+
+    tickers: int
+    windows: int
+    members: int
+    trained_through: date
+    warm_start: bool  # a quiet night: the networks fine-tuned, the backtest reused
+
+
 class ModelSummary(Schema):
     version: int
     status: ModelStatus
@@ -113,6 +124,9 @@ class ModelSummary(Schema):
     test_start: date
     test_end: date
     backtest: Backtest | None
+    # ticker: the ticker's own network; universe: one network for every tracked ticker
+    scope: Literal["ticker", "universe"] = "ticker"
+    universe: UniverseModel | None = None
 
 
 class Forecast(Schema):
@@ -205,6 +219,24 @@ def summary_fields(mv: ModelVersion) -> dict[str, Any]:
         "test_start": mv.test_start,
         "test_end": mv.test_end,
         "backtest": backtest(mv),
+        **scope_fields(bt),
+    }
+
+
+def scope_fields(bt: Any) -> dict[str, Any]:
+    """The model scope of a version's backtest record (forecaster.universe_training)."""
+    info = bt.get("universe") if isinstance(bt, dict) else None
+    if not isinstance(info, dict):
+        return {"scope": "ticker", "universe": None}
+    return {
+        "scope": "universe",
+        "universe": UniverseModel(
+            tickers=int(info.get("tickers", 0)),
+            windows=int(info.get("windows", 0)),
+            members=int(info.get("members", 0)),
+            trained_through=date.fromisoformat(str(info["trained_through"])),
+            warm_start=bool(info.get("warm_start", False)),
+        ),
     }
 
 

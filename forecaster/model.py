@@ -95,6 +95,7 @@ def build_network(
     *,
     compile: bool = False,
     zero_head: bool | None = None,
+    name: str = "stockcast_lstm",
 ) -> Any:
     """The stacked LSTM -> Dense(1) head (plus, with params.highway, a frozen linear highway on
     the flattened window, added to the head's output). `zero_head` (default: with a highway)
@@ -131,7 +132,7 @@ def build_network(
             keras.layers.Flatten(name="flat_window")(inputs)
         )
         outputs = keras.layers.Add(name="forecast")([outputs, linear])
-    model = keras.Model(inputs, outputs, name="stockcast_lstm")
+    model = keras.Model(inputs, outputs, name=name)
     if compile:
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=p.learning_rate), loss=p.loss)
     return model

@@ -108,11 +108,20 @@ class UniverseForecaster:
 
     # -- the shared network --------------------------------------------------------------------
 
-    def fit(self, panels: Sequence[Panel], epochs: int | None = None) -> UniverseForecaster:
+    def fit(
+        self,
+        panels: Sequence[Panel],
+        epochs: int | None = None,
+        *,
+        start: Sequence[list[np.ndarray]] | None = None,
+        lr_factor: float = 1.0,
+    ) -> UniverseForecaster:
         """Fit every ticker's highway, then the shared network(s) on the residuals.
 
         With validation windows, early stopping decides each member's epoch; without (the served
-        fit), exactly `epochs` (default params.epochs) epochs are run.
+        fit), exactly `epochs` (default params.epochs) epochs are run. `start` (one weight list
+        per member) warm-starts the members instead of the seeded initial weights, at
+        `lr_factor` times the learning rate (a quiet night's fine-tune).
         """
         p = self._params
         started = time.perf_counter()
@@ -136,9 +145,20 @@ class UniverseForecaster:
         Xv = np.concatenate(Xv_parts).astype("float32") if validated else None
         rv = np.concatenate(rv_parts).astype("float32") if validated else None
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype("int64")
+        if start is not None and len(start) != self.members:
+            raise ValueError(f"{len(start)} warm-start networks for {self.members} members")
         for k in range(self.members):
             network, fit = self._fit_member(
-                p.seed + 1000 * k, X, r, offsets, np.asarray(sizes), Xv, rv, epochs
+                p.seed + 1000 * k,
+                X,
+                r,
+                offsets,
+                np.asarray(sizes),
+                Xv,
+                rv,
+                epochs,
+                start[k] if start is not None else None,
+                lr_factor,
             )
             self.networks_.append(network)
             self.fits_.append(fit)
@@ -161,6 +181,8 @@ class UniverseForecaster:
         Xv: np.ndarray | None,
         rv: np.ndarray | None,
         epochs: int | None,
+        weights: list[np.ndarray] | None = None,
+        lr_factor: float = 1.0,
     ) -> tuple[Any, MemberFit]:
         import keras
 
@@ -169,8 +191,17 @@ class UniverseForecaster:
         tf.config.experimental.enable_op_determinism()
         keras.utils.set_random_seed(seed)
         # the highways are per ticker (outside): the network itself has none
-        network = build_network(X.shape[1], X.shape[2], p.replace(highway="none"), zero_head=True)
-        network.compile(optimizer=keras.optimizers.Adam(learning_rate=p.learning_rate), loss=p.loss)
+        network = build_network(
+            X.shape[1],
+            X.shape[2],
+            p.replace(highway="none"),
+            zero_head=True,
+            name=f"member_{len(self.networks_)}",
+        )
+        if weights is not None:
+            network.set_weights(weights)
+        rate = p.learning_rate * lr_factor
+        network.compile(optimizer=keras.optimizers.Adam(learning_rate=rate), loss=p.loss)
         rng = np.random.default_rng(seed)
         if Xv is not None and rv is not None and len(Xv) > VAL_PER_TICKER * len(sizes):
             keep = np.sort(rng.choice(len(Xv), VAL_PER_TICKER * len(sizes), replace=False))
@@ -240,9 +271,53 @@ class UniverseForecaster:
         base = self._linear(symbol, X) - self.shifts_[symbol]
         return base[None, :] + self.member_outputs(X)
 
+    def member_weights(self) -> list[list[np.ndarray]]:
+        """Each member network's weights (what a quiet night warm-starts from)."""
+        return [network.get_weights() for network in self.networks_]
+
+    def ticker_network(self, symbol: str) -> Any:
+        """One ticker's forecaster as one Keras model, with the same forecasts as `predict`: the
+        members' mean, plus its highway (a frozen Dense layer on the flattened window) whose bias
+        also takes out its centring. Saved like a ticker-scope network, it serves through the
+        same artifact, registry and prediction code."""
+        import keras
+
+        if symbol not in self.highways_:
+            raise KeyError(f"{symbol} was not fitted or adopted")
+        first = self.networks_[0]
+        inputs = keras.Input(shape=first.input_shape[1:], name="window")
+        outs = [network(inputs) for network in self.networks_]
+        shared = keras.layers.Average(name="members")(outs) if len(outs) > 1 else outs[0]
+        linear = keras.layers.Dense(1, name="highway", trainable=False)
+        highway_out = linear(keras.layers.Flatten(name="flat_window")(inputs))
+        highway = self.highways_[symbol]
+        n_inputs = int(np.prod(first.input_shape[1:]))
+        coef = highway.coef if highway is not None else np.zeros(n_inputs)
+        intercept = highway.intercept if highway is not None else 0.0
+        linear.set_weights(
+            [
+                np.asarray(coef, dtype="float32").reshape(-1, 1),
+                np.array([intercept - self.shifts_[symbol]], dtype="float32"),
+            ]
+        )
+        outputs = keras.layers.Add(name="forecast")([shared, highway_out])
+        return keras.Model(inputs, outputs, name="stockcast_universe_lstm")
+
     @property
     def best_epoch_(self) -> int:
         return round(float(np.median([f.best_epoch for f in self.fits_])))
+
+
+def member_weights_of(network: Any) -> list[list[np.ndarray]]:
+    """The member networks' weights inside a ticker's saved network (ticker_network)."""
+    found, k = [], 0
+    names = {layer.name for layer in network.layers}
+    while f"member_{k}" in names:
+        found.append(network.get_layer(f"member_{k}").get_weights())
+        k += 1
+    if not found:
+        raise ValueError("not a universe-scope network: no member_0 layer")
+    return found
 
 
 def _predict(network: Any, X: np.ndarray) -> np.ndarray:

@@ -405,6 +405,8 @@ class RefreshOptions:
     """How `refresh_ticker` works on a ticker. Plain data: it crosses into the step's child."""
 
     fetch: bool = True  # poll the ticker's provider for new days first
+    # retrain and forecast after fetching (universe scope: the universe step does both)
+    train: bool = True
     force_train: bool = False  # retrain even if the newest model already covers the stored days
     today: date | None = None  # fetch up to this day (default: today in the schedule's zone)
 
@@ -532,6 +534,12 @@ def refresh_ticker(
                             extra={"ticker": symbol, "detail": fetched.rejected_summary},
                         )
 
+        if not options.train:
+            with sessions.begin() as s:
+                require_ticker(s, symbol)
+            outcome.notes.append("stored: the universe step trains and forecasts")
+            return outcome
+
         with sessions.begin() as s:
             ticker_row = require_ticker(s, symbol)
             registry.remove_orphans(s, settings, ticker_row)  # safe: we hold the ticker's lock
@@ -539,10 +547,14 @@ def refresh_ticker(
                 None if options.force_train else latest_model_covers_data(s, settings, symbol)
             )
             covering_version = covering.version if covering is not None else None
+            if settings.model_scope == "universe":
+                covering_version = -1  # the universe step trains every ticker at once
             if covering_version is None:  # prices are read only when a model will be trained
                 _, prices = training_data(s, symbol)
                 previous = previous_training(s, ticker_row)
-        if covering_version is not None:
+        if covering_version == -1:
+            outcome.notes.append("universe scope: the universe step trains (`run-now`)")
+        elif covering_version is not None:
             outcome.notes.append(
                 f"no new prices since v{covering_version} was trained: retraining skipped"
             )

@@ -51,7 +51,10 @@ TRAINING_FIELDS: tuple[str, ...] = (
     "yf_auto_adjust",
     "exchange_calendar",
     "schedule_timezone",
+    "model_scope",
+    "ensemble",
 )
+SCOPES = ("ticker", "universe")
 # The variable STOCKCAST_EXECUTOR replaced: process (a child per step) or inline.
 _LEGACY_ISOLATION = {"process": "local", "inline": "inline"}
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -169,6 +172,20 @@ class Settings(BaseSettings):
 
     # --- model / training: the network's hyperparameters, passed whole (forecaster.params)
     model: ModelParams = Field(default_factory=ModelParams)
+    model_scope: Annotated[str, BeforeValidator(choice(SCOPES))] = variable(
+        "STOCKCAST_MODEL_SCOPE",
+        "model_scope",
+        "`ticker`: one network per ticker; `universe`: one network for every tracked ticker",
+        default="ticker",
+    )
+    ensemble: Integer = variable(
+        "STOCKCAST_ENSEMBLE",
+        "ensemble",
+        "universe scope: networks (seeds) whose mean forecast serves",
+        default=3,
+        ge=1,
+        le=10,
+    )
     val_fraction: float = variable(
         "STOCKCAST_VAL_FRACTION",
         "val_fraction",

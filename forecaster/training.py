@@ -84,7 +84,13 @@ class TrainingOutcome:
 
 def training_config(settings: Settings) -> dict[str, Any]:
     """Everything that changes what training produces: a change forces a full backtest."""
+    scope = (
+        {"scope": "universe", "ensemble": settings.ensemble}
+        if settings.model_scope == "universe"
+        else {}  # ticker scope: the same configuration as before scopes existed
+    )
     return {
+        **scope,
         "window": settings.window,
         "features": list(settings.features),
         "model": settings.model.to_dict(),

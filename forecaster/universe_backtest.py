@@ -19,7 +19,6 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,7 +31,6 @@ from forecaster.backtest import (
 )
 from forecaster.evaluation import diebold_mariano
 from forecaster.params import ModelParams
-from forecaster.policy import BASELINES
 from forecaster.pooled import Panel, UniverseForecaster
 from forecaster.windows import MIN_TRAIN, MIN_VAL, FeatureStats, fit_stats, make_windows
 
@@ -180,20 +178,6 @@ def _member_pvalues(result: BacktestResult, member_lr: np.ndarray) -> list[float
         p = diebold_mariano(forecast - result.actual, baseline_err).pvalue
         out.append(float(p) if np.isfinite(p) else None)
     return out
-
-
-def summary_of(bt: UniverseBacktest) -> dict[str, Any]:
-    return {
-        "scope": "universe",
-        "folds": len(bt.folds),
-        "origins": [f.origin.isoformat() for f in bt.folds],
-        "tickers": len(bt.results),
-        "members": bt.members,
-        "best_epochs": bt.best_epochs,
-        "windows": bt.n_windows,
-        "fit_seconds": round(bt.fit_seconds, 3),
-        "baselines": list(BASELINES),
-    }
 
 
 def fit_served(

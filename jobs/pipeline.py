@@ -30,7 +30,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 from sqlalchemy import Engine
@@ -81,6 +81,14 @@ def make_executor(
 
         return CeleryExecutor(settings, stop)
     return LocalPool(settings, workers=workers or settings.workers, stop=stop)
+
+
+def plan(settings: Settings, symbols: list[str], options: RefreshOptions) -> list[StepTask]:
+    """One step per ticker. In universe scope they fetch and store only: the universe step that
+    follows trains every ticker at once and forecasts each."""
+    if settings.model_scope == "universe":
+        options = replace(options, train=False)
+    return [StepTask.for_ticker(symbol, options, settings) for symbol in symbols]
 
 
 def run_pipeline(
@@ -166,8 +174,11 @@ def run_pipeline(
 
         try:
             with Heartbeat(sessions, run_id, interval):
-                tasks = [StepTask.for_ticker(symbol, options, settings) for symbol in symbols]
-                executor.run(tasks, step_started, step_finished)
+                executor.run(plan(settings, symbols, options), step_started, step_finished)
+                if settings.model_scope == "universe" and not (stop and stop.is_set()):
+                    # one fit for every ticker, once their new days are stored
+                    universe = StepTask.for_universe(symbols, options, settings)
+                    executor.run([universe], step_started, step_finished)
         except BaseException as exc:
             try:
                 if isinstance(exc, KeyboardInterrupt):

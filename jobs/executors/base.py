@@ -36,6 +36,7 @@ Started = Callable[[str], None]
 Finished = Callable[[StepOutcome, float], None]
 
 TICKER = "ticker"  # one ticker's refresh: fetch -> validate -> train -> evaluate -> predict
+UNIVERSE = "universe"  # one fit for every ticker, then each ticker's version and forecast
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _EXIT_ORPHANED = 70  # the parent died: the work was abandoned
 
@@ -56,11 +57,19 @@ class StepTask:
     options: RefreshOptions
     config: dict[str, Any] = field(default_factory=dict)
     config_hash: str = ""
+    symbols: tuple[str, ...] = ()  # a universe step's tickers
 
     @classmethod
     def for_ticker(cls, symbol: str, options: RefreshOptions, settings: Settings) -> StepTask:
         config = settings.training_config()
         return cls(TICKER, symbol, options, config, config_hash(config))
+
+    @classmethod
+    def for_universe(
+        cls, symbols: list[str], options: RefreshOptions, settings: Settings
+    ) -> StepTask:
+        config = settings.training_config()
+        return cls(UNIVERSE, UNIVERSE, options, config, config_hash(config), tuple(symbols))
 
     def to_json(self) -> dict[str, Any]:
         options = asdict(self.options)
@@ -71,6 +80,7 @@ class StepTask:
             "options": options,
             "config": self.config,
             "config_hash": self.config_hash,
+            "symbols": list(self.symbols),
         }
 
     @classmethod
@@ -79,6 +89,7 @@ class StepTask:
         today = raw.get("today")
         options = RefreshOptions(
             fetch=bool(raw.get("fetch", True)),
+            train=bool(raw.get("train", True)),
             force_train=bool(raw.get("force_train", False)),
             today=date.fromisoformat(today) if today else None,
         )
@@ -88,6 +99,7 @@ class StepTask:
             options,
             dict(data.get("config") or {}),
             str(data.get("config_hash", "")),
+            tuple(str(s) for s in data.get("symbols") or ()),
         )
 
 
@@ -166,8 +178,16 @@ def _refresh(
     )
 
 
+def _universe(
+    task: StepTask, settings: Settings, engine: Engine, provider_factory: ProviderFactory | None
+) -> StepOutcome:
+    from forecaster.universe_refresh import refresh_universe_locked
+
+    return refresh_universe_locked(settings, list(task.symbols), task.options, engine)
+
+
 Handler = Callable[[StepTask, Settings, Engine, ProviderFactory | None], StepOutcome]
-HANDLERS: dict[str, Handler] = {TICKER: _refresh}
+HANDLERS: dict[str, Handler] = {TICKER: _refresh, UNIVERSE: _universe}
 
 
 def run_step(

@@ -135,3 +135,20 @@ def test_the_served_fit_sees_every_day_for_the_chosen_epochs() -> None:
     assert set(stats) == set(SYMBOLS)
     assert all(st.train_end == universe[s].index[-1].date() for s, st in stats.items())
     assert [f.epochs_run for f in model.fits_] == [2, 2] and model.n_windows_ == 3 * (360 - 7)
+
+
+@pytest.mark.slow
+def test_a_tickers_network_saves_and_forecasts_like_the_universe_model(tmp_path) -> None:
+    from forecaster.model import ForecastBundle, LSTMForecaster
+
+    prices = {s: fetch(s) for s in SYMBOLS}
+    panels = [panel(s, prices[s], 250, 50) for s in SYMBOLS]
+    model = UniverseForecaster(TINY, members=2, feature_names=FEATURES).fit(panels)
+    p = panels[0]
+    network = model.ticker_network(p.symbol)
+    stats = fit_stats(prices[p.symbol], 7, FEATURES, prices[p.symbol].index[256].date())
+    bundle = ForecastBundle(LSTMForecaster.from_keras(network, TINY.to_dict()), stats, 0.01, 0.9)
+    loaded = ForecastBundle.load(bundle.save(tmp_path / "v1"))
+    np.testing.assert_allclose(
+        loaded.model.predict(p.X_val), model.predict(p.symbol, p.X_val), rtol=1e-5, atol=1e-5
+    )

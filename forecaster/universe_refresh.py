@@ -1,0 +1,157 @@
+"""The universe step (STOCKCAST_MODEL_SCOPE=universe): one fit for every tracked ticker, then each
+ticker's version registered and its forecast stored under that ticker's lock.
+
+The pipeline first fetches and validates every ticker's new days (one step per ticker, fanned
+out on the executor, nothing trained), then runs this step once, in one process with all its
+cores. One universe fit at a time: the step holds the `universe` lock for its whole length. A
+ticker another run holds is left to that run (its forecast is not written by this step).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from forecaster import locks, storage
+from forecaster.errors import LockBusy, StockcastError
+from forecaster.service import (
+    RefreshOptions,
+    StepOutcome,
+    latest_model_covers_data,
+    predict_ticker,
+    previous_training,
+    register_candidate,
+    training_data,
+)
+from forecaster.settings import Settings
+
+log = logging.getLogger(__name__)
+
+UNIVERSE = "universe"  # the universe step's target
+UNIVERSE_LOCK = "universe"  # one universe fit at a time
+
+
+def refresh_universe_locked(
+    settings: Settings, symbols: list[str], options: RefreshOptions, engine: Engine
+) -> StepOutcome:
+    """`refresh_universe` under the universe lock (a busy lock skips the step)."""
+    try:
+        lock = locks.acquire(engine, UNIVERSE_LOCK)
+    except LockBusy as exc:
+        log.info("universe busy", extra={"owner": exc.owner})
+        return StepOutcome(
+            UNIVERSE, status="skipped", notes=["another run is fitting the universe"]
+        )
+    try:
+        with locks.KeepFresh(lock):
+            return refresh_universe(settings, symbols, options, engine)
+    finally:
+        try:
+            lock.release()
+        except Exception:
+            log.warning("could not release the universe lock", exc_info=True)
+
+
+def refresh_universe(
+    settings: Settings, symbols: list[str], options: RefreshOptions, engine: Engine
+) -> StepOutcome:
+    """Fit the universe network on every ticker, register each ticker's version, forecast each."""
+    from forecaster.universe_training import train_universe  # TensorFlow only when it trains
+
+    outcome = StepOutcome(UNIVERSE)
+    sessions = storage.make_session_factory(engine)
+    try:
+        universe, previous, stale = {}, {}, False
+        with sessions.begin() as s:
+            for symbol in symbols:
+                try:
+                    row, prices = training_data(s, symbol)
+                except StockcastError as exc:
+                    outcome.notes.append(f"{symbol}: {exc}")
+                    continue
+                universe[symbol] = prices
+                previous[symbol] = previous_training(s, row)
+                stale = stale or latest_model_covers_data(s, settings, symbol) is None
+        if not (stale or options.force_train):
+            outcome.notes.append("no new prices since the universe was trained: retraining skipped")
+            trained_symbols: list[str] = []
+        else:
+            # no transaction open while it trains
+            trained = train_universe(universe, settings, previous)
+            outcome.fit_seconds = round(trained.seconds, 3)
+            served = sum(o.choice.method == "lstm" for o in trained.outcomes.values())
+            info = trained.info
+            how = (
+                "quiet night: backtest reused, networks fine-tuned"
+                if info.get("warm_start")
+                else f"{len(info.get('backtest_origins') or [])}-fold universe backtest"
+            )
+            outcome.notes.append(
+                f"universe fit on {info.get('tickers', 0)} tickers, {info.get('windows', 0)} "
+                f"windows, {info.get('members', 0)} networks, through "
+                f"{info.get('trained_through', '-')} ({how}): the network serves {served}"
+            )
+            for symbol, error in trained.failed.items():
+                outcome.notes.append(f"{symbol}: not trained: {error}")
+            trained_symbols = []
+            for symbol, result in trained.outcomes.items():
+                if _register(engine, sessions, settings, symbol, result, outcome):
+                    trained_symbols.append(symbol)
+        forecasts = sum(
+            _predict(engine, sessions, settings, symbol, outcome) for symbol in universe
+        )
+        outcome.notes.append(f"{forecasts} forecast(s) stored")
+        if trained_symbols:
+            outcome.promoted = True
+    except OperationalError as exc:
+        outcome.status, outcome.error_code = "failed", "database_unavailable"
+        outcome.error = f"database unavailable: {storage.db_error_summary(exc)}"
+    except StockcastError as exc:
+        outcome.status, outcome.error, outcome.error_code = "failed", str(exc), exc.code
+    except Exception as exc:  # a training or library bug: the step fails, the run goes on
+        log.exception("universe step crashed")
+        outcome.status, outcome.error = "failed", f"{type(exc).__name__}: {exc}"
+        outcome.error_code = "internal_error"
+    return outcome
+
+
+def _register(
+    engine: Engine,
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    symbol: str,
+    result: Any,
+    outcome: StepOutcome,
+) -> bool:
+    """Save one ticker's version under its lock; a failure is noted, the others go on."""
+    try:
+        with locks.hold(engine, locks.ticker_lock_name(symbol)), sessions.begin() as s:
+            register_candidate(s, settings, symbol, result)
+        return True
+    except LockBusy:
+        outcome.notes.append(f"{symbol}: another run holds it: not registered")
+    except StockcastError as exc:
+        outcome.notes.append(f"{symbol}: {exc}")
+    return False
+
+
+def _predict(
+    engine: Engine,
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    symbol: str,
+    outcome: StepOutcome,
+) -> bool:
+    try:
+        with locks.hold(engine, locks.ticker_lock_name(symbol)), sessions.begin() as s:
+            predict_ticker(s, settings, symbol)
+        return True
+    except LockBusy:
+        outcome.notes.append(f"{symbol}: another run holds it: no forecast")
+    except StockcastError as exc:
+        outcome.notes.append(f"{symbol}: no forecast: {exc}")
+    return False
