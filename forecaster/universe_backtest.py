@@ -76,6 +76,28 @@ def plan_universe_folds(
     return folds
 
 
+def participants(
+    universe: Mapping[str, pd.DataFrame], window: int, config: BacktestConfig
+) -> set[str]:
+    """The tickers the universe backtest can judge: with at least one fold whose origin has
+    enough of their windows before it and some of their days after it. A ticker whose history
+    ends before the backtest's span (stale or delisted data) is not one of them."""
+    dates = {s: target_dates(p, window) for s, p in universe.items()}
+    if not dates:
+        return set()
+    calendar = pd.DatetimeIndex(np.concatenate([d.to_numpy() for d in dates.values()]))
+    folds = plan_universe_folds(calendar, config.days, config.refit_every)
+    found = set()
+    for s, d in dates.items():
+        for fold in folds:
+            a = int(d.searchsorted(fold.first, "left"))
+            b = int(d.searchsorted(fold.last, "right"))
+            if a >= MIN_TRAIN + MIN_VAL and b > a:
+                found.add(s)
+                break
+    return found
+
+
 def _panel(
     symbol: str,
     prices: pd.DataFrame,

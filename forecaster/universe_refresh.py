@@ -10,6 +10,7 @@ ticker another run holds is left to that run (its forecast is not written by thi
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine
@@ -128,15 +129,14 @@ def _register(
     outcome: StepOutcome,
 ) -> bool:
     """Save one ticker's version under its lock; a failure is noted, the others go on."""
-    try:
-        with locks.hold(engine, locks.ticker_lock_name(symbol)), sessions.begin() as s:
-            register_candidate(s, settings, symbol, result)
-        return True
-    except LockBusy:
-        outcome.notes.append(f"{symbol}: another run holds it: not registered")
-    except StockcastError as exc:
-        outcome.notes.append(f"{symbol}: {exc}")
-    return False
+    return _under_lock(
+        engine,
+        sessions,
+        symbol,
+        outcome,
+        "not registered",
+        lambda s: register_candidate(s, settings, symbol, result),
+    )
 
 
 def _predict(
@@ -146,12 +146,33 @@ def _predict(
     symbol: str,
     outcome: StepOutcome,
 ) -> bool:
+    """Store one ticker's forecast under its lock."""
+    return _under_lock(
+        engine,
+        sessions,
+        symbol,
+        outcome,
+        "no forecast",
+        lambda s: predict_ticker(s, settings, symbol),
+    )
+
+
+def _under_lock(
+    engine: Engine,
+    sessions: sessionmaker[Session],
+    symbol: str,
+    outcome: StepOutcome,
+    missed: str,
+    write: Callable[[Session], object],
+) -> bool:
+    """`write` in one transaction under the ticker's lock; a busy lock or a domain error is a
+    note on the universe step ("<symbol>: ... <missed>"), and the other tickers go on."""
     try:
         with locks.hold(engine, locks.ticker_lock_name(symbol)), sessions.begin() as s:
-            predict_ticker(s, settings, symbol)
+            write(s)
         return True
     except LockBusy:
-        outcome.notes.append(f"{symbol}: another run holds it: no forecast")
+        outcome.notes.append(f"{symbol}: another run holds it: {missed}")
     except StockcastError as exc:
-        outcome.notes.append(f"{symbol}: no forecast: {exc}")
+        outcome.notes.append(f"{symbol}: {missed}: {exc}")
     return False

@@ -35,7 +35,7 @@ from forecaster.training import (
     reusable_backtest,
     training_config,
 )
-from forecaster.universe_backtest import fit_served, run_universe_backtest
+from forecaster.universe_backtest import fit_served, participants, run_universe_backtest
 from forecaster.validation import check_daily
 from forecaster.windows import MIN_TRAIN, MIN_VAL, check_history
 
@@ -97,6 +97,15 @@ def train_universe(
         usable[symbol] = universe[symbol]
     if not usable:
         return UniverseTraining({}, failed, {}, time.perf_counter() - started)
+    # A ticker the universe backtest cannot judge (its history ends before the backtest's
+    # span: stale or delisted data) is trained on its own, as in ticker scope, so it is still
+    # forecast with an honest backtest of its own days.
+    pooled = participants(usable, settings.window, backtest_config(settings))
+    own = {s: p for s, p in usable.items() if s not in pooled}
+    usable = {s: p for s, p in usable.items() if s in pooled}
+    own_outcomes = _train_own(own, settings, previous or {}, failed)
+    if not usable:
+        return UniverseTraining(own_outcomes, failed, {}, time.perf_counter() - started)
     params, members = settings.model, settings.ensemble
     reused = quiet_night(usable, settings, previous or {})
     warm = _warm_start(reused, usable, settings) if reused is not None else None
@@ -182,9 +191,33 @@ def train_universe(
     for symbol in skipped:  # no fold had enough of its windows before its origin
         need = settings.window + MIN_TRAIN + MIN_VAL + settings.backtest_refit_every
         failed.setdefault(symbol, InsufficientHistory(symbol, len(usable[symbol]), need))
+    outcomes.update(own_outcomes)
     seconds = time.perf_counter() - started
     log.info("universe trained", extra={**info, "seconds": round(seconds, 2)})
     return UniverseTraining(outcomes, failed, info, seconds)
+
+
+def _train_own(
+    own: Mapping[str, pd.DataFrame],
+    settings: Settings,
+    previous: Mapping[str, dict[str, Any] | None],
+    failed: dict[str, StockcastError],
+) -> dict[str, TrainingOutcome]:
+    """Tickers outside the universe backtest, each with its own network (forecaster.training)."""
+    from forecaster.training import train
+
+    outcomes = {}
+    for symbol, prices in own.items():
+        record = previous.get(symbol)
+        if record is not None and "universe" in (record.get("backtest") or {}):
+            record = None  # its previous network was the universe's: a backtest of its own
+        try:
+            outcomes[symbol] = train(prices, settings, symbol, record)
+        except StockcastError as exc:
+            failed[symbol] = exc
+    if own:
+        log.info("trained outside the universe", extra={"tickers": sorted(own)})
+    return outcomes
 
 
 def _warm_start(

@@ -134,3 +134,22 @@ def test_a_quiet_night_reuses_the_backtest_and_fine_tunes_the_networks(
         assert after.metrics["backtest"]["end"] == before.metrics["backtest"]["end"]  # reused
         assert after.metrics["serving"]["warm_started_from"] == 1
         assert after.metrics["backtest"]["universe"]["warm_start"] is True
+
+
+def test_a_ticker_whose_history_ends_before_the_backtest_is_trained_on_its_own(
+    universe_settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    register(sessions, SYMBOLS)
+    with sessions.begin() as s:  # stale data: it stopped a year before the others
+        service.backfill_ticker(
+            s, SyntheticProvider(), "SYN-AR50-6", date(2016, 12, 1), date(2017, 12, 29)
+        )
+    report = run_pipeline(universe_settings, [*SYMBOLS, "SYN-AR50-6"], fetch=False)
+    assert report.status == "succeeded", [(o.ticker, o.error) for o in report.steps]
+    stale = newest(sessions, "SYN-AR50-6")
+    assert stale is not None and "universe" not in stale.metrics["backtest"]
+    assert stale.metrics["backtest"]["end"] == "2017-12-29"
+    assert newest(sessions, "SYN-AR30-5").metrics["backtest"]["universe"]["tickers"] == 3  # type: ignore[union-attr]
+    with sessions() as s:
+        ticker = storage.get_ticker(s, "SYN-AR50-6")
+        assert ticker is not None and storage.latest_prediction(s, ticker.id) is not None
