@@ -155,7 +155,10 @@ def main() -> None:
     settings = Settings.from_env()
     symbols = universe_symbols(args.tickers)
     provider = SyntheticProvider()
-    universe = {s: provider.fetch(s, None, None).iloc[-args.days :] for s in symbols}
+    # With ^IXIC every series ends on its tuning cut, so that the universe shares one calendar
+    # (the synthetic processes have no calendar of their own).
+    end = None if args.no_real else TUNING_END
+    universe = {s: provider.fetch(s, None, end).iloc[-args.days :] for s in symbols}
     if not args.no_real:  # the only real series model choices may be made on, cut as in tuning
         ixic = SampleProvider().fetch("^IXIC", None, TUNING_END)
         universe["^IXIC"] = ixic.iloc[-args.days :]
