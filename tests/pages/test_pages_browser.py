@@ -217,6 +217,7 @@ def test_gspc_chart_draws_every_point_and_the_band(driver: Any, server: str) -> 
     assert "Forecast for 2019-01-02" in driver.find_element("id", "headline").text
     card = driver.find_element("id", "model-card")
     assert card.get_attribute("data-version") == "2" and "drift" in card.text
+    assert "ticker: its own network" in card.text  # the model scope
     assert len(driver.find_elements("css selector", "#runs tbody tr")) == 3
     driver.save_screenshot(str(ARTIFACTS / "ticker-gspc.png"))
     assert console_problems(driver) == []

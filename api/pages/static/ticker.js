@@ -167,6 +167,9 @@
       ["Serving method", badge(mv.method, "method")],
       ["Why", mv.method_reason || "–"],
       ["Version", `v${mv.version} (${mv.status})`],
+      ["Model scope", mv.universe
+        ? `universe: one network for ${mv.universe.tickers} tickers (${mv.universe.windows} windows, ${mv.universe.members} seeds), trained through ${mv.universe.trained_through}${mv.universe.warm_start ? ", fine-tuned on a quiet night" : ""}`
+        : "ticker: its own network"],
       ["Trained through", mv.trained_through || "–"],
       ["Trained at", mv.trained_at ? mv.trained_at.replace("T", " ").slice(0, 19) + " UTC" : "–"],
       ["Training took", mv.train_seconds === null ? "–" : `${fixed(mv.train_seconds, 1)} s`],
