@@ -140,11 +140,12 @@ def run_universe_backtest(
         for s in symbols:
             a = int(dates[s].searchsorted(fold.first, "left"))  # windows with target <= origin
             b = int(dates[s].searchsorted(fold.last, "right"))
-            if a < MIN_TRAIN + MIN_VAL or b <= a:
+            if a < MIN_TRAIN + MIN_VAL:  # whether it trains depends on the past only
                 continue
             panel, stats = _panel(s, universe[s], a, window, features, config.val_fraction)
             panels.append(panel)
-            parts.append((s, a, b, stats))
+            if b > a:  # forecasts for its days in the fold, if it has any
+                parts.append((s, a, b, stats))
         if not panels:
             continue
         model = UniverseForecaster(params, members, feature_names=features).fit(panels)

@@ -26,6 +26,7 @@ from forecaster.service import (
     predict_ticker,
     previous_training,
     register_candidate,
+    require_ticker,
     training_data,
 )
 from forecaster.settings import Settings
@@ -135,8 +136,16 @@ def _register(
         symbol,
         outcome,
         "not registered",
-        lambda s: register_candidate(s, settings, symbol, result),
+        lambda s: _register_one(s, settings, symbol, result),
     )
+
+
+def _register_one(session: Session, settings: Settings, symbol: str, result: Any) -> None:
+    from forecaster import registry
+
+    # artifacts a killed step left without a row go first (we hold the ticker's lock)
+    registry.remove_orphans(session, settings, require_ticker(session, symbol))
+    register_candidate(session, settings, symbol, result)
 
 
 def _predict(
@@ -175,4 +184,7 @@ def _under_lock(
         outcome.notes.append(f"{symbol}: another run holds it: {missed}")
     except StockcastError as exc:
         outcome.notes.append(f"{symbol}: {missed}: {exc}")
+    except Exception as exc:  # one ticker's failure (a disk error ...) must not stop the rest
+        log.exception("universe step: one ticker failed", extra={"ticker": symbol})
+        outcome.notes.append(f"{symbol}: {missed}: {type(exc).__name__}: {exc}")
     return False

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,8 +71,8 @@ def quiet_night(
         if record is None or "universe" not in record["backtest"]:
             return None
         reused[symbol] = record
-    versions = {r["backtest"]["universe"].get("trained_through") for r in reused.values()}
-    return reused if len(versions) == 1 else None  # all from the same universe fit
+    fits = {r["backtest"]["universe"].get("fit_id") for r in reused.values()}
+    return reused if len(fits) == 1 and None not in fits else None  # all from one universe fit
 
 
 def train_universe(
@@ -137,6 +138,7 @@ def train_universe(
     through = max(prices.index[-1].date() for prices in usable.values())
     info = {
         "scope": "universe",
+        "fit_id": uuid.uuid4().hex[:12],  # the fit every ticker's version of this night shares
         "tickers": served.n_tickers_,
         "windows": served.n_windows_,
         "members": members,
@@ -183,7 +185,9 @@ def train_universe(
             final_epochs=epochs,
             final_fit_seconds=served.train_seconds_ / max(1, served.n_tickers_),
             train_seconds=share,
-            fit_epochs=settings.warm_start_epochs if symbol in warm_from else epochs,
+            fit_epochs=(settings.warm_start_epochs if epochs > 0 else 0)
+            if symbol in warm_from
+            else epochs,
             warm_from=warm_from.get(symbol),
             median_log_return=median_log_return(close),
             last_sigma=sigma_last,
@@ -215,6 +219,9 @@ def _train_own(
             outcomes[symbol] = train(prices, settings, symbol, record)
         except StockcastError as exc:
             failed[symbol] = exc
+        except Exception as exc:  # one ticker's bug must not stop the universe
+            log.exception("training on its own failed", extra={"ticker": symbol})
+            failed[symbol] = StockcastError(f"{symbol}: {type(exc).__name__}: {exc}")
     if own:
         log.info("trained outside the universe", extra={"tickers": sorted(own)})
     return outcomes
@@ -248,6 +255,10 @@ def _warm_start(
         )
         ws = make_windows(prices, stats[symbol])
         panels.append(Panel(symbol, ws.X, ws.y))
+    # The backtest kept the highways alone (0 epochs): the networks stay as they are (their
+    # head at zero), as a ticker-scope quiet night skips its fine-tune then.
+    tuned = int(next(iter(reused.values()))["serving"]["final_epochs"]) > 0
     model = UniverseForecaster(settings.model, settings.ensemble, feature_names=settings.features)
-    model.fit(panels, epochs=settings.warm_start_epochs, start=start, lr_factor=FINE_TUNE_LR_FACTOR)
+    epochs = settings.warm_start_epochs if tuned else 0
+    model.fit(panels, epochs=epochs, start=start, lr_factor=FINE_TUNE_LR_FACTOR)
     return model, stats

@@ -177,7 +177,10 @@ def run_pipeline(
                 executor.run(plan(settings, symbols, options), step_started, step_finished)
                 if settings.model_scope == "universe" and not (stop and stop.is_set()):
                     # one fit for every ticker, once their new days are stored
-                    universe = StepTask.for_universe(symbols, options, settings)
+                    # every tracked ticker, whichever tickers this run fetched
+                    with sessions.begin() as s:
+                        fitted = sorted(set(tracked_universe(s, settings)) | set(symbols))
+                    universe = StepTask.for_universe(fitted, options, settings)
                     executor.run([universe], step_started, step_finished)
         except BaseException as exc:
             try:
