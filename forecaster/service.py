@@ -485,6 +485,56 @@ def refresh_ticker_locked(
             engine.dispose()
 
 
+def _fetch_new_days(
+    session: Session,
+    settings: Settings,
+    symbol: str,
+    options: RefreshOptions,
+    provider_factory: ProviderFactory | None,
+    outcome: StepOutcome,
+) -> None:
+    """The refresh's first stage: the days after the last stored one, from the ticker's provider."""
+    row = storage.get_ticker(session, symbol)
+    stored = row.provider if row is not None else None
+    factory = provider_factory or (lambda _symbol, name: provider_for(settings, name))
+    source = factory(symbol, stored)
+    if source is None:
+        outcome.notes.append(f"{stored} ticker: nothing to fetch")
+        return
+    end = options.today or exchange_today(settings)
+    fetched = backfill_ticker(session, source, symbol, None, end)
+    outcome.rows_fetched = fetched.fetched
+    outcome.rows_inserted = fetched.inserted + fetched.updated
+    outcome.rows_rejected = fetched.rejected
+    outcome.notes.append(
+        f"{source.name}: {fetched.inserted} new, {fetched.updated} updated day(s)"
+        + (f", {fetched.rejected} rejected" if fetched.rejected else "")
+    )
+    if fetched.rejected_summary:
+        log.warning("rows rejected", extra={"ticker": symbol, "detail": fetched.rejected_summary})
+
+
+def _forecast(session: Session, settings: Settings, symbol: str, outcome: StepOutcome) -> None:
+    """The refresh's last stage: the champion's forecast of the next session, stored."""
+    try:
+        p = predict_ticker(session, settings, symbol)
+    except NoChampion:
+        outcome.notes.append("no champion model: no forecast")
+        return
+    champion = storage.champion(session, p.ticker_id)
+    outcome.forecast = {
+        "as_of": p.as_of_date.isoformat(),
+        "target_date": p.target_date.isoformat(),
+        "predicted_close": round(p.predicted_close, 4),
+        "method": p.method,
+        "model_version": champion.version if champion else None,
+    }
+    outcome.notes.append(
+        f"forecast {p.target_date}: {p.predicted_close:.2f} "
+        f"({p.method}, v{outcome.forecast['model_version']})"
+    )
+
+
 def refresh_ticker(
     settings: Settings,
     symbol: str,
@@ -512,27 +562,7 @@ def refresh_ticker(
     try:
         if options.fetch:
             with sessions.begin() as s:
-                row = storage.get_ticker(s, symbol)
-                stored = row.provider if row is not None else None
-                factory = provider_factory or (lambda _symbol, name: provider_for(settings, name))
-                source = factory(symbol, stored)
-                if source is None:
-                    outcome.notes.append(f"{stored} ticker: nothing to fetch")
-                else:
-                    end = options.today or exchange_today(settings)
-                    fetched = backfill_ticker(s, source, symbol, None, end)
-                    outcome.rows_fetched = fetched.fetched
-                    outcome.rows_inserted = fetched.inserted + fetched.updated
-                    outcome.rows_rejected = fetched.rejected
-                    outcome.notes.append(
-                        f"{source.name}: {fetched.inserted} new, {fetched.updated} updated day(s)"
-                        + (f", {fetched.rejected} rejected" if fetched.rejected else "")
-                    )
-                    if fetched.rejected_summary:
-                        log.warning(
-                            "rows rejected",
-                            extra={"ticker": symbol, "detail": fetched.rejected_summary},
-                        )
+                _fetch_new_days(s, settings, symbol, options, provider_factory, outcome)
 
         if not options.train:
             with sessions.begin() as s:
@@ -571,23 +601,7 @@ def refresh_ticker(
             outcome.notes.append(training_note(result, trained))
 
         with sessions.begin() as s:
-            try:
-                p = predict_ticker(s, settings, symbol)
-            except NoChampion:
-                outcome.notes.append("no champion model: no forecast")
-            else:
-                champion = storage.champion(s, p.ticker_id)
-                outcome.forecast = {
-                    "as_of": p.as_of_date.isoformat(),
-                    "target_date": p.target_date.isoformat(),
-                    "predicted_close": round(p.predicted_close, 4),
-                    "method": p.method,
-                    "model_version": champion.version if champion else None,
-                }
-                outcome.notes.append(
-                    f"forecast {p.target_date}: {p.predicted_close:.2f} "
-                    f"({p.method}, v{outcome.forecast['model_version']})"
-                )
+            _forecast(s, settings, symbol, outcome)
     except StockcastError as exc:
         outcome.status, outcome.error, outcome.error_code = "failed", str(exc), exc.code
     except OperationalError as exc:

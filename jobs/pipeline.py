@@ -35,6 +35,7 @@ from datetime import date
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
 
 from forecaster import migrate, storage
 from forecaster.errors import ConfigError, DatabaseUnavailable, StockcastError
@@ -89,6 +90,30 @@ def plan(settings: Settings, symbols: list[str], options: RefreshOptions) -> lis
     if settings.model_scope == "universe":
         options = replace(options, train=False)
     return [StepTask.for_ticker(symbol, options, settings) for symbol in symbols]
+
+
+def universe_task(
+    sessions: sessionmaker[Session], settings: Settings, symbols: list[str], options: RefreshOptions
+) -> StepTask:
+    """The universe step, once every ticker's new days are stored: one fit for every tracked
+    ticker, whichever tickers this run fetched."""
+    with sessions.begin() as s:
+        fitted = sorted(set(tracked_universe(s, settings)) | set(symbols))
+    return StepTask.for_universe(fitted, options, settings)
+
+
+def record_failed_run(sessions: sessionmaker[Session], run_id: int, exc: BaseException) -> None:
+    """Record why a run ended early (the exception goes on to the caller)."""
+    try:
+        if isinstance(exc, KeyboardInterrupt):
+            code, message = "interrupted", "interrupted"
+        elif isinstance(exc, StockcastError):
+            code, message = exc.code, str(exc)
+        else:
+            code, message = "internal_error", f"{type(exc).__name__}: {exc}"
+        records.finish_run(sessions, run_id, "failed", message, code)
+    except Exception:
+        log.warning("could not record the failed run", exc_info=True)
 
 
 def run_pipeline(
@@ -176,23 +201,10 @@ def run_pipeline(
             with Heartbeat(sessions, run_id, interval):
                 executor.run(plan(settings, symbols, options), step_started, step_finished)
                 if settings.model_scope == "universe" and not (stop and stop.is_set()):
-                    # one fit for every ticker, once their new days are stored
-                    # every tracked ticker, whichever tickers this run fetched
-                    with sessions.begin() as s:
-                        fitted = sorted(set(tracked_universe(s, settings)) | set(symbols))
-                    universe = StepTask.for_universe(fitted, options, settings)
+                    universe = universe_task(sessions, settings, symbols, options)
                     executor.run([universe], step_started, step_finished)
         except BaseException as exc:
-            try:
-                if isinstance(exc, KeyboardInterrupt):
-                    code, message = "interrupted", "interrupted"
-                elif isinstance(exc, StockcastError):
-                    code, message = exc.code, str(exc)
-                else:
-                    code, message = "internal_error", f"{type(exc).__name__}: {exc}"
-                records.finish_run(sessions, run_id, "failed", message, code)
-            except Exception:
-                log.warning("could not record the failed run", exc_info=True)
+            record_failed_run(sessions, run_id, exc)
             raise
         status = records.run_status(outcomes)
         interrupted = stop is not None and stop.is_set()
