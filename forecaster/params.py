@@ -36,32 +36,26 @@ Integer = Annotated[int, BeforeValidator(strict_integer)]
 class ModelParams(BaseModel):
     """Every hyperparameter of the network, in one frozen object passed whole (settings -> fit)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_by_name=True)
 
     units: Annotated[tuple[int, ...], BeforeValidator(_units), AfterValidator(_at_least_two)] = (
-        variable(
-            "STOCKCAST_LSTM_UNITS", "units", "LSTM layer sizes (at least two)", default=(32, 16)
-        )
+        variable("STOCKCAST_LSTM_UNITS", "LSTM layer sizes (at least two)", default=(32, 16))
     )
     # a cap: early stopping on the most recent validation slice decides
     epochs: Integer = variable(
         "STOCKCAST_EPOCHS",
-        "epochs",
         "epoch cap (early stopping decides); 0: the linear highway alone",
         default=200,
         ge=0,
     )
-    batch_size: Integer = variable(
-        "STOCKCAST_BATCH_SIZE", "batch_size", "training batch size", default=64, ge=1
-    )
+    batch_size: Integer = variable("STOCKCAST_BATCH_SIZE", "training batch size", default=64, ge=1)
     patience: Integer = variable(
-        "STOCKCAST_PATIENCE", "patience", "early-stopping patience (epochs)", default=5, ge=1
+        "STOCKCAST_PATIENCE", "early-stopping patience (epochs)", default=5, ge=1
     )
     # Chosen on the backtests of SYN-AR30-2/-3 and SYN-RW-3 (never on a series or period the
     # README reports): with 1e-3, L2 1e-4 and recentering the network got closest to the oracle.
     learning_rate: float = variable(
         "STOCKCAST_LEARNING_RATE",
-        "learning_rate",
         "optimiser learning rate",
         rule="must be positive",
         default=1e-3,
@@ -69,7 +63,7 @@ class ModelParams(BaseModel):
         allow_inf_nan=False,
     )
     seed: Integer = variable(
-        "STOCKCAST_SEED", "seed", "seed of every random draw in training", default=42, ge=0
+        "STOCKCAST_SEED", "seed of every random draw in training", default=42, ge=0
     )
     loss: str = "mae"  # MAE loss: matches the headline metric
     # After fitting, shift the head's bias by the median training residual: an early-stopped
@@ -84,7 +78,6 @@ class ModelParams(BaseModel):
     # Chosen on bench/tuning.py (SYN-AR30-2, SYN-RW-3, ^IXIC to 2016), never on a reported series.
     highway: Annotated[str, BeforeValidator(choice(HIGHWAYS))] = variable(
         "STOCKCAST_HIGHWAY",
-        "highway",
         "linear highway beside the LSTM: ar (close history), ridge (every input), none",
         default="ar",
     )

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from pydantic import AliasChoices, BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from pydantic.json_schema import JsonDict
 from pydantic_core import PydanticCustomError
 
@@ -103,18 +103,22 @@ def one_line(exc: ValidationError, rules: Mapping[str, str] | None = None) -> tu
     return kind, f"{name} {phrase}{got}"
 
 
-def variable(
-    name: str, field: str, description: str, rule: str | None = None, **bounds: Any
-) -> Any:
-    """A field set by the environment variable `name` (also accepted by its field name), with its
-    description and, optionally, the rule its bounds state in an error ("must be positive")."""
+def variable(name: str, description: str, rule: str | None = None, **bounds: Any) -> Any:
+    """A field set by the environment variable `name` (its model also accepts the field's own
+    name: `validate_by_name`), with its description and, optionally, the rule its bounds state in
+    an error ("must be positive")."""
     extra: JsonDict = {"env": name, **({"rule": rule} if rule else {})}
-    return Field(
-        validation_alias=AliasChoices(field, name),
-        description=description,
-        json_schema_extra=extra,
-        **bounds,
-    )
+    return Field(validation_alias=name, description=description, json_schema_extra=extra, **bounds)
+
+
+def variables(model: type[BaseModel]) -> dict[str, str]:
+    """Environment variable -> field name, for a model declared with `variable(...)`."""
+    found: dict[str, str] = {}
+    for name, info in model.model_fields.items():
+        extra = info.json_schema_extra
+        if isinstance(extra, dict) and "env" in extra:
+            found[str(extra["env"])] = name
+    return found
 
 
 M = TypeVar("M", bound=BaseModel)

@@ -28,7 +28,7 @@ from pydantic_settings import (
 from forecaster.errors import ConfigError, InvalidTicker
 from forecaster.params import Integer, ModelParams
 from forecaster.providers.base import PROVIDERS, normalize_ticker
-from forecaster.rules import bad, choice, one_line, replaced, rules, shown, variable
+from forecaster.rules import bad, choice, one_line, replaced, rules, shown, variable, variables
 
 DEFAULT_FEATURES: tuple[str, ...] = ("open", "high", "low", "volume", "close")
 SAMPLE_TICKERS: tuple[str, ...] = ("^GSPC", "GOOG")
@@ -96,10 +96,6 @@ def _boolean(raw: str) -> bool:
     raise bad("must be true or false")
 
 
-def _features(raw: str) -> tuple[str, ...]:
-    return _csv(raw)
-
-
 def _features_valid(features: tuple[str, ...]) -> tuple[str, ...]:
     if set(features) - set(DEFAULT_FEATURES) or "close" not in features:
         raise bad(f"must be drawn from {DEFAULT_FEATURES} and include close")
@@ -119,28 +115,26 @@ def _broker(raw: str) -> str:
     return raw
 
 
-Features = Annotated[
-    tuple[str, ...], NoDecode, _text_rule(_features), AfterValidator(_features_valid)
-]
+Features = Annotated[tuple[str, ...], NoDecode, _text_rule(_csv), AfterValidator(_features_valid)]
 Tickers = Annotated[tuple[str, ...], NoDecode, _text_rule(_tickers)]
 
 
 class Settings(BaseSettings):
     """Everything configurable. Build with `Settings.from_env()`; `replace()` for a variant."""
 
-    model_config = SettingsConfigDict(frozen=True, extra="ignore", validate_default=False)
+    model_config = SettingsConfigDict(
+        frozen=True, extra="ignore", validate_default=False, validate_by_name=True
+    )
 
     # --- data and storage
     data_dir: Path = variable(
         "STOCKCAST_DATA_DIR",
-        "data_dir",
         "SQLite file, model artifacts, server pid/log, `prometheus/PORT` metrics folder",
         default=Path("data"),
     )
     # empty -> SQLite file in data_dir (see resolved_database_url)
     database_url: str = variable(
         "DATABASE_URL",
-        "database_url",
         "SQLAlchemy URL; PostgreSQL: `postgresql+psycopg://user:pass@host/db`",
         default="",
     )
@@ -149,7 +143,6 @@ class Settings(BaseSettings):
     )
     default_provider: Annotated[str, BeforeValidator(choice(PROVIDERS))] = variable(
         "STOCKCAST_PROVIDER",
-        "default_provider",
         "default provider for backfills and `tickers add` / `import`",
         default="sample",
     )
@@ -157,30 +150,23 @@ class Settings(BaseSettings):
     # database says what the pipeline processes (`stockcast tickers add/remove/import`).
     tickers: Tickers = variable(
         "STOCKCAST_TICKERS",
-        "tickers",
         "seeds the tracked tickers of a fresh database only",
         default=SAMPLE_TICKERS,
     )
 
     # --- windows
-    window: Integer = variable(
-        "STOCKCAST_WINDOW", "window", "window length (trading days)", default=7, ge=2
-    )
-    features: Features = variable(
-        "STOCKCAST_FEATURES", "features", "window features", default=DEFAULT_FEATURES
-    )
+    window: Integer = variable("STOCKCAST_WINDOW", "window length (trading days)", default=7, ge=2)
+    features: Features = variable("STOCKCAST_FEATURES", "window features", default=DEFAULT_FEATURES)
 
     # --- model / training: the network's hyperparameters, passed whole (forecaster.params)
     model: ModelParams = Field(default_factory=ModelParams)
     model_scope: Annotated[str, BeforeValidator(choice(SCOPES))] = variable(
         "STOCKCAST_MODEL_SCOPE",
-        "model_scope",
         "`ticker`: one network per ticker; `universe`: one network for every tracked ticker",
         default="ticker",
     )
     ensemble: Integer = variable(
         "STOCKCAST_ENSEMBLE",
-        "ensemble",
         "universe scope: networks (seeds) whose mean forecast serves",
         default=3,
         ge=1,
@@ -188,7 +174,6 @@ class Settings(BaseSettings):
     )
     val_fraction: float = variable(
         "STOCKCAST_VAL_FRACTION",
-        "val_fraction",
         "newest share of each fit's windows used for early stopping",
         rule="must be between 0 and 0.5",
         default=0.15,
@@ -200,21 +185,18 @@ class Settings(BaseSettings):
     # --- rolling-origin backtest and the serving rule (forecaster.backtest, forecaster.policy)
     backtest_days: Integer = variable(
         "STOCKCAST_BACKTEST_DAYS",
-        "backtest_days",
         "forecasts in the rolling-origin backtest, where history allows",
         default=500,
         ge=10,
     )
     backtest_refit_every: Integer = variable(
         "STOCKCAST_BACKTEST_REFIT_EVERY",
-        "backtest_refit_every",
         "days per backtest fold (one refit per fold)",
         default=125,
         ge=1,
     )
     backtest_every_days: Integer = variable(
         "STOCKCAST_BACKTEST_EVERY_DAYS",
-        "backtest_every_days",
         "new trading days after which the full backtest runs again (0: every training)",
         default=21,
         ge=0,
@@ -223,21 +205,18 @@ class Settings(BaseSettings):
     # instead of refitting from scratch (0: refit from scratch).
     warm_start_epochs: Integer = variable(
         "STOCKCAST_WARM_START_EPOCHS",
-        "warm_start_epochs",
         "epochs a quiet night fine-tunes the newest network (0: refit from scratch)",
         default=3,
         ge=0,
     )
     min_backtest_forecasts: Integer = variable(
         "STOCKCAST_MIN_BACKTEST_FORECASTS",
-        "min_backtest_forecasts",
         "backtest forecasts needed before the network may serve",
         default=250,
         ge=0,
     )
     skill_alpha: float = variable(
         "STOCKCAST_SKILL_ALPHA",
-        "skill_alpha",
         "the network serves only if its DM p-value vs the best baseline is below this",
         rule="must be in (0, 1]",
         default=0.05,
@@ -247,7 +226,6 @@ class Settings(BaseSettings):
     )
     interval_coverage: float = variable(
         "STOCKCAST_INTERVAL_COVERAGE",
-        "interval_coverage",
         "nominal coverage of the prediction interval",
         rule="must be between 0 and 1",
         default=0.9,
@@ -258,11 +236,10 @@ class Settings(BaseSettings):
 
     # --- yfinance
     yf_max_retries: Integer = variable(
-        "STOCKCAST_YF_MAX_RETRIES", "yf_max_retries", "yfinance retries", default=5, ge=0
+        "STOCKCAST_YF_MAX_RETRIES", "yfinance retries", default=5, ge=0
     )
     yf_backoff_base: float = variable(
         "STOCKCAST_YF_BACKOFF_BASE",
-        "yf_backoff_base",
         "yfinance first back-off (seconds)",
         rule="must be a number >= 0",
         default=1.0,
@@ -271,7 +248,6 @@ class Settings(BaseSettings):
     )
     yf_backoff_cap: float = variable(
         "STOCKCAST_YF_BACKOFF_CAP",
-        "yf_backoff_cap",
         "yfinance longest back-off (seconds)",
         rule="must be a number >= 0",
         default=60.0,
@@ -280,7 +256,6 @@ class Settings(BaseSettings):
     )
     yf_auto_adjust: Annotated[bool, _text_rule(_boolean)] = variable(
         "STOCKCAST_YF_AUTO_ADJUST",
-        "yf_auto_adjust",
         "store adjusted OHLC from yfinance",
         default=False,
     )
@@ -288,46 +263,40 @@ class Settings(BaseSettings):
     # --- pipeline: where each ticker's step runs (jobs.executors)
     executor: Annotated[str, BeforeValidator(choice(EXECUTORS))] = variable(
         "STOCKCAST_EXECUTOR",
-        "executor",
         "where each step runs: `local` worker pool, `celery` workers, `inline`",
         default="local",
     )
     workers: Integer = variable(
-        "STOCKCAST_WORKERS", "workers", "local pool size (0: the core count)", default=0, ge=0
+        "STOCKCAST_WORKERS", "local pool size (0: the core count)", default=0, ge=0
     )
     worker_max_tasks: Integer = variable(
         "STOCKCAST_WORKER_MAX_TASKS",
-        "worker_max_tasks",
         "tickers a worker process handles before it is replaced",
         default=20,
         ge=1,
     )
     worker_concurrency: Integer = variable(
         "STOCKCAST_WORKER_CONCURRENCY",
-        "worker_concurrency",
         "steps a Celery worker runs at once (0: the core count; `stockcast worker --concurrency`)",
         default=0,
         ge=0,
     )
     broker_url: Annotated[str, _text_rule(_broker)] = variable(
         "STOCKCAST_BROKER_URL",
-        "broker_url",
         "Celery broker and result store (Redis)",
         default="redis://127.0.0.1:6379/0",
     )
     celery_queue: str = variable(
-        "STOCKCAST_CELERY_QUEUE", "celery_queue", "Celery queue of the steps", default="stockcast"
+        "STOCKCAST_CELERY_QUEUE", "Celery queue of the steps", default="stockcast"
     )
     step_timeout_seconds: Integer = variable(
         "STOCKCAST_STEP_TIMEOUT_SECONDS",
-        "step_timeout_seconds",
         "a step running longer is killed and recorded as failed",
         default=3600,
         ge=1,
     )
     run_stale_seconds: Integer = variable(
         "STOCKCAST_RUN_STALE_SECONDS",
-        "run_stale_seconds",
         "a `running` run without a heartbeat this long is marked failed",
         default=900,
         ge=60,
@@ -336,7 +305,6 @@ class Settings(BaseSettings):
     # PostgreSQL statement_timeout): a frozen server gives errors, never hung requests.
     db_timeout_seconds: float = variable(
         "STOCKCAST_DB_TIMEOUT_SECONDS",
-        "db_timeout_seconds",
         "deadline on each database connect and answer; PostgreSQL statement_timeout",
         rule="must be between 1 and 3600",
         default=2.0,
@@ -346,31 +314,27 @@ class Settings(BaseSettings):
     )
     use_gpu: Annotated[bool, _text_rule(_boolean)] = variable(
         "STOCKCAST_USE_GPU",
-        "use_gpu",
         "let TensorFlow see GPUs (these tiny networks are faster on the CPU)",
         default=False,
     )
 
     # --- scheduler
     schedule_cron: str = variable(
-        "STOCKCAST_SCHEDULE_CRON", "schedule_cron", "nightly schedule", default="30 18 * * mon-fri"
+        "STOCKCAST_SCHEDULE_CRON", "nightly schedule", default="30 18 * * mon-fri"
     )
     schedule_timezone: str = variable(
         "STOCKCAST_SCHEDULE_TIMEZONE",
-        "schedule_timezone",
         "time zone of the schedule",
         default="America/New_York",
     )
     misfire_grace_seconds: Integer = variable(
         "STOCKCAST_MISFIRE_GRACE_SECONDS",
-        "misfire_grace_seconds",
         "how late a missed nightly run may still start",
         default=6 * 3600,
         ge=1,
     )
     exchange_calendar: str = variable(
         "STOCKCAST_EXCHANGE_CALENDAR",
-        "exchange_calendar",
         "trading calendar for target dates and skipped days",
         default="XNYS",
     )
@@ -378,33 +342,26 @@ class Settings(BaseSettings):
     # --- api
     api_cache_max_age: Integer = variable(
         "STOCKCAST_API_CACHE_MAX_AGE",
-        "api_cache_max_age",
         "HTTP cache lifetime (seconds)",
         default=60,
         ge=0,
     )
     api_response_ttl: float = variable(
         "STOCKCAST_API_RESPONSE_TTL",
-        "api_response_ttl",
         "seconds an API worker reuses a rendered latest forecast (0: off)",
         rule="must be a number >= 0",
         default=5.0,
         ge=0,
         allow_inf_nan=False,
     )
-    api_max_limit: Integer = variable(
-        "STOCKCAST_API_MAX_LIMIT", "api_max_limit", "largest page", default=1000, ge=1
-    )
+    api_max_limit: Integer = variable("STOCKCAST_API_MAX_LIMIT", "largest page", default=1000, ge=1)
 
-    api_host: str = variable(
-        "STOCKCAST_API_HOST", "api_host", "`stockcast serve` address", default="127.0.0.1"
-    )
+    api_host: str = variable("STOCKCAST_API_HOST", "`stockcast serve` address", default="127.0.0.1")
     api_port: Integer = variable(
-        "STOCKCAST_API_PORT", "api_port", "`stockcast serve` port", default=8000, ge=1, le=65535
+        "STOCKCAST_API_PORT", "`stockcast serve` port", default=8000, ge=1, le=65535
     )
     api_workers: Integer = variable(
         "STOCKCAST_API_WORKERS",
-        "api_workers",
         "`stockcast serve` worker processes (0: the core count)",
         default=0,
         ge=0,
@@ -412,7 +369,6 @@ class Settings(BaseSettings):
     )
     api_threads: Integer = variable(
         "STOCKCAST_API_THREADS",
-        "api_threads",
         "`stockcast serve` threads per worker",
         default=4,
         ge=1,
@@ -422,17 +378,16 @@ class Settings(BaseSettings):
     # it here only (`stockcast serve` sets it for gunicorn: DATA_DIR/prometheus/PORT).
     metrics_dir: Path | None = variable(
         "PROMETHEUS_MULTIPROC_DIR",
-        "metrics_dir",
         "folder the API workers share for /metrics (multiprocess mode)",
         default=None,
     )
 
     # --- logging
     log_level: Annotated[str, BeforeValidator(choice(LOG_LEVELS, str.upper))] = variable(
-        "STOCKCAST_LOG_LEVEL", "log_level", "logging level", default="INFO"
+        "STOCKCAST_LOG_LEVEL", "logging level", default="INFO"
     )
     log_format: Annotated[str, BeforeValidator(choice(LOG_FORMATS))] = variable(
-        "STOCKCAST_LOG_FORMAT", "log_format", "`json` lines or `text`", default="json"
+        "STOCKCAST_LOG_FORMAT", "`json` lines or `text`", default="json"
     )
 
     # --- derived values ------------------------------------------------------------------
@@ -498,16 +453,6 @@ class Settings(BaseSettings):
         values: dict[str, Any] = {k: v for k, v in given.items() if k in names}
         model = {k: v for k, v in given.items() if k in model_names}
         try:
-            return cls.model_validate({**values, "model": ModelParams.model_validate(model)})
+            return cls.model_validate({**values, "model": model})
         except ValidationError as exc:
             raise ConfigError(one_line(exc, rules(cls) | rules(ModelParams))[1]) from None
-
-
-def variables(model: type[Any]) -> dict[str, str]:
-    """Environment variable -> field name, for a model declared with `variable(...)`."""
-    found: dict[str, str] = {}
-    for name, info in model.model_fields.items():
-        extra = info.json_schema_extra
-        if isinstance(extra, dict) and "env" in extra:
-            found[str(extra["env"])] = name
-    return found
