@@ -10,8 +10,6 @@ default. No other module reads stockcast's variables.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,45 +33,10 @@ SAMPLE_TICKERS: tuple[str, ...] = ("^GSPC", "GOOG")
 EXECUTORS = ("local", "celery", "inline")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("json", "text")
-# The settings that decide what a step trains, evaluates and serves (Settings.training_config).
-TRAINING_FIELDS: tuple[str, ...] = (
-    "window",
-    "features",
-    "model",
-    "val_fraction",
-    "backtest_days",
-    "backtest_refit_every",
-    "backtest_every_days",
-    "warm_start_epochs",
-    "min_backtest_forecasts",
-    "skill_alpha",
-    "interval_coverage",
-    "yf_auto_adjust",
-    "exchange_calendar",
-    "schedule_timezone",
-    "model_scope",
-    "ensemble",
-)
 SCOPES = ("ticker", "universe")
 # The variable STOCKCAST_EXECUTOR replaced: process (a child per step) or inline.
 _LEGACY_ISOLATION = {"process": "local", "inline": "inline"}
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
-
-
-def code_version() -> str:
-    """The installed stockcast release (workers of another release train another model)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("stockcast")
-    except PackageNotFoundError:  # run from a source tree without installing
-        return "unknown"
-
-
-def config_hash(config: Mapping[str, Any]) -> str:
-    """A short, stable digest of a training configuration (canonical JSON)."""
-    text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 # --- text rules for the variables' values ----------------------------------------------------
@@ -401,18 +364,6 @@ class Settings(BaseSettings):
     @property
     def resolved_models_dir(self) -> Path:
         return self.models_dir if self.models_dir is not None else self.data_dir / "models"
-
-    def training_config(self) -> dict[str, Any]:
-        """Every setting that decides which model a step trains and serves, as plain JSON data.
-
-        A run ships it with each step (jobs.executors.base.StepTask); a worker whose own settings
-        give another configuration refuses the step instead of training another model.
-        """
-        config: dict[str, Any] = {name: getattr(self, name) for name in TRAINING_FIELDS}
-        config["model"] = self.model.to_dict()
-        config["features"] = list(self.features)
-        config["code_version"] = code_version()
-        return config
 
     def replace(self, **changes: Any) -> Self:
         """A copy with `changes` (field names), validated like the original (ConfigError)."""

@@ -19,8 +19,11 @@ backtest's end was revised, or when the newest artifact cannot be loaded.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -100,6 +103,45 @@ def training_config(settings: Settings) -> dict[str, Any]:
         "interval_coverage": settings.interval_coverage,
         "target": "next-day log return",
     }
+
+
+# Beside training_config: the settings that decide what a step evaluates, serves and stores.
+SERVING_FIELDS: tuple[str, ...] = (
+    "backtest_every_days",
+    "warm_start_epochs",
+    "min_backtest_forecasts",
+    "skill_alpha",
+    "yf_auto_adjust",
+    "exchange_calendar",
+    "schedule_timezone",
+    "model_scope",
+    "ensemble",
+)
+
+
+def run_config(settings: Settings) -> dict[str, Any]:
+    """Every setting that decides which model a step trains and serves, and the release that
+    trains it, as plain JSON data: training_config plus SERVING_FIELDS. A run ships it with each
+    step (jobs.executors.base.StepTask); a worker whose own settings give another one refuses the
+    step instead of training another model."""
+    serving = {name: getattr(settings, name) for name in SERVING_FIELDS}
+    return {**training_config(settings), **serving, "code_version": code_version()}
+
+
+def code_version() -> str:
+    """The installed stockcast release (workers of another release train another model)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("stockcast")
+    except PackageNotFoundError:  # run from a source tree without installing
+        return "unknown"
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """A short, stable digest of a configuration (canonical JSON)."""
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def backtest_config(settings: Settings) -> BacktestConfig:

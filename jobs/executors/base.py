@@ -4,7 +4,7 @@
 An executor (inline, local, celery) only moves tasks to a worker and outcomes back; whatever runs
 a step runs it through `run_step`, so a step behaves the same on every executor.
 
-A task carries the run's training configuration (Settings.training_config) and its hash. A
+A task carries the run's training configuration (forecaster.training.run_config) and its hash. A
 worker whose own settings give another configuration (another `STOCKCAST_HIGHWAY`, epochs,
 release, ...) refuses the step: it is recorded `failed` with error code `config_mismatch` and a
 one-line reason, and nothing is trained. A worker never trains another model than the run's.
@@ -28,7 +28,8 @@ from typing import Any, Protocol
 from sqlalchemy import Engine
 
 from forecaster.service import ProviderFactory, RefreshOptions, StepOutcome
-from forecaster.settings import Settings, config_hash
+from forecaster.settings import Settings
+from forecaster.training import config_hash, run_config
 
 log = logging.getLogger(__name__)
 
@@ -61,14 +62,14 @@ class StepTask:
 
     @classmethod
     def for_ticker(cls, symbol: str, options: RefreshOptions, settings: Settings) -> StepTask:
-        config = settings.training_config()
+        config = run_config(settings)
         return cls(TICKER, symbol, options, config, config_hash(config))
 
     @classmethod
     def for_universe(
         cls, symbols: list[str], options: RefreshOptions, settings: Settings
     ) -> StepTask:
-        config = settings.training_config()
+        config = run_config(settings)
         return cls(UNIVERSE, UNIVERSE, options, config, config_hash(config), tuple(symbols))
 
     def to_json(self) -> dict[str, Any]:
@@ -107,7 +108,7 @@ def config_mismatch(task: StepTask, settings: Settings) -> str | None:
     """Why a worker with `settings` cannot honour the task's configuration (one line), or None."""
     if config_hash(task.config) != task.config_hash:
         return "the step's configuration does not match its hash; refused"
-    mine = settings.training_config()
+    mine = run_config(settings)
     if mine == task.config:
         return None
     ours, theirs = _flat(mine), _flat(task.config)

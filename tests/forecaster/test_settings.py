@@ -193,10 +193,10 @@ def test_zero_epochs_is_the_highway_alone_and_loads_from_old_artifacts() -> None
 
 
 def test_text_values_are_stripped_so_machines_agree() -> None:
+    from forecaster.training import run_config
+
     s = Settings.from_env(
         {"DATABASE_URL": " sqlite:///x.db\n", "STOCKCAST_EXCHANGE_CALENDAR": "XNYS "}
     )
     assert (s.database_url, s.exchange_calendar) == ("sqlite:///x.db", "XNYS")
-    assert (
-        s.training_config() == Settings().replace(database_url="sqlite:///x.db").training_config()
-    )
+    assert run_config(s) == run_config(Settings().replace(database_url="sqlite:///x.db"))

@@ -15,7 +15,8 @@ from forecaster import service, storage
 from forecaster.params import ModelParams
 from forecaster.providers.synthetic import SyntheticProvider
 from forecaster.service import RefreshOptions, StepOutcome
-from forecaster.settings import Settings, config_hash
+from forecaster.settings import Settings
+from forecaster.training import config_hash, run_config
 from jobs.executors import InlineExecutor, StepTask, run_step
 from jobs.executors.base import config_mismatch, refused
 from jobs.pipeline import run_pipeline
@@ -26,19 +27,19 @@ def test_a_task_survives_json_whole(settings: Settings) -> None:
     task = StepTask.for_ticker("SYN-RW-1", options, settings)
     back = StepTask.from_json(json.loads(json.dumps(task.to_json())))
     assert back == task
-    assert back.config_hash == config_hash(settings.training_config())
+    assert back.config_hash == config_hash(run_config(settings))
     assert config_mismatch(back, settings) is None
 
 
 def test_the_configuration_names_what_decides_the_model(settings: Settings) -> None:
-    config = settings.training_config()
+    config = run_config(settings)
     assert config["model"]["highway"] == settings.model.highway
     assert config["model"]["units"] == list(settings.model.units)
     assert {"window", "features", "backtest_days", "code_version"} <= set(config)
     # what does not change the model is not part of it: a worker may have its own
     assert "database_url" not in config and "workers" not in config
     other = settings.replace(workers=7, log_level="DEBUG", broker_url="redis://elsewhere:1/0")
-    assert config_hash(other.training_config()) == config_hash(config)
+    assert config_hash(run_config(other)) == config_hash(config)
 
 
 def test_another_highway_or_epochs_is_refused_in_one_line(settings: Settings) -> None:
