@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,12 +93,14 @@ class UniverseForecaster:
     def adopt(self, symbol: str, X: np.ndarray, y: np.ndarray) -> UniverseForecaster:
         """Fit a ticker's own parts (highway, centring) on its training windows: a ticker the
         network never saw is forecast from then on."""
-        highway = self._highway(X, y)
-        self.highways_[symbol] = highway
-        self.shifts_[symbol] = 0.0
+        self.highways_[symbol] = self._highway(X, y)
+        self._centre(symbol, X, y)
+        return self
+
+    def _centre(self, symbol: str, X: np.ndarray, y: np.ndarray) -> None:
+        """The ticker's median training residual, taken out of its forecasts (re-centring)."""
         raw = self._linear(symbol, X) + self._network(X)
         self.shifts_[symbol] = float(np.median(raw - y)) if self._params.recenter else 0.0
-        return self
 
     def _linear(self, symbol: str, X: np.ndarray) -> np.ndarray:
         highway = self.highways_.get(symbol)
@@ -164,8 +166,7 @@ class UniverseForecaster:
             self.fits_.append(fit)
         self._compile()
         for panel in panels:  # per-ticker centring on its training windows
-            raw = self._linear(panel.symbol, panel.X) + self._network(panel.X)
-            self.shifts_[panel.symbol] = float(np.median(raw - panel.y)) if p.recenter else 0.0
+            self._centre(panel.symbol, panel.X, panel.y)
         self.train_seconds_ = time.perf_counter() - started
         self.n_windows_ = len(X)
         self.n_tickers_ = len(panels)
@@ -271,10 +272,6 @@ class UniverseForecaster:
         base = self._linear(symbol, X) - self.shifts_[symbol]
         return base[None, :] + self.member_outputs(X)
 
-    def member_weights(self) -> list[list[np.ndarray]]:
-        """Each member network's weights (what a quiet night warm-starts from)."""
-        return [network.get_weights() for network in self.networks_]
-
     def ticker_network(self, symbol: str) -> Any:
         """One ticker's forecaster as one Keras model, with the same forecasts as `predict`: the
         members' mean, plus its highway (a frozen Dense layer on the flattened window) whose bias
@@ -323,7 +320,3 @@ def member_weights_of(network: Any) -> list[list[np.ndarray]]:
 def _predict(network: Any, X: np.ndarray) -> np.ndarray:
     out = network(np.asarray(X, dtype="float32"), training=False)
     return np.asarray(out).reshape(-1)
-
-
-def pooled_counts(panels: Mapping[str, Panel]) -> dict[str, int]:
-    return {symbol: len(p.X) for symbol, p in panels.items()}

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
@@ -53,8 +53,6 @@ class UniverseBacktest:
     best_epochs: list[int]
     n_windows: list[int]  # pooled training windows per fold
     n_tickers: list[int]  # tickers per fold's fit
-    members: int
-    member_pvalues: dict[str, list[float | None]] = field(default_factory=dict)
 
 
 def target_dates(prices: pd.DataFrame, window: int) -> pd.DatetimeIndex:
@@ -90,12 +88,17 @@ def participants(
     found = set()
     for s, d in dates.items():
         for fold in folds:
-            a = int(d.searchsorted(fold.first, "left"))
-            b = int(d.searchsorted(fold.last, "right"))
+            a, b = fold_range(d, fold)
             if a >= MIN_TRAIN + MIN_VAL and b > a:
                 found.add(s)
                 break
     return found
+
+
+def fold_range(dates: pd.DatetimeIndex, fold: UniverseFold) -> tuple[int, int]:
+    """A ticker's windows [a, b) whose targets fall in the fold (`dates`: its target dates);
+    the a windows before it are those it may be fitted on."""
+    return int(dates.searchsorted(fold.first, "left")), int(dates.searchsorted(fold.last, "right"))
 
 
 def _panel(
@@ -105,8 +108,8 @@ def _panel(
     window: int,
     features: tuple[str, ...],
     val_fraction: float,
-) -> tuple[Panel, FeatureStats]:
-    """A ticker's fit windows [0, n_fit): the older part trains, the newest slice validates;
+) -> tuple[Panel, FeatureStats, np.ndarray]:
+    """A ticker's fit windows [0, n_fit) (and every window, scaled by the same statistics): the older part trains, the newest slice validates;
     statistics on the training rows only (as forecaster.backtest.fit_upto)."""
     n_val = max(MIN_VAL, round(n_fit * val_fraction))
     n_train = n_fit - n_val
@@ -114,7 +117,7 @@ def _panel(
     stats = fit_stats(prices, window, features, train_end)
     ws = make_windows(prices, stats)
     panel = Panel(symbol, ws.X[:n_train], ws.y[:n_train], ws.X[n_train:n_fit], ws.y[n_train:n_fit])
-    return panel, stats
+    return panel, stats, ws.X
 
 
 def run_universe_backtest(
@@ -138,14 +141,13 @@ def run_universe_backtest(
     for fold in folds:
         panels, parts = [], []
         for s in symbols:
-            a = int(dates[s].searchsorted(fold.first, "left"))  # windows with target <= origin
-            b = int(dates[s].searchsorted(fold.last, "right"))
+            a, b = fold_range(dates[s], fold)
             if a < MIN_TRAIN + MIN_VAL:  # whether it trains depends on the past only
                 continue
-            panel, stats = _panel(s, universe[s], a, window, features, config.val_fraction)
+            panel, stats, X = _panel(s, universe[s], a, window, features, config.val_fraction)
             panels.append(panel)
             if b > a:  # forecasts for its days in the fold, if it has any
-                parts.append((s, a, b, stats))
+                parts.append((s, a, b, stats, X[a:b]))
         if not panels:
             continue
         model = UniverseForecaster(params, members, feature_names=features).fit(panels)
@@ -153,14 +155,14 @@ def run_universe_backtest(
         best_epochs.append(model.best_epoch_)
         n_windows.append(model.n_windows_)
         n_tickers.append(model.n_tickers_)
-        for s, a, b, stats in parts:
-            X = make_windows(universe[s], stats).X[a:b]
-            lr = model.predict(s, X) * stats.return_std
+        for s, a, b, stats, X in parts:
+            member_lr = model.predict_members(s, X) * stats.return_std
+            lr = member_lr.mean(axis=0)  # the ensemble's forecast: its members' mean
             outputs[s].append(
                 FoldForecast(lr, model.best_epoch_, max(f.epochs_run for f in model.fits_), 0.0)
             )
             ranges[s].append((a, b))
-            members_out[s].append(model.predict_members(s, X) * stats.return_std)
+            members_out[s].append(member_lr)
         log.info(
             "universe fold fitted",
             extra={
@@ -173,21 +175,19 @@ def run_universe_backtest(
         )
     results: dict[str, BacktestResult] = {}
     skipped: dict[str, str] = {}
-    member_p: dict[str, list[float | None]] = {}
     for s in symbols:
         if not outputs[s]:
             skipped[s] = "too little history before the first fold's origin"
             continue
         result = assemble_backtest(universe[s], window, ranges[s], outputs[s], config)
         results[s] = result
-        member_p[s] = _member_pvalues(result, np.concatenate(members_out[s], axis=1))
         result.summary["ensemble"] = {
             "members": members,
-            "member_dm_best_pvalues": member_p[s],
+            "member_dm_best_pvalues": _member_pvalues(
+                result, np.concatenate(members_out[s], axis=1)
+            ),
         }
-    return UniverseBacktest(
-        folds, results, skipped, seconds, best_epochs, n_windows, n_tickers, members, member_p
-    )
+    return UniverseBacktest(folds, results, skipped, seconds, best_epochs, n_windows, n_tickers)
 
 
 def _member_pvalues(result: BacktestResult, member_lr: np.ndarray) -> list[float | None]:
@@ -203,17 +203,11 @@ def _member_pvalues(result: BacktestResult, member_lr: np.ndarray) -> list[float
     return out
 
 
-def fit_served(
-    universe: Mapping[str, pd.DataFrame],
-    window: int,
-    features: tuple[str, ...],
-    params: ModelParams,
-    members: int,
-    epochs: int,
-) -> tuple[UniverseForecaster, dict[str, FeatureStats]]:
-    """The served universe network: every ticker's windows up to its last stored day, a fixed
-    number of epochs (the backtest's newest fold chose it; 0: the highways alone), each ticker's
-    statistics on all its rows, as a ticker-scope nightly model's would be."""
+def served_panels(
+    universe: Mapping[str, pd.DataFrame], window: int, features: tuple[str, ...]
+) -> tuple[list[Panel], dict[str, FeatureStats]]:
+    """Every ticker's windows up to its last stored day, scaled by statistics of all its rows
+    (as a ticker-scope nightly model's); tickers with too few windows are left out."""
     panels, stats = [], {}
     for s in sorted(universe):
         prices = universe[s]
@@ -222,5 +216,25 @@ def fit_served(
         stats[s] = fit_stats(prices, window, features, prices.index[-1].date())
         ws = make_windows(prices, stats[s])
         panels.append(Panel(s, ws.X, ws.y))
-    model = UniverseForecaster(params, members, feature_names=features).fit(panels, epochs=epochs)
+    return panels, stats
+
+
+def fit_served(
+    universe: Mapping[str, pd.DataFrame],
+    window: int,
+    features: tuple[str, ...],
+    params: ModelParams,
+    members: int,
+    epochs: int,
+    *,
+    start: list[list[np.ndarray]] | None = None,
+    lr_factor: float = 1.0,
+) -> tuple[UniverseForecaster, dict[str, FeatureStats]]:
+    """The served universe network: every ticker's windows up to its last stored day, a fixed
+    number of epochs (the backtest's newest fold chose it; 0: the highways alone). `start`: the
+    previous networks' weights, fine-tuned at `lr_factor` times the learning rate (a quiet
+    night) instead of seeded new ones."""
+    panels, stats = served_panels(universe, window, features)
+    model = UniverseForecaster(params, members, feature_names=features)
+    model.fit(panels, epochs=epochs, start=start, lr_factor=lr_factor)
     return model, stats

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Engine
@@ -101,10 +102,19 @@ def refresh_universe(
                 outcome.notes.append(f"{symbol}: not trained: {error}")
             trained_symbols = []
             for symbol, result in trained.outcomes.items():
-                if _register(engine, sessions, settings, symbol, result, outcome):
+                register = partial(_register_one, settings=settings, symbol=symbol, result=result)
+                if _under_lock(engine, sessions, symbol, outcome, "not registered", register):
                     trained_symbols.append(symbol)
         forecasts = sum(
-            _predict(engine, sessions, settings, symbol, outcome) for symbol in universe
+            _under_lock(
+                engine,
+                sessions,
+                symbol,
+                outcome,
+                "no forecast",
+                partial(predict_ticker, settings=settings, ticker=symbol),
+            )
+            for symbol in universe
         )
         outcome.notes.append(f"{forecasts} forecast(s) stored")
         if trained_symbols:
@@ -121,49 +131,12 @@ def refresh_universe(
     return outcome
 
 
-def _register(
-    engine: Engine,
-    sessions: sessionmaker[Session],
-    settings: Settings,
-    symbol: str,
-    result: Any,
-    outcome: StepOutcome,
-) -> bool:
-    """Save one ticker's version under its lock; a failure is noted, the others go on."""
-    return _under_lock(
-        engine,
-        sessions,
-        symbol,
-        outcome,
-        "not registered",
-        lambda s: _register_one(s, settings, symbol, result),
-    )
-
-
 def _register_one(session: Session, settings: Settings, symbol: str, result: Any) -> None:
     from forecaster import registry
 
     # artifacts a killed step left without a row go first (we hold the ticker's lock)
     registry.remove_orphans(session, settings, require_ticker(session, symbol))
     register_candidate(session, settings, symbol, result)
-
-
-def _predict(
-    engine: Engine,
-    sessions: sessionmaker[Session],
-    settings: Settings,
-    symbol: str,
-    outcome: StepOutcome,
-) -> bool:
-    """Store one ticker's forecast under its lock."""
-    return _under_lock(
-        engine,
-        sessions,
-        symbol,
-        outcome,
-        "no forecast",
-        lambda s: predict_ticker(s, settings, symbol),
-    )
 
 
 def _under_lock(

@@ -236,8 +236,7 @@ def _warm_start(
     from forecaster import registry
     from forecaster.errors import ModelArtifactError
     from forecaster.model import FINE_TUNE_LR_FACTOR
-    from forecaster.pooled import Panel, UniverseForecaster, member_weights_of
-    from forecaster.windows import fit_stats, make_windows
+    from forecaster.pooled import member_weights_of
 
     path = next(iter(reused.values())).get("artifact_path")
     try:
@@ -247,18 +246,16 @@ def _warm_start(
         return None
     if start is None or len(start) != settings.ensemble:
         return None
-    panels, stats = [], {}
-    for symbol in sorted(usable):
-        prices = usable[symbol]
-        stats[symbol] = fit_stats(
-            prices, settings.window, settings.features, prices.index[-1].date()
-        )
-        ws = make_windows(prices, stats[symbol])
-        panels.append(Panel(symbol, ws.X, ws.y))
     # The backtest kept the highways alone (0 epochs): the networks stay as they are (their
     # head at zero), as a ticker-scope quiet night skips its fine-tune then.
     tuned = int(next(iter(reused.values()))["serving"]["final_epochs"]) > 0
-    model = UniverseForecaster(settings.model, settings.ensemble, feature_names=settings.features)
-    epochs = settings.warm_start_epochs if tuned else 0
-    model.fit(panels, epochs=epochs, start=start, lr_factor=FINE_TUNE_LR_FACTOR)
-    return model, stats
+    return fit_served(
+        usable,
+        settings.window,
+        settings.features,
+        settings.model,
+        settings.ensemble,
+        settings.warm_start_epochs if tuned else 0,
+        start=start,
+        lr_factor=FINE_TUNE_LR_FACTOR,
+    )
