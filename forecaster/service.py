@@ -577,12 +577,11 @@ def refresh_ticker(
                 None if options.force_train else latest_model_covers_data(s, settings, symbol)
             )
             covering_version = covering.version if covering is not None else None
-            if settings.model_scope == "universe":
-                covering_version = -1  # the universe step trains every ticker at once
-            if covering_version is None:  # prices are read only when a model will be trained
+            universe_scope = settings.model_scope == "universe"  # the universe step trains
+            if covering_version is None and not universe_scope:  # read only to train
                 _, prices = training_data(s, symbol)
                 previous = previous_training(s, ticker_row)
-        if covering_version == -1:
+        if universe_scope:
             outcome.notes.append("universe scope: the universe step trains (`run-now`)")
         elif covering_version is not None:
             outcome.notes.append(
