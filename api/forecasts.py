@@ -79,7 +79,7 @@ def history(ticker: str) -> Response:
                 as_of=p.as_of_date,
                 target_date=p.target_date,
                 predicted_close=num(p.predicted_close, 4),
-                interval=interval(p),
+                interval=interval(p, None),
                 last_close=num(p.last_close, 4),
                 actual_close=num(actual_close, 4),
                 error=num(error, 4),

@@ -11,6 +11,7 @@ from forecaster.storage import ModelVersion, Price
 
 # The forecast document's builders (forecaster/documents.py), shared with the other endpoints.
 num = documents.num
+pvalue = documents.pvalue
 backtest = documents.backtest
 model_summary = documents.model_summary
 interval = documents.interval

@@ -14,7 +14,7 @@ from flask import Blueprint, Response
 import api.schemas as schemas
 from api.context import db, state
 from api.params import parse_query, respond, ticker_param
-from api.serialize import change_pct, interval, num
+from api.serialize import change_pct, interval, num, pvalue
 from forecaster import calendar, storage
 from forecaster.errors import UnknownTicker, public_error
 
@@ -32,10 +32,10 @@ def skill(mv: storage.ModelVersion | None) -> schemas.Skill | None:
         model_version=mv.version,
         method=mv.method,
         mae_ratio=num(bt.get("mae_ratio", mv.mae_ratio)),
-        dm_pvalue=num(bt.get("dm_pvalue")),
+        dm_pvalue=pvalue(bt.get("dm_pvalue")),
         best_baseline=bt.get("best_baseline"),
         best_baseline_mae_ratio=num(bt.get("best_baseline_mae_ratio")),
-        dm_best_pvalue=num(bt.get("dm_best_pvalue")),
+        dm_best_pvalue=pvalue(bt.get("dm_best_pvalue")),
         n_forecasts=bt.get("n_forecasts"),
         backtest_end=bt.get("end"),
     )
@@ -88,7 +88,9 @@ def summary_row(row: storage.DashboardRow, last_session: date, cal: str) -> sche
             target_date=p.target_date,
             predicted_close=num(p.predicted_close, 4),
             predicted_change_pct=change_pct(p),
-            interval=interval(p),
+            interval=interval(
+                p, row.model if row.model and row.model.id == p.model_version_id else None
+            ),
             last_close=num(p.last_close, 4),
             method=p.method,
         )

@@ -8,7 +8,7 @@ import click
 from sqlalchemy.orm import Session
 
 from cli.context import AppContext, parse_day, pass_app, resolve_tickers
-from forecaster import locks, service, storage
+from forecaster import documents, locks, service, storage
 from forecaster.errors import StockcastError
 
 
@@ -36,8 +36,9 @@ def print_backtest(bt: dict) -> None:
     )
     click.echo(
         f"  {'method':<15} {'MAE':>10} {'RMSE':>10} {'MAPE %':>8} {'dir. acc.':>9} "
-        f"{'ratio':>7} {'DM t':>7} {'DM p':>7}"
+        f"{'ratio':>7} {'DM t':>7} {'DM p':>7} {'cover':>6}"
     )
+    cover = bt.get("coverage_by_method") or {}
     persistence = bt["metrics"]["persistence"]["mae"]
     for method, m in bt["metrics"].items():
         da = m.get("directional_accuracy")
@@ -47,7 +48,7 @@ def print_backtest(bt: dict) -> None:
             f"  {method:<15} {_fmt(m['mae'])!s:>10} {_fmt(m['rmse'])!s:>10} "
             f"{_fmt(m['mape'], '.3f')!s:>8} {_fmt(da, '.3f') if da is not None else 'n/a':>9} "
             f"{_fmt(ratio)!s:>7} {_fmt(dm.get('stat'), '.2f')!s:>7} "
-            f"{_fmt(dm.get('pvalue'), '.3f')!s:>7}"
+            f"{_fmt(dm.get('pvalue'), '.3g')!s:>7} {_fmt(cover.get(method), '.1%')!s:>6}"
         )
     click.echo(
         f"  best baseline: {bt['best_baseline']}; network vs it: MAE ratio "
@@ -55,8 +56,8 @@ def print_backtest(bt: dict) -> None:
         "(one-sided: the network is more accurate)"
     )
     click.echo(
-        f"  interval coverage {_fmt(bt.get('coverage'), '.1%')} out of sample "
-        f"(nominal {_fmt(bt.get('nominal_coverage'), '.0%')}, {bt.get('coverage_n')} forecasts)"
+        f"  cover: each method's own interval, out of sample on {bt.get('coverage_n')} "
+        f"forecasts (nominal {_fmt(bt.get('nominal_coverage'), '.0%')}; '-': too short to measure)"
     )
 
 
@@ -233,7 +234,7 @@ def models_list(app: AppContext, ticker: str) -> None:
             f"{v.trained_through or '-'!s:<10} {v.test_start}..{v.test_end} "
             f"{_fmt(bt.get('n_forecasts'), 'd'):>4} {_fmt(v.mae_ratio):>7} "
             f"{bt.get('best_baseline') or '-':<13} {_fmt(bt.get('best_baseline_mae_ratio')):>7} "
-            f"{_fmt(bt.get('dm_best_pvalue'), '.3g'):>7} {_fmt(bt.get('coverage'), '.1%'):>6}  "
+            f"{_fmt(bt.get('dm_best_pvalue'), '.3g'):>7} {_fmt(documents.served_coverage(bt, v.method), '.1%'):>6}  "
             f"{serves}  {_scope(bt)}"
         )
 

@@ -3,6 +3,12 @@ on Celery workers, and its record."""
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
+
 import click
 
 from cli.context import AppContext, pass_app, resolve_tickers
@@ -20,6 +26,24 @@ def echo_outcome(symbol: str, outcome: StepOutcome) -> None:
     if outcome.error:
         line += f"; error: {outcome.error}"
     click.echo(line)
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a supervisor, `kill`, `docker stop`) ends a foreground run the way Ctrl-C does:
+    the run and its unfinished steps are recorded `interrupted` and no lock is left behind."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _interrupt(signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run_and_report(
@@ -46,17 +70,18 @@ def run_and_report(
             echo_outcome(symbol, outcome)
 
     settings = app.settings.replace(executor=executor) if executor else app.settings
-    report = run_pipeline(
-        settings,
-        symbols,
-        trigger="cli",
-        kind=kind,
-        fetch=fetch,
-        force_train=force_train,
-        progress=progress,
-        engine=app.engine,
-        workers=workers,
-    )
+    with terminate_as_interrupt():
+        report = run_pipeline(
+            settings,
+            symbols,
+            trigger="cli",
+            kind=kind,
+            fetch=fetch,
+            force_train=force_train,
+            progress=progress,
+            engine=app.engine,
+            workers=workers,
+        )
     if report.reaped:
         click.echo(
             f"marked {len(report.reaped)} run(s) left running by a dead process as failed", err=True

@@ -40,6 +40,7 @@ from forecaster.evaluation import (
 from forecaster.model import LSTMForecaster
 from forecaster.params import ModelParams
 from forecaster.policy import BASELINES
+from forecaster.validation import GAP_DAYS
 from forecaster.windows import MIN_TRAIN, MIN_VAL, FeatureStats, fit_stats, make_windows
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,8 @@ class BacktestResult:
     config: BacktestConfig
     history: dict[str, Any] = field(default_factory=dict)  # fingerprint of the prices it saw
     summary: dict[str, Any] = field(default_factory=dict)
+    # calendar days from each forecast's origin bar to its target bar (1-4 normally)
+    step_days: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def n(self) -> int:
@@ -186,6 +189,17 @@ class BacktestResult:
             "epochs_run": self.epochs_run,
             "fit_seconds": round(self.fit_seconds, 3),
             "history": self.history,
+            "gaps": self.gaps(),
+        }
+
+    def gaps(self) -> dict[str, Any]:
+        """Forecasts across a break of more than GAP_DAYS calendar days: each is scored as one
+        step, so the document says how many there are and the longest."""
+        long = self.step_days[self.step_days > GAP_DAYS]
+        return {
+            "count": len(long),
+            "largest_days": int(long.max()) if len(long) else None,
+            "limit_days": GAP_DAYS,
         }
 
 
@@ -277,7 +291,7 @@ def assemble_backtest(
     sigma = ewma_volatility(close)
     index = pd.DatetimeIndex(prices.index)
     parts: dict[str, list[np.ndarray]] = {"model": [], **{b: [] for b in BASELINES}}
-    actual, last_close, dates, sigmas = [], [], [], []
+    actual, last_close, dates, sigmas, steps = [], [], [], [], []
     covered: dict[str, list[np.ndarray]] = {m: [] for m in parts}
     past: dict[str, list[np.ndarray]] = {m: [] for m in parts}  # scaled |log residuals|
     origins = []
@@ -307,6 +321,7 @@ def assemble_backtest(
         actual.append(fold_next)
         last_close.append(fold_last)
         dates.append(index[origin_index + 1])
+        steps.append((index[origin_index + 1] - index[origin_index]).days.to_numpy())
     result = BacktestResult(
         target_dates=pd.DatetimeIndex(np.concatenate([d.to_numpy() for d in dates])),
         actual=np.concatenate(actual),
@@ -323,6 +338,7 @@ def assemble_backtest(
         fit_seconds=sum(o.seconds for o in outputs),
         config=config,
         history=history_fingerprint(prices, index[-1].date()),
+        step_days=np.concatenate(steps).astype(np.int64),
     )
     result.summary = result.to_dict()
     return result

@@ -54,9 +54,15 @@ class Schema(BaseModel):
 
 
 class Interval(Schema):
+    """`coverage` is the nominal share the interval is built for. `calibrated` says whether the
+    backtest measured the served method's interval out of sample (false when it was too short
+    to: one fold), so a client knows whether `coverage` is a measured claim; null where the
+    model version is not part of the answer (history items: see their `model_version`)."""
+
     low: float
     high: float
     coverage: float
+    calibrated: bool | None
 
 
 class BaselineFigures(Schema):
@@ -71,9 +77,12 @@ class Backtest(Schema):
     forecast one step ahead from a model that saw nothing after its origin. dm_stat and
     dm_pvalue: Diebold-Mariano test (absolute-error loss, Newey-West variance, HLN correction) of
     the network vs persistence; dm_best_*: vs the best baseline. p-values are one-sided for 'the
-    network is more accurate'. coverage: out-of-sample share of actual closes inside the
-    network's interval; coverage_by_method: the same for each method's own interval (the served
-    method's is the one that applies to its forecasts)."""
+    network is more accurate', at full precision. coverage: out-of-sample share of actual
+    closes inside the served method's interval (null when the backtest is too short to measure
+    it); coverage_by_method: the same for each method's own interval, the network's under
+    `lstm`. gaps: breaks of more than 7 calendar days between consecutive bars of the backtest
+    window (each scored as a one-step forecast across the break), largest_gap_days the longest;
+    both null for versions recorded before they were counted."""
 
     scheme: Literal[SCHEME]  # type: ignore[valid-type]
     folds: int
@@ -96,6 +105,8 @@ class Backtest(Schema):
     coverage: float | None
     coverage_by_method: dict[str, float | None]
     nominal_coverage: float | None
+    gaps: int | None
+    largest_gap_days: int | None
     baselines: dict[str, BaselineFigures]
 
 
@@ -147,12 +158,25 @@ class Forecast(Schema):
 # --- builders: rows -> models ----------------------------------------------------------------
 
 
-def num(value: float | None, digits: int = 6) -> float | None:
-    """A JSON number, or null: NaN and infinities never reach a response (strict JSON)."""
+def num(value: float | None, digits: int | None = 6) -> float | None:
+    """A JSON number, or null: NaN and infinities never reach a response (strict JSON).
+    digits=None keeps full precision (p-values: 2.3e-9 is not 0)."""
     if value is None:
         return None
     value = float(value)
-    return round(value, digits) if math.isfinite(value) else None
+    if not math.isfinite(value):
+        return None
+    return value if digits is None else round(value, digits)
+
+
+def pvalue(value: float | None) -> float | None:
+    return num(value, None)
+
+
+def served_coverage(bt: dict[str, Any], method: str) -> float | None:
+    """Out-of-sample coverage of the served method's own interval (the network's is `model`)."""
+    by_method = bt.get("coverage_by_method") or {}
+    return num(by_method.get("model" if method == "lstm" else method), 4)
 
 
 def backtest(mv: ModelVersion) -> Backtest | None:
@@ -161,6 +185,7 @@ def backtest(mv: ModelVersion) -> Backtest | None:
     if not isinstance(bt, dict):
         return None
     model = bt.get("metrics", {}).get("model", {})
+    gaps = bt.get("gaps") if isinstance(bt.get("gaps"), dict) else {}
     return Backtest(
         scheme=bt.get("scheme"),
         # stored values (ints, ISO dates): pydantic validates them when the model is built
@@ -178,15 +203,17 @@ def backtest(mv: ModelVersion) -> Backtest | None:
         best_baseline_mae=num(bt.get("best_baseline_mae")),
         best_baseline_mae_ratio=num(bt.get("best_baseline_mae_ratio")),
         dm_stat=num(bt.get("dm_stat"), 4),
-        dm_pvalue=num(bt.get("dm_pvalue")),
+        dm_pvalue=pvalue(bt.get("dm_pvalue")),
         dm_best_stat=num(bt.get("dm_best_stat"), 4),
-        dm_best_pvalue=num(bt.get("dm_best_pvalue")),
-        coverage=num(bt.get("coverage"), 4),
+        dm_best_pvalue=pvalue(bt.get("dm_best_pvalue")),
+        coverage=served_coverage(bt, mv.method),
         coverage_by_method={
             ("lstm" if m == "model" else m): num(v, 4)
             for m, v in (bt.get("coverage_by_method") or {}).items()
         },
         nominal_coverage=num(bt.get("nominal_coverage"), 4),
+        gaps=gaps.get("count"),
+        largest_gap_days=gaps.get("largest_days"),
         baselines={
             name: BaselineFigures(
                 mae=num(m.get("mae")),
@@ -250,8 +277,18 @@ def figure(value: float, digits: int = 4) -> float:
     return cast(float, num(value, digits))
 
 
-def interval(p: Prediction) -> Interval:
-    return Interval(low=figure(p.lower), high=figure(p.upper), coverage=figure(p.coverage))
+def interval(p: Prediction, mv: ModelVersion | None) -> Interval:
+    """The prediction's interval; `mv` is the version that made it (None: not known here)."""
+    calibrated = None
+    if mv is not None:
+        bt = mv.metrics.get("backtest") if isinstance(mv.metrics, dict) else None
+        calibrated = isinstance(bt, dict) and served_coverage(bt, p.method) is not None
+    return Interval(
+        low=figure(p.lower),
+        high=figure(p.upper),
+        coverage=figure(p.coverage),
+        calibrated=calibrated,
+    )
 
 
 def change_pct(p: Prediction) -> float | None:
@@ -264,7 +301,7 @@ def forecast(symbol: str, p: Prediction, mv: ModelVersion) -> Forecast:
         as_of=p.as_of_date,
         target_date=p.target_date,
         predicted_close=figure(p.predicted_close),
-        interval=interval(p),
+        interval=interval(p, mv),
         last_close=figure(p.last_close),
         persistence_forecast=figure(p.last_close),
         predicted_change_pct=cast(float, change_pct(p)),

@@ -209,6 +209,20 @@ def hold(
         lock.release()
 
 
+def release_dead(engine: Engine) -> int:
+    """Delete the lock rows of processes on this host that no longer exist (a worker killed
+    mid-step cannot release its own); the number deleted. PostgreSQL needs nothing: the server
+    ended a dead process's advisory locks with its connection."""
+    if engine.dialect.name == "postgresql":
+        return 0
+    L = storage.Lock
+    with engine.begin() as conn:
+        dead = [owner for owner in conn.scalars(select(L.owner)) if owner_is_dead(owner)]
+        if dead:
+            conn.execute(delete(L).where(L.owner.in_(dead)))
+    return len(dead)
+
+
 def ticker_lock_name(symbol: str) -> str:
     """The lock every writer of a ticker's models and forecasts takes (pipeline and CLI alike)."""
     return f"ticker:{symbol}"

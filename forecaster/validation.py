@@ -17,6 +17,9 @@ GAP_DAYS = 7  # more calendar days than this between two bars is reported as a g
 # Prices and volumes beyond these are data errors, whatever the currency (BTC in IDR is ~1e9).
 MAX_PRICE = 1e12
 MAX_VOLUME = 1e15
+# Below this a price is not a quote but an underflow or a unit error (5e-324 once passed as
+# "positive" and then failed every night's backtest as a non-finite error).
+MIN_PRICE = 1e-6
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,7 @@ class ValidationReport:
 def validate_prices(frame: pd.DataFrame) -> ValidationReport:
     """Split a canonical frame into valid rows and rejected rows with reasons.
 
-    Rules: no NaN in open/high/low/close/volume; prices > 0; high >= low; open and close within
+    Rules: no NaN in open/high/low/close/volume; prices in [1e-6, 1e12]; high >= low; open and close within
     [low, high]; volume >= 0; dates unique (every copy of a duplicated date is rejected: we cannot
     know which is right) and increasing (a row dated before an earlier row is rejected).
     """
@@ -61,6 +64,7 @@ def validate_prices(frame: pd.DataFrame) -> ValidationReport:
     with np.errstate(invalid="ignore"):
         for c in ("open", "high", "low", "close"):
             flag(values[c] <= 0, f"{c} is not positive")
+            flag((values[c] > 0) & (values[c] < MIN_PRICE), f"{c} is below {MIN_PRICE:g}")
             flag(np.isfinite(values[c]) & (values[c] > MAX_PRICE), f"{c} exceeds {MAX_PRICE:g}")
         flag(
             np.isfinite(values["volume"]) & (values["volume"] > MAX_VOLUME),

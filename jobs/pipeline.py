@@ -26,6 +26,7 @@ Safety, in order of what can go wrong:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -37,7 +38,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from forecaster import migrate, storage
+from forecaster import locks, migrate, storage
 from forecaster.errors import ConfigError, DatabaseUnavailable, StockcastError
 from forecaster.providers.base import normalize_ticker
 from forecaster.service import ProviderFactory, RefreshOptions, StepOutcome
@@ -223,5 +224,8 @@ def run_pipeline(
         outcomes.sort(key=lambda o: order.get(o.ticker, len(order)))
         return RunReport(run_id, status, outcomes, reaped, seconds, executor)
     finally:
+        # A worker killed mid-step (timeout, crash, shutdown) cannot release its ticker's lock.
+        with contextlib.suppress(Exception):
+            locks.release_dead(engine)
         if own_engine:
             engine.dispose()

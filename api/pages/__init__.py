@@ -12,6 +12,7 @@ import logging
 
 from flask import Blueprint, Response, make_response, render_template
 from sqlalchemy.exc import DBAPIError
+from werkzeug.exceptions import HTTPException
 
 from api.context import db, state
 from forecaster import storage
@@ -83,6 +84,15 @@ def _database_down(exc: Exception) -> Response:
     )
     response.headers["Retry-After"] = "5"
     return response
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(exc: HTTPException) -> Response:
+    # A missing file under /assets/ is a 404 like any other, not a page error with a traceback.
+    status = exc.code or 500
+    if status == 404:
+        return _error_page(404, "Not found", "There is nothing at this address.")
+    return _error_page(status, exc.name, "The request could not be served.")
 
 
 @bp.errorhandler(StockcastError)

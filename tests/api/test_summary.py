@@ -140,6 +140,16 @@ def test_unknown_ticker_page_is_an_escaped_html_404(client: FlaskClient, path: s
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
 
 
+@pytest.mark.parametrize("path", ["/assets/missing.js", "/assets/vendor/nope/x.css"])
+def test_a_missing_asset_is_a_404_without_a_traceback(
+    client: FlaskClient, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    page = client.get(path)
+    assert page.status_code == 404 and page.mimetype == "text/html"
+    assert "Not found" in page.get_data(as_text=True)
+    assert not [r for r in caplog.records if r.exc_info]  # nothing logged as an error
+
+
 def test_docs_link_the_pages(client: FlaskClient) -> None:
     docs = client.get("/docs").get_data(as_text=True)
     assert "href='/'" in docs and "href='/tickers/%5EGSPC'" in docs

@@ -310,6 +310,51 @@ def test_cli_run_now_and_backfill_retrain(
     assert "partial; see `stockcast runs list`" in result.stderr
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # row locks: the case to clean up
+def test_sigterm_to_run_now_records_interrupted_and_leaves_no_lock(
+    env: dict, sessions: sessionmaker[Session]
+) -> None:
+    """`kill` of a foreground `stockcast run-now` while a pool worker holds the ticker's lock:
+    the run ends `interrupted` like Ctrl-C, no step stays running and no lock row is left."""
+    import os
+    import signal
+    import sys
+    import time
+
+    runner = CliRunner()
+    result = runner.invoke(cli, ["backfill", "GOOG", "--start", "2011-06-01"])
+    assert result.exit_code == 0, result.output
+    stockcast = str(Path(sys.executable).parent / "stockcast")
+    slow = {**os.environ, "STOCKCAST_EPOCHS": "2000", "STOCKCAST_PATIENCE": "2000"}
+    proc = subprocess.Popen(
+        [stockcast, "run-now", "GOOG", "--workers", "1", "--force-train"],
+        env=slow,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120  # the barrier: the worker holds GOOG's lock
+        while count(sessions, storage.Lock) == 0 and proc.poll() is None:
+            assert time.monotonic() < deadline, "the step never took its lock"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode != 0 and "Traceback" not in output, output
+    with sessions() as s:
+        run = s.scalars(select(storage.JobRun).order_by(storage.JobRun.id.desc())).first()
+        assert run is not None and run.status == "failed" and run.error_code == "interrupted"
+        assert run.finished_at is not None
+        step = s.scalars(select(storage.JobStep).where(storage.JobStep.run_id == run.id)).one()
+        assert step.status == "failed" and step.error_code == "interrupted"
+    assert count(sessions, storage.Lock) == 0
+    assert champions(sessions) == {}  # nothing half-trained was promoted
+
+
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the stop event, not storage
 def test_interrupted_run_is_recorded_as_such(
     pipeline_settings: Settings, engine: Engine, sessions: sessionmaker[Session]
