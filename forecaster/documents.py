@@ -185,7 +185,8 @@ def backtest(mv: ModelVersion) -> Backtest | None:
     if not isinstance(bt, dict):
         return None
     model = bt.get("metrics", {}).get("model", {})
-    gaps = bt.get("gaps") if isinstance(bt.get("gaps"), dict) else {}
+    found = bt.get("gaps")
+    gaps: dict[str, Any] = found if isinstance(found, dict) else {}
     return Backtest(
         scheme=bt.get("scheme"),
         # stored values (ints, ISO dates): pydantic validates them when the model is built
