@@ -252,6 +252,15 @@ class LastRun(Schema):
     error: str | None
 
 
+class Suspect(Schema):
+    """An unexplained one-day move in the stored closes: persistence serves the ticker and its
+    training waits until an operator resolves it (`stockcast tickers resolve`) or a backfill
+    adjusts the history."""
+
+    day: date
+    note: str | None
+
+
 class SummaryRow(Schema):
     ticker: str
     name: str | None
@@ -264,6 +273,7 @@ class SummaryRow(Schema):
     skill: Skill | None
     freshness: Freshness
     last_run: LastRun | None
+    suspect: Suspect | None
 
 
 class SummaryPage(Schema):
@@ -296,6 +306,15 @@ class SeriesForecasts(Schema):
     persistence_abs_error: list[float | None]
 
 
+class Action(Schema):
+    """A corporate action the provider reported: a split (value: new shares per old share) or a
+    cash dividend (value: per share)."""
+
+    date: date
+    kind: Literal["split", "dividend"]
+    value: float
+
+
 class Series(Schema):
     ticker: str
     start: date | None
@@ -303,6 +322,8 @@ class Series(Schema):
     truncated: bool
     closes: SeriesCloses
     forecasts: SeriesForecasts
+    actions: list[Action] = Field(description="Splits and dividends in the range, oldest first.")
+    suspect: Suspect | None
 
 
 class Health(Schema):

@@ -104,6 +104,7 @@ def summary_row(row: storage.DashboardRow, last_session: date, cal: str) -> sche
         skill=skill(row.model),
         freshness=freshness(p, row.last_date, last_session, cal),
         last_run=last_run(row.last_step),
+        suspect=_suspect(row.ticker),
     )
 
 
@@ -140,7 +141,7 @@ def series(ticker: str) -> Response:
     cache = state().responses  # the same short per-worker TTL as the latest forecast
     body = cache.get(key)
     if body is None:
-        body = respond(_series(symbol, row.id, start, end, limit)).get_data()
+        body = respond(_series(row, start, end, limit)).get_data()
         cache.put(key, body)
     return Response(body, mimetype="application/json")
 
@@ -150,10 +151,17 @@ def _column(values: list[float | None], digits: int = 4) -> list[float | None]:
     return [round(v, digits) if v is not None and math.isfinite(v) else None for v in values]
 
 
+def _suspect(row: storage.Ticker) -> schemas.Suspect | None:
+    if row.suspect_day is None:
+        return None
+    return schemas.Suspect(day=row.suspect_day, note=row.suspect_note)
+
+
 def _series(
-    symbol: str, ticker_id: int, start: date | None, end: date | None, limit: int
+    row: storage.Ticker, start: date | None, end: date | None, limit: int
 ) -> schemas.Series:
-    data = storage.chart_series(db(), ticker_id, start, end, limit)
+    symbol = row.symbol
+    data = storage.chart_series(db(), row.id, start, end, limit)
     fc = data.forecasts
     actual = [f.actual_close for f in fc]
     return schemas.Series(
@@ -184,4 +192,9 @@ def _series(
                 ]
             ),
         ),
+        actions=[
+            schemas.Action(date=a.date, kind=a.kind, value=a.value)  # type: ignore[arg-type]
+            for a in storage.actions_of(db(), row.id, start, end)
+        ],
+        suspect=_suspect(row),
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from cli.context import AppContext, parse_day, pass_app, resolve_tickers
-from forecaster import service, storage
+from forecaster import ingest, storage
 from forecaster.errors import StockcastError, UnknownTicker
 from forecaster.providers import get_provider
 from forecaster.providers.base import check_range, normalize_ticker
@@ -66,13 +66,21 @@ def backfill(
         item_show_func=lambda s: s or "",
         file=sys.stderr,  # click.get_text_stream is deprecated (gone in Click 9)
     ) as bar:
-        results: list[service.BackfillResult | StockcastError] = []
+        rules = ingest.IntegrityRules.from_settings(app.settings)
+        results: list[ingest.BackfillResult | StockcastError] = []
         for symbol in bar:
             try:
                 with app.transaction() as session:
                     results.append(
-                        service.backfill_ticker(
-                            session, source, symbol, first, last, force=force, strict=strict
+                        ingest.backfill_ticker(
+                            session,
+                            source,
+                            symbol,
+                            first,
+                            last,
+                            force=force,
+                            strict=strict,
+                            rules=rules,
                         )
                     )
             except StockcastError as exc:
@@ -86,10 +94,22 @@ def backfill(
         click.echo(
             f"{symbol}: fetched {outcome.fetched}, inserted {outcome.inserted}, updated {outcome.updated}, "
             f"unchanged {outcome.unchanged}, rejected {outcome.rejected}  [{span}]"
-            + ("  (already up to date)" if outcome.fetched == 0 else "")
+            + ("  (already up to date)" if not (outcome.inserted or outcome.updated) else "")
         )
         if outcome.rejected_summary:
             click.echo(outcome.rejected_summary, err=True)
+        if outcome.revised_from:
+            click.echo(
+                f"{symbol}: the provider revised the stored history from {outcome.revised_from}: "
+                "it was fetched whole and replaced; the next training runs a full backtest"
+            )
+        if outcome.suspect:
+            click.echo(
+                f"{symbol}: suspect: {outcome.suspect}; persistence serves until "
+                f"`stockcast tickers resolve {symbol}` or a backfill that adjusts it"
+            )
+        if outcome.cleared:
+            click.echo(f"{symbol}: suspect cleared: {outcome.cleared}")
     if retrain:
         from cli.pipeline import run_and_report
 
@@ -117,17 +137,32 @@ def prices() -> None:
 )
 @pass_app
 def prices_show(app: AppContext, ticker: str, last_n: int) -> None:
-    """Print the newest stored OHLCV rows of TICKER."""
+    """Print the newest stored OHLCV rows of TICKER, with the splits and dividends recorded on
+    those days and whether the ticker is suspect."""
     symbol = normalize_ticker(ticker)
     with app.transaction() as session:
         row = storage.get_ticker(session, symbol)
         if row is None:
             raise UnknownTicker(symbol, "not in the database; run `stockcast backfill` first")
         frame = storage.load_prices(session, row.id, limit=last_n)
-    click.echo(f"{'date':<10} {'open':>12} {'high':>12} {'low':>12} {'close':>12} {'volume':>15}")
+        since = frame.index[0].date() if len(frame) else None
+        actions: dict[object, list[str]] = {}
+        for a in storage.actions_of(session, row.id, since):
+            shown = f"split {a.value:g}:1" if a.kind == "split" else f"dividend {a.value:g}"
+            actions.setdefault(a.date, []).append(shown)
+        suspect = (row.suspect_day, row.suspect_note)
+    click.echo(
+        f"{'date':<10} {'open':>12} {'high':>12} {'low':>12} {'close':>12} {'volume':>15}  actions"
+    )
     for when, r in frame.iterrows():
         click.echo(
-            f"{when.date()!s:<10} {r.open:12.2f} {r.high:12.2f} {r.low:12.2f} {r.close:12.2f} {r.volume:15,.0f}"
+            f"{when.date()!s:<10} {r.open:12.2f} {r.high:12.2f} {r.low:12.2f} {r.close:12.2f} "
+            f"{r.volume:15,.0f}  {', '.join(actions.get(when.date(), []))}".rstrip()
+        )
+    if suspect[0] is not None:
+        click.echo(
+            f"suspect since {suspect[0]}: {suspect[1]}; persistence serves until "
+            f"`stockcast tickers resolve {symbol}` or a backfill that adjusts the history"
         )
 
 

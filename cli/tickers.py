@@ -214,6 +214,27 @@ def tickers_list(app: AppContext, show_all: bool, as_json: bool) -> None:
         )
 
 
+@tickers.command("resolve")
+@click.argument("symbols", nargs=-1, required=True)
+@pass_app
+def tickers_resolve(app: AppContext, symbols: tuple[str, ...]) -> None:
+    """Accept the suspect move of SYMBOLS as real: the next run trains and forecasts as usual.
+
+    (A backfill that adjusts the history, e.g. `stockcast backfill SYMBOL --force` after a
+    split, clears the flag by itself.)
+    """
+    from forecaster.service import require_ticker
+
+    with app.transaction() as session:
+        rows = [require_ticker(session, s) for s in symbols]  # all known, or nothing changes
+        for row in rows:
+            if row.suspect_day is None:
+                click.echo(f"{row.symbol}: not suspect; nothing to resolve")
+                continue
+            click.echo(f"{row.symbol}: resolved ({row.suspect_note}); the next run trains it")
+            row.suspect_day = row.suspect_note = None
+
+
 def _as_dict(r: storage.TickerOverview) -> dict[str, object]:
     def day(value: object) -> str | None:
         return None if value is None else str(value)

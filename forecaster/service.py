@@ -26,148 +26,18 @@ from forecaster.errors import (
     NoChampion,
     StockcastError,
     UnknownTicker,
-    ValidationFailed,
 )
 from forecaster.evaluation import baseline_next_log_return
+from forecaster.ingest import IntegrityRules, backfill_ticker
 from forecaster.policy import backtest_key
 from forecaster.providers import provider_for
-from forecaster.providers.base import PriceProvider, check_range, normalize_ticker
+from forecaster.providers.base import PriceProvider, normalize_ticker
 from forecaster.settings import Settings
-from forecaster.validation import check_daily, gaps, validate_prices
 
 log = logging.getLogger(__name__)
 
 # (symbol, provider name stored for it or None) -> provider to fetch from, or None for no fetch
 ProviderFactory = Callable[[str, str | None], PriceProvider | None]
-
-
-@dataclass
-class BackfillResult:
-    symbol: str
-    provider: str
-    fetched: int = 0
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    rejected: int = 0
-    rejected_summary: str = ""
-    ranges: list[tuple[date | None, date | None]] = field(default_factory=list)
-    first_date: date | None = None
-    last_date: date | None = None
-    gaps: list[tuple[date, int]] = field(default_factory=list)  # (day after a gap, its length)
-
-
-def _missing_ranges(
-    first: date | None, last: date | None, start: date | None, end: date | None
-) -> list[tuple[date | None, date | None]]:
-    """What to fetch for an incremental backfill: before the stored range and after it."""
-    if first is None or last is None:
-        return [(start, end)]
-    ranges: list[tuple[date | None, date | None]] = []
-    if start is None and end is not None and end < first:
-        return [(None, end)]  # explicitly asked for days before anything stored
-    if start is not None and start < first:
-        ranges.append(
-            (start, min(first - timedelta(days=1), end) if end else first - timedelta(days=1))
-        )
-    after = last + timedelta(days=1)
-    if end is None or end >= after:
-        ranges.append((max(after, start) if start else after, end))
-    return ranges
-
-
-def backfill_ticker(
-    session: Session,
-    provider: PriceProvider,
-    ticker: str,
-    start: date | None = None,
-    end: date | None = None,
-    *,
-    force: bool = False,
-    strict: bool = False,
-) -> BackfillResult:
-    """Fetch, validate and upsert daily prices for one ticker, atomically within the caller's transaction.
-
-    Incremental unless `force`: only ranges before the first / after the last stored day are fetched.
-    Invalid rows are rejected and reported; with `strict`, any rejected row aborts the whole batch.
-    """
-    symbol = normalize_ticker(ticker)
-    check_range(start, end)
-    result = BackfillResult(symbol=symbol, provider=provider.name)
-    existing = storage.get_ticker(session, symbol)
-    first = last = None
-    if existing is not None and not force:
-        first, last = storage.price_bounds(session, existing.id)
-    result.ranges = _missing_ranges(first, last, start, end)
-    frames = []
-    for a, b in result.ranges:
-        if a is not None and b is not None and b < a:
-            continue
-        frame = provider.fetch(symbol, a, b)
-        log.info(
-            "fetched prices",
-            extra={
-                "ticker": symbol,
-                "provider": provider.name,
-                "start": str(a),
-                "end": str(b),
-                "rows": len(frame),
-            },
-        )
-        frames.append(frame)
-    if not frames:
-        result.ranges = []
-        result.first_date, result.last_date = first, last
-        return result
-    combined = pd.concat(frames) if len(frames) > 1 else frames[0]
-    result.fetched = len(combined)
-    check_daily(combined, symbol)  # weekly or monthly bars: refused, nothing stored
-    report = validate_prices(combined)
-    result.gaps = [(day.date(), days) for day, days in gaps(report.valid.index)]
-    if result.gaps:
-        log.warning(
-            "gaps in the price history",
-            extra={
-                "ticker": symbol,
-                "gaps": len(result.gaps),
-                "first": [f"{d} ({n} days)" for d, n in result.gaps[:5]],
-            },
-        )
-    result.rejected = len(report.rejected)
-    if not report.ok:
-        result.rejected_summary = report.summary()
-        log.warning(
-            "rows rejected by validation", extra={"ticker": symbol, "rejected": result.rejected}
-        )
-        if strict:
-            raise ValidationFailed(f"{symbol}: {report.summary()}\nnothing was stored (--strict)")
-    if report.valid.empty and existing is None:
-        if result.rejected:
-            raise ValidationFailed(f"{symbol}: no valid rows to store\n{report.summary()}")
-        raise UnknownTicker(symbol, f"{provider.name} returned no prices for the requested range")
-    row = storage.get_or_create_ticker(session, symbol, provider.name)
-    row.provider = provider.name
-    counts = storage.upsert_prices(
-        session, row, report.valid, source=provider.name, adjusted=provider.adjusted
-    )
-    result.inserted, result.updated, result.unchanged = (
-        counts.inserted,
-        counts.updated,
-        counts.unchanged,
-    )
-    session.flush()
-    result.first_date, result.last_date = storage.price_bounds(session, row.id)
-    log.info(
-        "backfill stored",
-        extra={
-            "ticker": symbol,
-            "inserted": counts.inserted,
-            "updated": counts.updated,
-            "unchanged": counts.unchanged,
-            "rejected": result.rejected,
-        },
-    )
-    return result
 
 
 # --------------------------------------------------------------------------- train / evaluate / predict
@@ -347,6 +217,10 @@ def predict_ticker(session: Session, settings: Settings, ticker: str) -> storage
         raise NoChampion(row.symbol)
     serving = version.metrics.get("serving") if isinstance(version.metrics, dict) else None
     method = version.method if serving else "lstm"  # legacy versions: the network, as before
+    reason = version.method_reason
+    if row.suspect_day is not None and serving:  # nothing learned is trusted across the move
+        method = "persistence"
+        reason = f"suspect data: {row.suspect_note}; persistence serves until it is resolved"
     # Enough recent rows for the window, the drift baseline and the volatility estimate.
     prices = storage.load_prices(session, row.id, limit=max(settings.window, DRIFT_LOOKBACK + 48))
     close = prices["close"].to_numpy(dtype="float64")
@@ -376,7 +250,7 @@ def predict_ticker(session: Session, settings: Settings, ticker: str) -> storage
             "upper": last_close * float(np.exp(log_return + halfwidth)),
             "coverage": float(version.interval_coverage),
             "method": method,
-            "method_reason": version.method_reason,
+            "method_reason": reason,
         },
     )
     # The API's response, rendered once here from the stored row (created_at as the database
@@ -502,14 +376,28 @@ def _fetch_new_days(
         outcome.notes.append(f"{stored} ticker: nothing to fetch")
         return
     end = options.today or exchange_today(settings)
-    fetched = backfill_ticker(session, source, symbol, None, end)
+    rules = IntegrityRules.from_settings(settings)
+    fetched = backfill_ticker(session, source, symbol, None, end, rules=rules)
     outcome.rows_fetched = fetched.fetched
     outcome.rows_inserted = fetched.inserted + fetched.updated
     outcome.rows_rejected = fetched.rejected
-    outcome.notes.append(
-        f"{source.name}: {fetched.inserted} new, {fetched.updated} updated day(s)"
-        + (f", {fetched.rejected} rejected" if fetched.rejected else "")
-    )
+    if fetched.revised_from is not None:
+        outcome.notes.append(
+            f"history_revised: {source.name} changed stored prices from {fetched.revised_from}; "
+            f"the whole history was fetched again ({fetched.inserted} days) and a full "
+            "backtest follows"
+        )
+    else:
+        outcome.notes.append(
+            f"{source.name}: {fetched.inserted} new, {fetched.updated} updated day(s)"
+            + (f", {fetched.rejected} rejected" if fetched.rejected else "")
+        )
+    if fetched.actions:
+        outcome.notes.append(f"{fetched.actions} corporate action(s) recorded")
+    if fetched.suspect:
+        outcome.notes.append(f"suspect: {fetched.suspect}")
+    if fetched.cleared:
+        outcome.notes.append(f"suspect cleared: {fetched.cleared}")
     if fetched.rejected_summary:
         log.warning("rows rejected", extra={"ticker": symbol, "detail": fetched.rejected_summary})
 
@@ -578,11 +466,16 @@ def refresh_ticker(
             )
             covering_version = covering.version if covering is not None else None
             universe_scope = settings.model_scope == "universe"  # the universe step trains
-            if covering_version is None and not universe_scope:  # read only to train
+            suspect = ticker_row.suspect_day
+            if covering_version is None and not universe_scope and suspect is None:
                 _, prices = training_data(s, symbol)
                 previous = previous_training(s, ticker_row)
         if universe_scope:
             outcome.notes.append("universe scope: the universe step trains (`run-now`)")
+        elif suspect is not None and covering_version is None:
+            outcome.notes.append(
+                f"training waits: suspect move on {suspect} (`stockcast tickers resolve`)"
+            )
         elif covering_version is not None:
             outcome.notes.append(
                 f"no new prices since v{covering_version} was trained: retraining skipped"

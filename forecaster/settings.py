@@ -197,6 +197,32 @@ class Settings(BaseSettings):
         allow_inf_nan=False,
     )
 
+    # --- data integrity (forecaster.ingest)
+    revision_overlap_days: Integer = variable(
+        "STOCKCAST_REVISION_OVERLAP_DAYS",
+        "newest stored days each fetch reads again to notice revised history (0: off)",
+        default=10,
+        ge=0,
+        le=250,
+    )
+    revision_tolerance: float = variable(
+        "STOCKCAST_REVISION_TOLERANCE",
+        "relative change of a stored price beyond which the provider revised history",
+        rule="must be between 0 and 1",
+        default=1e-4,
+        gt=0,
+        lt=1,
+        allow_inf_nan=False,
+    )
+    suspect_move: float = variable(
+        "STOCKCAST_SUSPECT_MOVE",
+        "one-day |log return| beyond which an unexplained move makes a ticker suspect",
+        rule="must be positive",
+        default=0.4,
+        gt=0,
+        allow_inf_nan=False,
+    )
+
     # --- yfinance
     yf_max_retries: Integer = variable(
         "STOCKCAST_YF_MAX_RETRIES", "yfinance retries", default=5, ge=0

@@ -24,7 +24,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -63,6 +63,8 @@ class TrainingOutcome:
     warm_from: int | None  # the version whose network a quiet night fine-tuned, or None
     median_log_return: float  # the median_return baseline's constant, fit on all days
     last_sigma: float  # EWMA volatility on the last stored day
+    # fingerprint of every stored day it was trained on: any change forces a full backtest
+    history: dict[str, Any] = field(default_factory=dict)
 
     @property
     def samples_per_second(self) -> float:
@@ -82,6 +84,7 @@ class TrainingOutcome:
             "final_fit_seconds": round(self.final_fit_seconds, 3),
             "backtest_reused": self.backtest_reused,
             "warm_started_from": self.warm_from,
+            "history": self.history,
         }
 
 
@@ -162,9 +165,11 @@ def reusable_backtest(
     backtest, serving = previous.get("backtest"), previous.get("serving")
     if not backtest or not serving or "final_epochs" not in serving or "history" not in backtest:
         return None
-    seen = backtest["history"]
-    if history_fingerprint(prices, date.fromisoformat(seen["through"])) != seen:
-        return None  # history before the backtest's end was revised (split, corrected rows)
+    # Every stored day the previous version saw must be unchanged: its backtest's span and,
+    # where recorded, the whole history it was trained on (a corrected row anywhere, a split).
+    for seen in (backtest["history"], serving.get("history")):
+        if seen and history_fingerprint(prices, date.fromisoformat(seen["through"])) != seen:
+            return None
     new_days = int((prices.index > pd.Timestamp(backtest["end"])).sum())
     return previous if new_days <= every else None
 
@@ -273,6 +278,7 @@ def train(
         warm_from=int(reused["version"]) if warm is not None and reused is not None else None,
         median_log_return=median_log_return(close),
         last_sigma=sigma_last,
+        history=history_fingerprint(prices, prices.index[-1].date()),
     )
     log.info(
         "model trained",

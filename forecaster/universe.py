@@ -26,9 +26,9 @@ from forecaster.errors import (
     UnknownProvider,
     UnknownTicker,
 )
+from forecaster.ingest import BackfillResult, backfill_ticker
 from forecaster.providers import PROVIDERS
 from forecaster.providers.base import PriceProvider, normalize_ticker
-from forecaster.service import BackfillResult, backfill_ticker
 from forecaster.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -68,13 +68,19 @@ def refresh_universe(
     outcome = StepOutcome(UNIVERSE)
     sessions = storage.make_session_factory(engine)
     try:
-        universe, previous, stale = {}, {}, False
+        universe, previous, stale, suspects = {}, {}, False, []
         with sessions.begin() as s:
             for symbol in symbols:
                 try:
                     row, prices = training_data(s, symbol)
                 except StockcastError as exc:
                     outcome.notes.append(f"{symbol}: {exc}")
+                    continue
+                if row.suspect_day is not None:  # out of the fit; persistence serves it
+                    outcome.notes.append(
+                        f"{symbol}: suspect move on {row.suspect_day}: not trained"
+                    )
+                    suspects.append(symbol)
                     continue
                 universe[symbol] = prices
                 previous[symbol] = previous_training(s, row)
@@ -114,7 +120,7 @@ def refresh_universe(
                 "no forecast",
                 partial(predict_ticker, settings=settings, ticker=symbol),
             )
-            for symbol in universe
+            for symbol in [*universe, *suspects]
         )
         outcome.notes.append(f"{forecasts} forecast(s) stored")
         if trained_symbols:

@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from forecaster.backtest import median_log_return
+from forecaster.backtest import history_fingerprint, median_log_return
 from forecaster.errors import InsufficientHistory, StockcastError
 from forecaster.evaluation import ewma_volatility
 from forecaster.model import ForecastBundle, LSTMForecaster
@@ -191,6 +191,7 @@ def train_universe(
             warm_from=warm_from.get(symbol),
             median_log_return=median_log_return(close),
             last_sigma=sigma_last,
+            history=history_fingerprint(prices, trained_through),
         )
     for symbol in skipped:  # no fold had enough of its windows before its origin
         need = settings.window + MIN_TRAIN + MIN_VAL + settings.backtest_refit_every

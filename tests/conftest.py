@@ -127,7 +127,16 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-TABLES = ("job_steps", "job_runs", "predictions", "model_versions", "prices", "tickers", "locks")
+TABLES = (
+    "job_steps",
+    "job_runs",
+    "predictions",
+    "model_versions",
+    "prices",
+    "corporate_actions",
+    "tickers",
+    "locks",
+)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

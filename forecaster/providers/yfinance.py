@@ -141,7 +141,7 @@ class YFinanceProvider:
         kwargs: dict[str, Any] = {
             "interval": "1d",
             "auto_adjust": self.adjusted,
-            "actions": False,
+            "actions": True,  # splits and dividends come with the bars (forecaster.ingest)
             "timeout": self.timeout,
         }
         if start is None and end is None:
@@ -158,15 +158,18 @@ class YFinanceProvider:
             if start is None:
                 raise UnknownTicker(symbol, "Yahoo Finance returned no price history")
             return empty_frame()
-        frame = self._normalise(symbol, raw)
+        frame, actions = self._normalise(symbol, raw)
         frame = frame.loc[frame[["open", "high", "low", "close", "volume"]].notna().any(axis=1)]
         if start is not None:
             frame = frame.loc[frame.index >= pd.Timestamp(start)]
+            actions = actions.loc[actions.index >= pd.Timestamp(start)]
         if end is not None:
             frame = frame.loc[frame.index <= pd.Timestamp(end)]
+            actions = actions.loc[actions.index <= pd.Timestamp(end)]
+        frame.attrs["actions"] = actions
         return frame
 
-    def _normalise(self, symbol: str, raw: pd.DataFrame) -> pd.DataFrame:
+    def _normalise(self, symbol: str, raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         df = raw
         if isinstance(df.columns, pd.MultiIndex):
             # (Price, Ticker) from yf.download: keep this ticker's level.
@@ -179,6 +182,7 @@ class YFinanceProvider:
                 if level is not None
                 else df.droplevel(-1, axis=1)
             )
+        actions = _actions(df)
         df = df.drop(
             columns=[c for c in ("Dividends", "Stock Splits", "Capital Gains") if c in df.columns]
         )
@@ -192,4 +196,21 @@ class YFinanceProvider:
                     extra={"ticker": symbol, "date": str(last.date())},
                 )
                 df = df.iloc[:-1]
-        return canonicalize(df)
+        return canonicalize(df), actions
+
+
+def _actions(df: pd.DataFrame) -> pd.DataFrame:
+    """Splits (new shares per old) and cash dividends, by exchange-local date."""
+    parts = []
+    for column, kind in (("Stock Splits", "split"), ("Dividends", "dividend")):
+        if column not in df.columns:
+            continue
+        values = pd.to_numeric(df[column], errors="coerce")
+        values = values[values.notna() & (values != 0)]
+        parts.append(pd.DataFrame({"kind": kind, "value": values.astype("float64")}))
+    found = pd.concat(parts) if parts else pd.DataFrame({"kind": [], "value": []})
+    index = pd.DatetimeIndex(pd.to_datetime(found.index))
+    if index.tz is not None:
+        index = index.tz_localize(None)
+    found.index = index.normalize().as_unit("ns").rename("date")
+    return found

@@ -13,6 +13,7 @@ from forecaster.storage.engine import (
     ping,
     sqlite_file,
 )
+from forecaster.storage.history import actions_of, replace_prices, store_actions
 from forecaster.storage.queries import (
     ChartSeries,
     DashboardRow,
@@ -53,6 +54,7 @@ from forecaster.storage.schema import (
     RUN_STATUSES,
     STEP_STATUSES,
     Base,
+    CorporateAction,
     JobRun,
     JobStep,
     Lock,
@@ -71,6 +73,7 @@ __all__ = [
     "STEP_STATUSES",
     "Base",
     "ChartSeries",
+    "CorporateAction",
     "DashboardRow",
     "JobRun",
     "JobStep",
@@ -83,6 +86,7 @@ __all__ = [
     "TickerOverview",
     "TickerSummary",
     "UpsertCounts",
+    "actions_of",
     "all_symbols",
     "as_utc",
     "champion",
@@ -110,8 +114,10 @@ __all__ = [
     "price_bounds",
     "price_page",
     "purge_ticker",
+    "replace_prices",
     "set_tracked",
     "sqlite_file",
+    "store_actions",
     "ticker_overview",
     "ticker_summaries",
     "tracked_symbols",

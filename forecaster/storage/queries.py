@@ -32,6 +32,7 @@ from sqlalchemy.orm import (
 from forecaster.providers.base import PRICE_COLUMNS
 from forecaster.storage.schema import (
     Base,
+    CorporateAction,
     JobRun,
     JobStep,
     ModelVersion,
@@ -622,6 +623,7 @@ def purge_ticker(session: Session, ticker: Ticker) -> PurgeCounts:
     predictions = session.execute(delete(Prediction).where(Prediction.ticker_id == ticker.id))
     versions = session.execute(delete(ModelVersion).where(ModelVersion.ticker_id == ticker.id))
     prices = session.execute(delete(Price).where(Price.ticker_id == ticker.id))
+    session.execute(delete(CorporateAction).where(CorporateAction.ticker_id == ticker.id))
     session.execute(delete(Ticker).where(Ticker.id == ticker.id))
     session.expunge(ticker)
     # rowcount: see set_tracked

@@ -66,8 +66,26 @@ class Ticker(Base):
     tracked: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     name: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # An unexplained one-day move (forecaster.ingest): persistence serves and training waits
+    # until an operator resolves it (`stockcast tickers resolve`) or a backfill removes it.
+    suspect_day: Mapped[date | None] = mapped_column(Date)
+    suspect_note: Mapped[str | None] = mapped_column(Text)
 
     prices: Mapped[list[Price]] = relationship(back_populates="ticker", passive_deletes=True)
+
+
+class CorporateAction(Base):
+    """A split (value: new shares per old share) or a cash dividend reported by the provider."""
+
+    __tablename__ = "corporate_actions"
+
+    ticker_id: Mapped[int] = mapped_column(
+        ForeignKey("tickers.id", ondelete="CASCADE"), primary_key=True
+    )
+    date: Mapped[date] = mapped_column(Date, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # split | dividend
+    value: Mapped[float]
+    source: Mapped[str] = mapped_column(String(32))
 
 
 class Price(Base):

@@ -12,13 +12,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from forecaster import storage
 from forecaster.errors import UnknownTicker, ValidationFailed
+from forecaster.ingest import IntegrityRules, _missing_ranges, backfill_ticker
 from forecaster.providers.base import canonicalize
 from forecaster.providers.sample import SampleProvider
-from forecaster.service import _missing_ranges, backfill_ticker, require_ticker
+from forecaster.service import require_ticker
 
 
 def count_prices(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(storage.Price)) or 0
+
+
+NO_OVERLAP = IntegrityRules(overlap_days=0)
 
 
 class FrameProvider:
@@ -49,7 +53,9 @@ def test_backfill_twice_is_idempotent(sessions: sessionmaker[Session]) -> None:
     with sessions.begin() as s:
         again = backfill_ticker(s, provider, "^GSPC", date(2018, 1, 1), date(2018, 12, 31))
         assert count_prices(s) == 251
-    assert (again.fetched, again.inserted, again.updated) == (0, 0, 0)
+    # only the overlap is read again (to notice revised history), and it agrees
+    assert (again.fetched, again.inserted, again.updated, again.unchanged) == (10, 0, 0, 10)
+    assert again.revised_from is None
     with sessions.begin() as s:
         forced = backfill_ticker(
             s, provider, "^GSPC", date(2018, 1, 1), date(2018, 12, 31), force=True
@@ -63,7 +69,9 @@ def test_incremental_fetches_only_missing_ranges(sessions: sessionmaker[Session]
     with sessions.begin() as s:
         backfill_ticker(s, provider, "GOOG", date(2013, 2, 1), date(2013, 2, 15))
     with sessions.begin() as s:
-        result = backfill_ticker(s, provider, "GOOG", date(2013, 1, 2), date(2013, 3, 1))
+        result = backfill_ticker(
+            s, provider, "GOOG", date(2013, 1, 2), date(2013, 3, 1), rules=NO_OVERLAP
+        )
     assert provider.calls[1:] == [
         (date(2013, 1, 2), date(2013, 1, 31)),
         (date(2013, 2, 16), date(2013, 3, 1)),

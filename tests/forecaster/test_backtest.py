@@ -92,6 +92,18 @@ def test_quiet_night_reuses_the_backtest(prices: pd.DataFrame) -> None:
     revised = prices.copy()
     revised.iloc[10, :4] *= 0.5
     assert reusable_backtest(previous, first.config, revised, 5) is None
+    # the quiet night's version saw 3 more days than the backtest: a corrected row among them
+    # (after the backtest's end) forces a full backtest too, a change to a newer day does not
+    again = {"config": quiet.config, "backtest": quiet.backtest, "serving": quiet.serving}
+    more = pd.concat([prices, prices.iloc[-1:].set_axis([prices.index[-1] + pd.Timedelta(days=1)])])
+    assert reusable_backtest(again, first.config, more, 5) is not None
+    corrected = more.copy()
+    corrected.iloc[-3, 3] *= 1.01  # a close the quiet night trained on, after the backtest's end
+    assert corrected.index[-3] > pd.Timestamp(quiet.backtest["end"])
+    assert reusable_backtest(again, first.config, corrected, 5) is None
+    newest = more.copy()
+    newest.iloc[-1, 3] *= 1.01  # the day no version has seen yet
+    assert reusable_backtest(again, first.config, newest, 5) is not None
 
 
 @pytest.mark.slow

@@ -88,7 +88,7 @@ def test_plain_columns_tz_aware_index() -> None:
     assert got["adj_close"].iloc[0] == pytest.approx(99.0)
     call = history.calls[0]
     assert call["symbol"] == "AAPL"
-    assert call["auto_adjust"] is False and call["actions"] is False and call["interval"] == "1d"
+    assert call["auto_adjust"] is False and call["actions"] is True and call["interval"] == "1d"
     assert (call["start"], call["end"]) == (
         "2024-01-02",
         "2024-01-09",
@@ -284,3 +284,34 @@ def test_recorded_rate_limit_then_success(replay: list[Any]) -> None:
     delays: list[float] = []
     got = YFinanceProvider(sleep=delays.append).fetch("GOOG", date(2013, 2, 19), date(2013, 3, 1))
     assert len(got) == 9 and len(delays) == 1
+
+
+@pytestmark_yf
+def test_splits_and_dividends_in_a_recorded_response_come_with_the_bars(
+    replay: list[Any],
+) -> None:
+    """GOOG's recorded chart response with a split and a dividend event added in Yahoo's
+    `events` format (Yahoo sends them with `events=div,splits`, which `actions=True` asks for)."""
+    doc = json.loads((FIXTURES / "chart_GOOG_2013-02-19_2013-03-01.json").read_text())
+    stamps = doc["chart"]["result"][0]["timestamp"]
+    doc["chart"]["result"][0]["events"] = {
+        "splits": {
+            str(stamps[5]): {
+                "date": stamps[5],
+                "numerator": 10,
+                "denominator": 1,
+                "splitRatio": "10:1",
+            }
+        },
+        "dividends": {str(stamps[2]): {"amount": 0.25, "date": stamps[2]}},
+    }
+    replay.append(RecordedResponse(doc))
+    got = YFinanceProvider(sleep=lambda s: None).fetch("GOOG", date(2013, 2, 19), date(2013, 3, 1))
+    assert len(got) == 9 and list(got.columns)[-1] == "volume"  # no action columns among prices
+    actions = got.attrs["actions"]
+    assert sorted(actions["kind"]) == ["dividend", "split"]
+    by_kind = {row.kind: (day.date(), row.value) for day, row in actions.iterrows()}
+    assert by_kind == {
+        "split": (date(2013, 2, 26), 10.0),
+        "dividend": (date(2013, 2, 21), 0.25),
+    }

@@ -88,8 +88,14 @@ def test_full_run_then_rerun_is_idempotent(
     assert count(sessions, storage.Price) == prices_before
     assert count(sessions, storage.ModelVersion) == 2
     assert count(sessions, storage.Prediction) == 2
-    # the second run fetched only after the last stored day
-    assert provider.calls[-1][:2] == ("GOOG", LAST_DAY["GOOG"] + timedelta(days=1))
+    # the second run fetched only the newest stored days again (the revision check's overlap)
+    # and after them
+    with sessions() as s:
+        goog = storage.get_ticker(s, "GOOG")
+        assert goog is not None
+        overlap = storage.load_prices(s, goog.id, limit=10).index[0].date()
+    assert provider.calls[-1][:2] == ("GOOG", overlap)
+    assert overlap < LAST_DAY["GOOG"] + timedelta(days=1)
 
     # visible through the API and the CLI
     client = create_app(pipeline_settings, engine).test_client()

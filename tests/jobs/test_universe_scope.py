@@ -110,6 +110,7 @@ def test_ticker_scope_keeps_todays_configuration(pipeline_settings: Settings) ->
     assert scoped["scope"] == "universe"
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # storage: the tests above
 def test_a_quiet_night_reuses_the_backtest_and_fine_tunes_the_networks(
     universe_settings: Settings, sessions: sessionmaker[Session]
 ) -> None:
@@ -136,6 +137,7 @@ def test_a_quiet_night_reuses_the_backtest_and_fine_tunes_the_networks(
         assert after.metrics["backtest"]["universe"]["warm_start"] is True
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # storage: the tests above
 def test_a_ticker_whose_history_ends_before_the_backtest_is_trained_on_its_own(
     universe_settings: Settings, sessions: sessionmaker[Session]
 ) -> None:

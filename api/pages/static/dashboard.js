@@ -64,6 +64,7 @@
     const change = f ? f.predicted_change_pct : null;
     const cells = [
       el("th", { scope: "row" }, [el("a", { href: tickerUrl(t.ticker), text: t.ticker }),
+        t.suspect ? badge("suspect", "suspect", `${t.suspect.note || "suspect move"}; resolve with: stockcast tickers resolve ${t.ticker}`) : null,
         t.name ? el("div", { class: "sub", text: t.name }) : null]),
       el("td", { class: "num" }, [money(t.last_close), el("div", { class: "sub", text: t.last_date || "no data" })]),
       el("td", { class: "num" }, f ? [money(f.predicted_close), el("div", { class: "sub", text: `for ${f.target_date}` })] : ["–"]),

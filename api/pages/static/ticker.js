@@ -184,6 +184,21 @@
     dl.dataset.version = String(mv.version);
   }
 
+  function dataCard(series) {
+    const node = document.getElementById("data-card");
+    const parts = [];
+    if (series.suspect) {
+      parts.push(el("p", { class: "error", id: "suspect" }, [badge("suspect", "suspect"),
+        ` ${series.suspect.note || `unexplained move on ${series.suspect.day}`}. Persistence serves until an operator runs `,
+        el("code", { text: `stockcast tickers resolve ${symbol}` }), " or a backfill adjusts the history."]));
+    }
+    const shown = (a) => a.kind === "split" ? `split ${a.value}:1` : `dividend ${fixed(a.value, 4)}`;
+    parts.push(series.actions.length
+      ? el("ul", { id: "actions" }, series.actions.map((a) => el("li", { text: `${a.date}: ${shown(a)}` })))
+      : el("p", { class: "muted", text: "No splits or dividends recorded." }));
+    node.replaceChildren(...parts);
+  }
+
   function runsTable(body) {
     const tbody = document.querySelector("#runs tbody");
     const rows = body.runs.map((run) => {
@@ -210,6 +225,7 @@
     if (series.status !== "fulfilled") { showError(`Chart: ${series.reason.message}`); return; }
     const s = series.value;
     headline(s);
+    dataCard(s);
     const a = align(s), r = rolling(a);
     data = { a, r };
     charts = drawCharts(a, r);
