@@ -13,6 +13,7 @@ from api.params import parse_query, respond, ticker_param
 from api.serialize import forecast, interval, num
 from forecaster import storage
 from forecaster.errors import UnknownTicker
+from forecaster.predict import live_figures
 
 bp = Blueprint("forecasts", __name__)
 _UNREAD = object()  # no read was done before Flask
@@ -57,7 +58,9 @@ def _render_latest(symbol: str) -> bytes:
         row = storage.latest_forecast(db(), symbol)  # one query
         if row is not None:
             prediction, version = row
-            return respond(forecast(symbol, prediction, version)).get_data()
+            ticker = _require_ticker(symbol)
+            record, demoted = live_figures(db(), ticker, version)
+            return respond(forecast(symbol, prediction, version, record, demoted)).get_data()
     _require_ticker(symbol)
     raise ApiError(
         404, "no_forecast", f"{symbol}: no forecast yet; run `stockcast predict {symbol}`"

@@ -82,6 +82,9 @@ class ModelVersion(ModelSummary):
 class ModelList(Schema):
     ticker: str
     champion_version: int | None
+    live: documents.Live | None = Field(
+        description="The champion's live record: every method's forecasts after its backtest."
+    )
     models: list[ModelVersion] = Field(description="Newest first, at most 100.")
 
 

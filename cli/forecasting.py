@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import click
 from sqlalchemy.orm import Session
@@ -10,6 +11,7 @@ from sqlalchemy.orm import Session
 from cli.context import AppContext, parse_day, pass_app, resolve_tickers
 from forecaster import documents, locks, service, storage
 from forecaster.errors import StockcastError
+from forecaster.predict import live_figures
 
 
 def _fmt(value: object, spec: str = ".4f") -> str:
@@ -166,6 +168,7 @@ def evaluate(app: AppContext, ticker: str, start: str | None) -> None:
         result = service.evaluate_ticker(session, app.settings, ticker, begin)
         v = result.model_version
         symbol = v.ticker.symbol
+        record, demoted = live_figures(session, v.ticker, v)
     click.echo(
         f"{symbol} champion v{v.version}, trained through {v.trained_through or v.train_end}, "
         f"serves {v.method}" + (f" ({v.method_reason})" if v.method_reason else "")
@@ -183,6 +186,28 @@ def evaluate(app: AppContext, ticker: str, start: str | None) -> None:
         print_report(report)
     else:
         click.echo("  since training: no new stored days to score yet")
+    print_live(record, demoted)
+
+
+def print_live(record: Any, demoted: bool) -> None:
+    """The live record: what every method forecast on the nights after the backtest, scored."""
+    if record is None:
+        return
+    if not record.n:
+        click.echo(f"  live record after {record.since}: no scored night yet")
+        return
+    click.echo(
+        f"  live record after {record.since}: {record.n} nights, every method's stored forecast "
+        "scored against the close that arrived"
+    )
+    click.echo(f"  {'method':<15} {'MAE':>10} {'ratio':>7}")
+    for method, mae in record.mae.items():
+        click.echo(f"  {method:<15} {_fmt(mae)!s:>10} {_fmt(record.ratio(method))!s:>7}")
+    click.echo(
+        f"  best baseline: {record.best_baseline}; DM p (network better) "
+        f"{_fmt(record.dm_pvalue, '.3g')}, (network worse) {_fmt(record.worse_pvalue, '.3g')}"
+        + ("; the network is demoted until a full backtest" if demoted else "")
+    )
 
 
 @click.command()

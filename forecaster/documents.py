@@ -140,6 +140,23 @@ class ModelSummary(Schema):
     universe: UniverseModel | None = None
 
 
+class Live(Schema):
+    """The live record (forecaster.live): every method's stored forecasts of the nights after the
+    backtest's end (`since`), scored against the closes that arrived; n_forecasts counts the
+    nights on which every method forecast. dm_best_pvalue: one-sided for 'the network is more
+    accurate than the best baseline'; worse_pvalue: for 'the best baseline is more accurate' (the
+    demotion test). demoted: the live record took the network off serving until a full backtest."""
+
+    since: date | None
+    n_forecasts: int
+    mae: dict[str, float | None]
+    mae_ratio: dict[str, float | None]
+    best_baseline: Baseline | None
+    dm_best_pvalue: float | None
+    worse_pvalue: float | None
+    demoted: bool
+
+
 class Forecast(Schema):
     ticker: str
     as_of: date
@@ -152,6 +169,7 @@ class Forecast(Schema):
     method: Method
     method_reason: str | None
     model: ModelSummary
+    live: Live | None
     created_at: UtcDatetime
 
 
@@ -296,7 +314,25 @@ def change_pct(p: Prediction) -> float | None:
     return num((p.predicted_close / p.last_close - 1.0) * 100.0, 4)
 
 
-def forecast(symbol: str, p: Prediction, mv: ModelVersion) -> Forecast:
+def live(record: Any, demoted: bool) -> Live | None:
+    """The public figures of a forecaster.live.LiveRecord (None: no record, a legacy version)."""
+    if record is None:
+        return None
+    return Live(
+        since=record.since,
+        n_forecasts=record.n,
+        mae={m: num(v) for m, v in record.mae.items()},
+        mae_ratio={m: num(record.ratio(m)) for m in record.mae},
+        best_baseline=record.best_baseline,
+        dm_best_pvalue=pvalue(record.dm_pvalue),
+        worse_pvalue=pvalue(record.worse_pvalue),
+        demoted=demoted,
+    )
+
+
+def forecast(
+    symbol: str, p: Prediction, mv: ModelVersion, record: Any = None, demoted: bool = False
+) -> Forecast:
     return Forecast(
         ticker=symbol,
         as_of=p.as_of_date,
@@ -309,6 +345,7 @@ def forecast(symbol: str, p: Prediction, mv: ModelVersion) -> Forecast:
         method=p.method,
         method_reason=p.method_reason,
         model=model_summary(mv),
+        live=live(record, demoted),
         created_at=p.created_at,
     )
 
@@ -322,9 +359,11 @@ def dumps(body: BaseModel) -> str:
     return json.dumps(body.model_dump(mode="json"), ensure_ascii=True, separators=(",", ":")) + "\n"
 
 
-def render(symbol: str, p: Prediction, mv: ModelVersion) -> str:
+def render(
+    symbol: str, p: Prediction, mv: ModelVersion, record: Any = None, demoted: bool = False
+) -> str:
     """The forecast document stored in `predictions.document`."""
-    return dumps(forecast(symbol, p, mv))
+    return dumps(forecast(symbol, p, mv, record, demoted))
 
 
 def _status_member(status: str) -> str:

@@ -12,26 +12,23 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from forecaster import documents, locks, storage
+from forecaster import locks, storage
 from forecaster.calendar import exchange_today
 from forecaster.errors import (
     InvalidDateRange,
     LockBusy,
     NoChampion,
     StockcastError,
-    UnknownTicker,
 )
-from forecaster.evaluation import baseline_next_log_return
 from forecaster.ingest import IntegrityRules, backfill_ticker
-from forecaster.policy import backtest_key
+from forecaster.predict import predict_ticker, require_ticker
 from forecaster.providers import provider_for
-from forecaster.providers.base import PriceProvider, normalize_ticker
+from forecaster.providers.base import PriceProvider
 from forecaster.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,14 +38,6 @@ ProviderFactory = Callable[[str, str | None], PriceProvider | None]
 
 
 # --------------------------------------------------------------------------- train / evaluate / predict
-
-
-def require_ticker(session: Session, ticker: str) -> storage.Ticker:
-    symbol = normalize_ticker(ticker)
-    row = storage.get_ticker(session, symbol)
-    if row is None:
-        raise UnknownTicker(symbol, "not in the database; run `stockcast backfill` first")
-    return row
 
 
 def training_note(result: TrainResult, trained: Any) -> str:
@@ -201,74 +190,6 @@ def evaluate_ticker(
 def next_day_after(prices: pd.DataFrame, day: date) -> date | None:
     later = prices.index[prices.index > pd.Timestamp(day)]
     return later[0].date() if len(later) else None
-
-
-def predict_ticker(session: Session, settings: Settings, ticker: str) -> storage.Prediction:
-    """The champion's method forecasts the close of the next trading session after the last
-    stored day: its network if the backtest earned it, else the best baseline (forecaster.policy).
-    """
-    from forecaster import registry
-    from forecaster.calendar import next_trading_day
-    from forecaster.evaluation import DRIFT_LOOKBACK, ewma_volatility
-
-    row = require_ticker(session, ticker)
-    version = storage.champion(session, row.id)
-    if version is None:
-        raise NoChampion(row.symbol)
-    serving = version.metrics.get("serving") if isinstance(version.metrics, dict) else None
-    method = version.method if serving else "lstm"  # legacy versions: the network, as before
-    reason = version.method_reason
-    if row.suspect_day is not None and serving:  # nothing learned is trusted across the move
-        method = "persistence"
-        reason = f"suspect data: {row.suspect_note}; persistence serves until it is resolved"
-    # Enough recent rows for the window, the drift baseline and the volatility estimate.
-    prices = storage.load_prices(session, row.id, limit=max(settings.window, DRIFT_LOOKBACK + 48))
-    close = prices["close"].to_numpy(dtype="float64")
-    as_of, last_close = prices.index[-1].date(), float(close[-1])
-    if method == "lstm":
-        forecast = registry.load_bundle(version.artifact_path).predict_next(prices)
-        log_return = forecast.predicted_log_return
-    else:
-        assert serving is not None  # legacy versions (no serving record) use the network
-        log_return = baseline_next_log_return(method, close, serving["median_log_return"])
-    if serving:
-        scale = serving["interval_scales"][backtest_key(method)]
-        halfwidth = float(scale) * float(ewma_volatility(close)[-1])
-    else:  # legacy versions: the bundle's own fixed-width interval
-        halfwidth = float(np.log(forecast.upper / forecast.predicted_close))
-    predicted = last_close * float(np.exp(log_return))
-    prediction = storage.upsert_prediction(
-        session,
-        {
-            "ticker_id": row.id,
-            "model_version_id": version.id,
-            "as_of_date": as_of,
-            "target_date": next_trading_day(as_of, settings.exchange_calendar),
-            "last_close": last_close,
-            "predicted_close": predicted,
-            "lower": last_close * float(np.exp(log_return - halfwidth)),
-            "upper": last_close * float(np.exp(log_return + halfwidth)),
-            "coverage": float(version.interval_coverage),
-            "method": method,
-            "method_reason": reason,
-        },
-    )
-    # The API's response, rendered once here from the stored row (created_at as the database
-    # keeps it), so serving it is one read (forecaster.documents).
-    prediction.document = documents.render(row.symbol, prediction, version)
-    session.flush()
-    log.info(
-        "forecast stored",
-        extra={
-            "ticker": row.symbol,
-            "as_of": str(prediction.as_of_date),
-            "target": str(prediction.target_date),
-            "predicted_close": round(prediction.predicted_close, 4),
-            "method": method,
-            "model_version": version.version,
-        },
-    )
-    return prediction
 
 
 # --------------------------------------------------------------------------- refresh one ticker

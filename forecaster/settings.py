@@ -187,6 +187,12 @@ class Settings(BaseSettings):
         le=1,
         allow_inf_nan=False,
     )
+    live_min_forecasts: Integer = variable(
+        "STOCKCAST_LIVE_MIN_FORECASTS",
+        "scored live forecasts before the live record may demote a serving network",
+        default=60,
+        ge=2,
+    )
     interval_coverage: float = variable(
         "STOCKCAST_INTERVAL_COVERAGE",
         "nominal coverage of the prediction interval",

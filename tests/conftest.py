@@ -130,6 +130,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 TABLES = (
     "job_steps",
     "job_runs",
+    "live_forecasts",
     "predictions",
     "model_versions",
     "prices",

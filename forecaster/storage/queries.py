@@ -35,6 +35,7 @@ from forecaster.storage.schema import (
     CorporateAction,
     JobRun,
     JobStep,
+    LiveForecast,
     ModelVersion,
     Prediction,
     Price,
@@ -620,6 +621,7 @@ def purge_ticker(session: Session, ticker: Ticker) -> PurgeCounts:
     Predictions go first (they reference model versions without a cascade); run steps keep their
     record with model_version_id set to NULL by the foreign key.
     """
+    session.execute(delete(LiveForecast).where(LiveForecast.ticker_id == ticker.id))
     predictions = session.execute(delete(Prediction).where(Prediction.ticker_id == ticker.id))
     versions = session.execute(delete(ModelVersion).where(ModelVersion.ticker_id == ticker.id))
     prices = session.execute(delete(Price).where(Price.ticker_id == ticker.id))

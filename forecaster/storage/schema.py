@@ -70,8 +70,30 @@ class Ticker(Base):
     # until an operator resolves it (`stockcast tickers resolve`) or a backfill removes it.
     suspect_day: Mapped[date | None] = mapped_column(Date)
     suspect_note: Mapped[str | None] = mapped_column(Text)
+    # The end of the backtest under which the live record demoted the network: until a full
+    # backtest replaces it, the best baseline serves (forecaster.live).
+    demoted_under: Mapped[date | None] = mapped_column(Date)
 
     prices: Mapped[list[Price]] = relationship(back_populates="ticker", passive_deletes=True)
+
+
+class LiveForecast(Base):
+    """What each method forecast on a night, served or not: the live record is scored from these
+    and the closes stored later (forecaster.live), so nothing is selected after the fact."""
+
+    __tablename__ = "live_forecasts"
+
+    ticker_id: Mapped[int] = mapped_column(
+        ForeignKey("tickers.id", ondelete="CASCADE"), primary_key=True
+    )
+    as_of_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    method: Mapped[str] = mapped_column(String(16), primary_key=True)  # lstm or a baseline
+    target_date: Mapped[date] = mapped_column(Date)
+    predicted_close: Mapped[float]
+    model_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class CorporateAction(Base):

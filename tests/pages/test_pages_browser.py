@@ -32,6 +32,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 CHROMIUM = os.environ.get("STOCKCAST_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("STOCKCAST_CHROMEDRIVER", "/usr/bin/chromedriver")
 NEW = "SYN-RW-1"
+SUSPECT_DAY = date(2018, 10, 1)
+SUSPECT_NOTE = (
+    "the close moved -50% on 2018-10-01 (log return -0.69) with no split, dividend or revision "
+    "recorded"
+)
 ARTIFACTS = Path(
     os.environ.get(
         "STOCKCAST_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -77,6 +82,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         seed_pages(sessions, forecast_days=300)
         with sessions.begin() as session:  # a ticker with prices only: no model, no forecast
             service.backfill_ticker(session, SyntheticProvider(), NEW, date(2018, 7, 1))
+            new = storage.get_ticker(session, NEW)
+            assert new is not None  # ... suspect since a move no action explains, and a split
+            new.suspect_day, new.suspect_note = SUSPECT_DAY, SUSPECT_NOTE
+            session.add(
+                storage.CorporateAction(
+                    ticker_id=new.id, date=date(2018, 9, 4), kind="split", value=2.0, source="t"
+                )
+            )
         engine.dispose()
         for _ in range(200):
             try:
@@ -283,6 +296,26 @@ def test_unknown_ticker_gets_an_html_404(driver: Any, server: str) -> None:
     assert driver.find_elements("css selector", "main img") == []
     # The only console entries are the 404 documents themselves.
     assert all("404" in m for m in console_problems(driver))
+
+
+def test_a_suspect_ticker_is_flagged_with_its_actions(driver: Any, server: str) -> None:
+    driver.get(server + "/")
+    wait_for(driver, "document.querySelector('#tickers').dataset.loaded === 'true'")
+    flagged = driver.execute_script(
+        "return [...document.querySelectorAll('#tickers tbody tr')]"
+        ".filter(r => r.querySelector('.badge.suspect')).map(r => r.dataset.ticker)"
+    )
+    assert flagged == [NEW]
+    title = driver.execute_script(
+        f"return document.querySelector('tr[data-ticker=\"{NEW}\"] .badge.suspect').title"
+    )
+    assert SUSPECT_NOTE in title and f"stockcast tickers resolve {NEW}" in title
+    driver.get(f"{server}/tickers/{NEW}")
+    wait_for(driver, "document.querySelector('#price-chart').dataset.ready === 'true'")
+    card = driver.find_element("id", "data-card").text
+    assert SUSPECT_NOTE in card and f"stockcast tickers resolve {NEW}" in card
+    assert driver.find_element("id", "actions").text == "2018-09-04: split 2:1"
+    assert console_problems(driver) == []
 
 
 def test_a_ticker_without_forecasts(driver: Any, server: str) -> None:

@@ -158,6 +158,14 @@
       badge(f.method[k], "method"), `, made on ${f.as_of[k]}.`);
   }
 
+  function liveText(live) {
+    if (!live) return "–";
+    if (!live.n_forecasts) return `no scored night after ${live.since} yet`;
+    const text = `${live.n_forecasts} nights after ${live.since}: network ${fixed(live.mae_ratio.lstm, 4)}x persistence, ` +
+      `vs ${live.best_baseline} DM p ${pvalue(live.dm_best_pvalue)}`;
+    return live.demoted ? `${text}; demoted: significantly worse (p ${pvalue(live.worse_pvalue)})` : text;
+  }
+
   function modelCard(body) {
     const dl = document.getElementById("model-card");
     const mv = body.models.find((m) => m.champion) || body.models[0];
@@ -177,6 +185,7 @@
       ["MAE ratio vs persistence", fixed(bt.mae_ratio ?? mv.mae_ratio_vs_persistence, 4)],
       ["DM p vs persistence", pvalue(bt.dm_pvalue)],
       ["Best baseline", bt.best_baseline ? `${bt.best_baseline} (ratio ${fixed(bt.best_baseline_mae_ratio, 4)}, DM p ${pvalue(bt.dm_best_pvalue)})` : "–"],
+      ["Live record", liveText(body.live)],
       ["Interval coverage", bt.coverage_by_method && bt.coverage_by_method[mv.method] !== undefined
         ? `${fixed(bt.coverage_by_method[mv.method] * 100, 1)}% (nominal ${fixed((bt.nominal_coverage || 0) * 100, 0)}%)` : "–"],
     ];

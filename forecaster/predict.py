@@ -1,0 +1,192 @@
+"""The forecast of the next trading session: the champion's serving method, every method's
+forecast recorded for the live record, and the stored document the API serves."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy.orm import Session
+
+from forecaster import documents, live, storage
+from forecaster.errors import ModelArtifactError, NoChampion, UnknownTicker
+from forecaster.evaluation import baseline_next_log_return
+from forecaster.policy import BASELINES, backtest_key
+from forecaster.providers.base import normalize_ticker
+from forecaster.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def require_ticker(session: Session, ticker: str) -> storage.Ticker:
+    symbol = normalize_ticker(ticker)
+    row = storage.get_ticker(session, symbol)
+    if row is None:
+        raise UnknownTicker(symbol, "not in the database; run `stockcast backfill` first")
+    return row
+
+
+def _network_log_return(version: storage.ModelVersion, prices: pd.DataFrame) -> float | None:
+    from forecaster import registry
+
+    try:
+        return registry.load_bundle(version.artifact_path).predict_next(prices).predicted_log_return
+    except ModelArtifactError as exc:
+        log.warning("no network forecast for the live record", extra={"error": str(exc)})
+        return None
+
+
+def backtest_end(version: storage.ModelVersion) -> date | None:
+    bt = version.metrics.get("backtest") if isinstance(version.metrics, dict) else None
+    return date.fromisoformat(bt["end"]) if isinstance(bt, dict) and bt.get("end") else None
+
+
+def serving_choice(
+    session: Session,
+    settings: Settings,
+    row: storage.Ticker,
+    version: storage.ModelVersion,
+    record: live.LiveRecord,
+) -> tuple[str, str | None]:
+    """The method that serves tonight and why: the version's, unless the ticker is suspect or
+    its network was demoted by the live record under this backtest."""
+    method, reason = version.method, version.method_reason
+    if row.suspect_day is not None:  # nothing learned is trusted across the move
+        return "persistence", f"suspect data: {row.suspect_note}; persistence serves until resolved"
+    if method != "lstm":
+        return method, reason
+    end = backtest_end(version)
+    why = live.demotion(record, settings.live_min_forecasts, settings.skill_alpha)
+    if why is not None and row.demoted_under != end:
+        row.demoted_under = end  # sticks until a full backtest (a new end) replaces it
+        log.warning("network demoted by its live record", extra={"ticker": row.symbol})
+    if row.demoted_under is not None and row.demoted_under == end:
+        best = record.best_baseline or version.metrics["backtest"]["best_baseline"]
+        return best, why or (
+            f"demoted by its live record after {end}; a full backtest may promote it again"
+        )
+    return method, reason
+
+
+def predict_ticker(session: Session, settings: Settings, ticker: str) -> storage.Prediction:
+    """The serving method forecasts the close of the next trading session after the last stored
+    day (forecaster.policy, then the suspect and demotion rules above); every method's forecast
+    of the night goes to the live record."""
+    from forecaster.calendar import next_trading_day
+    from forecaster.evaluation import DRIFT_LOOKBACK, ewma_volatility
+
+    row = require_ticker(session, ticker)
+    version = storage.champion(session, row.id)
+    if version is None:
+        raise NoChampion(row.symbol)
+    serving = version.metrics.get("serving") if isinstance(version.metrics, dict) else None
+    # Enough recent rows for the window, the drift baseline and the volatility estimate.
+    prices = storage.load_prices(session, row.id, limit=max(settings.window, DRIFT_LOOKBACK + 48))
+    close = prices["close"].to_numpy(dtype="float64")
+    as_of, last_close = prices.index[-1].date(), float(close[-1])
+    target = next_trading_day(as_of, settings.exchange_calendar)
+    if not serving:
+        return _legacy(session, settings, row, version, prices, target)
+    returns: dict[str, float | None] = {
+        b: baseline_next_log_return(b, close, serving["median_log_return"]) for b in BASELINES
+    }
+    returns["lstm"] = _network_log_return(version, prices)
+    record = live.live_record(session, row.id, backtest_end(version))
+    method, reason = serving_choice(session, settings, row, version, record)
+    log_return = returns[method]
+    if log_return is None:
+        raise ModelArtifactError(f"{row.symbol}: the serving network could not be loaded")
+    halfwidth = float(serving["interval_scales"][backtest_key(method)]) * float(
+        ewma_volatility(close)[-1]
+    )
+    prediction = storage.upsert_prediction(
+        session,
+        {
+            "ticker_id": row.id,
+            "model_version_id": version.id,
+            "as_of_date": as_of,
+            "target_date": target,
+            "last_close": last_close,
+            "predicted_close": last_close * float(np.exp(log_return)),
+            "lower": last_close * float(np.exp(log_return - halfwidth)),
+            "upper": last_close * float(np.exp(log_return + halfwidth)),
+            "coverage": float(version.interval_coverage),
+            "method": method,
+            "method_reason": reason,
+        },
+    )
+    closes = {m: last_close * float(np.exp(r)) for m, r in returns.items() if r is not None}
+    live.store_forecasts(session, row.id, as_of, target, closes, version.id)
+    # The API's response, rendered once here from the stored row (created_at as the database
+    # keeps it), so serving it is one read (forecaster.documents).
+    prediction.document = documents.render(
+        row.symbol, prediction, version, record, demoted(row, version)
+    )
+    session.flush()
+    log.info(
+        "forecast stored",
+        extra={
+            "ticker": row.symbol,
+            "as_of": str(prediction.as_of_date),
+            "target": str(prediction.target_date),
+            "predicted_close": round(prediction.predicted_close, 4),
+            "method": method,
+            "model_version": version.version,
+        },
+    )
+    return prediction
+
+
+def _legacy(
+    session: Session,
+    settings: Settings,
+    row: storage.Ticker,
+    version: storage.ModelVersion,
+    prices: pd.DataFrame,
+    target: date,
+) -> storage.Prediction:
+    """A version from before serving methods: its network with its own fixed-width interval."""
+    from forecaster import registry
+
+    forecast = registry.load_bundle(version.artifact_path).predict_next(prices)
+    last_close = float(prices["close"].iloc[-1])
+    log_return = forecast.predicted_log_return
+    halfwidth = float(np.log(forecast.upper / forecast.predicted_close))
+    prediction = storage.upsert_prediction(
+        session,
+        {
+            "ticker_id": row.id,
+            "model_version_id": version.id,
+            "as_of_date": prices.index[-1].date(),
+            "target_date": target,
+            "last_close": last_close,
+            "predicted_close": last_close * float(np.exp(log_return)),
+            "lower": last_close * float(np.exp(log_return - halfwidth)),
+            "upper": last_close * float(np.exp(log_return + halfwidth)),
+            "coverage": float(version.interval_coverage),
+            "method": "lstm",
+            "method_reason": version.method_reason,
+        },
+    )
+    prediction.document = documents.render(row.symbol, prediction, version, None)
+    session.flush()
+    return prediction
+
+
+def demoted(row: storage.Ticker, version: storage.ModelVersion) -> bool:
+    """Whether the live record took this version's network off serving."""
+    return row.demoted_under is not None and row.demoted_under == backtest_end(version)
+
+
+def live_figures(
+    session: Session, row: storage.Ticker, version: storage.ModelVersion
+) -> tuple[Any, bool]:
+    """The live record behind a version's forecasts (None for legacy versions), and whether it
+    demoted the network."""
+    serving = version.metrics.get("serving") if isinstance(version.metrics, dict) else None
+    if not serving:
+        return None, False
+    return live.live_record(session, row.id, backtest_end(version)), demoted(row, version)
