@@ -149,6 +149,7 @@ PUBLIC_TEXT = {
     "broker_unavailable": "the task broker did not answer",
     "no_workers": "no worker was running to take the steps",
     "config_mismatch": "a worker's configuration differs from the run's; the step was refused",
+    "poison": "every delivery of the step ended its worker; it was not delivered again",
 }
 
 

@@ -290,6 +290,12 @@ class Settings(BaseSettings):
         default=3600,
         ge=1,
     )
+    max_deliveries: Integer = variable(
+        "STOCKCAST_MAX_DELIVERIES",
+        "deliveries of a Celery step before it is failed as poison (its worker died each time)",
+        default=3,
+        ge=1,
+    )
     run_stale_seconds: Integer = variable(
         "STOCKCAST_RUN_STALE_SECONDS",
         "a `running` run without a heartbeat this long is marked failed",

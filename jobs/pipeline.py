@@ -81,7 +81,7 @@ def make_executor(
     if kind == "celery":
         from jobs.executors.celery import CeleryExecutor  # Celery is imported only when used
 
-        return CeleryExecutor(settings, stop)
+        return CeleryExecutor(settings, stop, engine=engine)
     return LocalPool(settings, workers=workers or settings.workers, stop=stop)
 
 

@@ -13,6 +13,9 @@ Delivery rules that make a lost worker safe:
 - The broker's visibility timeout is longer than any step (twice the step timeout): Redis only
   redelivers a message whose worker vanished without a word after that long.
 - `task_time_limit` = the step timeout: a step past it is killed (its process replaced).
+- A redelivery cap: each delivery of a task is counted in Redis; one delivered more than
+  `STOCKCAST_MAX_DELIVERIES` times (its worker died every time: a poison ticker) is failed as
+  `poison` without running, so it neither loops nor takes the workers down with it.
 - A ticker is never trained twice at once: the task takes the ticker's lock itself
   (refresh_ticker_locked) and skips a ticker another run holds.
 
@@ -75,11 +78,25 @@ app = Celery("stockcast", set_as_current=False)
 def configure(settings: Settings) -> Celery:
     """Point the app at the broker and apply the delivery rules (module docstring)."""
     visibility = 2 * settings.step_timeout_seconds + 300
+    previous = app.conf.get("broker_url")
+    if previous is not None and previous != settings.broker_url:
+        # Another broker than this process used so far: drop the pooled connections and the
+        # cached result store, or they would keep talking to the old one.
+        app.close()
+        for cached in ("amqp", "control"):  # producers and mailboxes bound to the old pool
+            app.__dict__.pop(cached, None)
+        app._backend_cache = None
+        app._local = threading.local()
     app.conf.update(
         broker_url=settings.broker_url,
         result_backend=settings.broker_url,
         broker_transport_options={"visibility_timeout": visibility},
-        result_backend_transport_options={"visibility_timeout": visibility},
+        # A result store that does not answer is given up on after 2 s (the default retries
+        # for minutes): the run keeps its deadline and asks the database instead.
+        result_backend_transport_options={
+            "visibility_timeout": visibility,
+            "retry_policy": {"timeout": 2.0},
+        },
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=5,
         redis_socket_connect_timeout=5,
@@ -143,8 +160,37 @@ def run_step_task(self: Any, task: Any, *legacy: Any) -> dict[str, Any]:
         outcome.worker = name
         return {"outcome": asdict(outcome), "seconds": 0.0, "rss_mb": 0.0}
     settings, engine = _worker_state()
-    result = run_step(StepTask.from_json(task), settings, engine=engine, worker=name)
+    step = StepTask.from_json(task)
+    delivery = _count_delivery(self.request.id, settings)
+    if delivery > settings.max_deliveries:
+        outcome = failed(
+            step.target,
+            f"delivered {delivery} times and each delivery ended its worker process (killed or "
+            "crashed): failed as poison, not delivered again",
+            "poison",
+        )
+        outcome.worker = name
+        log.error("poison step refused", extra={"ticker": step.target, "delivery": delivery})
+        return {"outcome": asdict(outcome), "seconds": 0.0, "rss_mb": 0.0}
+    result = run_step(step, settings, engine=engine, worker=name)
     return {"outcome": asdict(result.outcome), "seconds": result.seconds, "rss_mb": result.rss_mb}
+
+
+def _count_delivery(task_id: str | None, settings: Settings) -> int:
+    """This delivery's number for the task (1 on the first), counted in the broker's Redis: a
+    step that kills its worker is redelivered at once (acks late, reject on worker lost), and
+    only a count kept outside the worker can stop that. 1 when it cannot be counted."""
+    if not task_id:
+        return 1
+    try:
+        client = app.backend.client  # the result store: the same Redis as the broker
+        key = f"stockcast:deliveries:{task_id}"
+        count = int(client.incr(key))
+        client.expire(key, 2 * settings.step_timeout_seconds + 300)
+        return count
+    except Exception as exc:  # a broker blip must not stop a healthy step
+        log.warning("could not count the delivery", extra={"error": repr(exc)})
+        return 1
 
 
 @signals.worker_process_init.connect
@@ -198,6 +244,64 @@ def check_broker(settings: Settings) -> None:
         ) from None
 
 
+def connection_error(exc: BaseException) -> bool:
+    """The broker or result store did not answer (as opposed to a task that failed)."""
+    from kombu.exceptions import OperationalError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    kinds = (ConnectionError, TimeoutError, RedisConnectionError, RedisTimeoutError)
+    return isinstance(exc, (*kinds, OperationalError))
+
+
+def bounded(call: Any, seconds: float) -> bool:
+    """Run `call` in a daemon thread for at most `seconds` (a broker that is down may make a
+    control command retry for minutes); True if it finished."""
+    thread = threading.Thread(target=call, name="stockcast-bounded", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return not thread.is_alive()
+
+
+def stored_since(engine: Engine | None, symbol: str, since: datetime) -> StepOutcome | None:
+    """What the database says a step did when its result is lost with the broker: a forecast of
+    the ticker stored since the run began means the step ran to its end (forecasting is its
+    last stage; training and promotion, if any, committed before it)."""
+    if engine is None:
+        return None
+    from sqlalchemy import select
+
+    from forecaster import storage
+
+    P, T, V = storage.Prediction, storage.Ticker, storage.ModelVersion
+    with storage.make_session_factory(engine)() as s:
+        found = s.execute(
+            select(P, V.version)
+            .join(T, T.id == P.ticker_id)
+            .join(V, V.id == P.model_version_id)
+            .where(T.symbol == symbol, P.created_at >= since)
+            .order_by(P.created_at.desc())
+            .limit(1)
+        ).first()
+    if found is None:
+        return None
+    p, version = found
+    return StepOutcome(
+        symbol,
+        forecast={
+            "as_of": p.as_of_date.isoformat(),
+            "target_date": p.target_date.isoformat(),
+            "predicted_close": round(p.predicted_close, 4),
+            "method": p.method,
+            "model_version": version,
+        },
+        notes=[
+            "the task's result was lost with the broker; the database shows its forecast "
+            f"{p.target_date}: {p.predicted_close:.2f} ({p.method}, v{version}) stored"
+        ],
+    )
+
+
 @dataclass
 class CeleryExecutor:
     settings: Settings
@@ -205,6 +309,7 @@ class CeleryExecutor:
     name: str = "celery"
     poll_seconds: float = 0.5
     peak_rss: dict[str, float] = field(default_factory=dict)  # worker name -> MiB
+    engine: Engine | None = None  # the run's database: the truth when results are lost
 
     def run(self, tasks: Sequence[StepTask], started: Started, finished: Finished) -> None:
         check_broker(self.settings)
@@ -232,30 +337,61 @@ class CeleryExecutor:
                 ) from None
             started(task.target)
         log.info("tasks queued", extra={"tasks": len(pending), "workers": len(replies)})
+        since = datetime.now(UTC) - timedelta(seconds=1)  # database clocks: a second of slack
         while pending:
-            for symbol, result in list(pending.items()):
-                try:
-                    if not result.ready():
-                        continue
-                except Exception as exc:  # the result store blinked: ask again next round
-                    log.warning("could not read a task's state", extra={"error": repr(exc)})
-                    continue
-                try:
-                    outcome, seconds = self._collect(symbol, result)
-                except Exception as exc:  # an unreadable result fails its ticker, not the rest
-                    error = f"unreadable task result: {type(exc).__name__}: {exc}"
-                    outcome, seconds = failed(symbol, error, "internal_error"), 0.0
-                del pending[symbol]
-                finished(outcome, seconds)
+            broker_down = self._read_round(pending, finished)
+            if broker_down:  # results cannot be read: what the database says is the truth
+                self._finish_from_database(pending, finished, since)
             if not pending:
                 return
             if self.stop is not None and self.stop.is_set():
                 self._abandon(pending, finished, interrupted_outcome=True)
                 return
             if time.monotonic() > deadline:  # after this round's results were read
+                self._finish_from_database(pending, finished, since)
+                if broker_down:
+                    self._abandon(pending, finished, interrupted_outcome=False, broker_down=True)
+                    raise BrokerUnavailable(
+                        "the Celery broker (STOCKCAST_BROKER_URL) stopped answering during the "
+                        "run and did not come back before its deadline"
+                    )
                 self._abandon(pending, finished, interrupted_outcome=False, budget=budget)
                 return
             (self.stop or threading.Event()).wait(self.poll_seconds)
+
+    def _read_round(self, pending: dict[str, Any], finished: Finished) -> bool:
+        """Collect every finished task's result; True if the broker did not answer."""
+        down = False
+        for symbol, result in list(pending.items()):
+            try:
+                if not result.ready():
+                    continue
+                outcome, seconds = self._collect(symbol, result)
+            except Exception as exc:
+                if connection_error(exc):  # the result store is away: ask again next round
+                    down = True  # (and not task by task: each ask may wait for a timeout)
+                    break
+                # an unreadable result fails its ticker, not the rest
+                error = f"unreadable task result: {type(exc).__name__}: {exc}"
+                outcome, seconds = failed(symbol, error, "internal_error"), 0.0
+            del pending[symbol]
+            finished(outcome, seconds)
+        if down:
+            log.warning("the broker does not answer: results unread", extra={"left": len(pending)})
+        return down
+
+    def _finish_from_database(
+        self, pending: dict[str, Any], finished: Finished, since: datetime
+    ) -> None:
+        for symbol in list(pending):
+            try:
+                outcome = stored_since(self.engine, symbol, since)
+            except Exception:  # the database is away too: the step stays unknown for now
+                log.warning("could not read a step's outcome from the database", exc_info=True)
+                return
+            if outcome is not None:
+                pending.pop(symbol).backend = None  # unread: do not ask the broker about it
+                finished(outcome, 0.0)
 
     def _collect(self, symbol: str, result: Any) -> tuple[StepOutcome, float]:
         if result.successful():
@@ -281,15 +417,34 @@ class CeleryExecutor:
         *,
         interrupted_outcome: bool,
         budget: float = 0.0,
+        broker_down: bool = False,
     ) -> None:
-        """Revoke what has not run (a worker that already started finishes under its lock)."""
-        try:
-            app.control.revoke([r.id for r in pending.values()])
-        except Exception:
-            log.warning("could not revoke queued tasks", exc_info=True)
+        """Revoke what has not run (a worker that already started finishes under its lock).
+        Bounded: a broker that is down never holds the run past its deadline (and is not asked:
+        the tasks expire with the run's deadline anyway)."""
+        ids = [] if broker_down else [r.id for r in pending.values()]
+        if broker_down:
+            for result in pending.values():
+                result.backend = None  # its __del__ would ask the broker that is down
+
+        def revoke() -> None:
+            try:
+                app.control.revoke(ids)
+            except Exception:
+                log.warning("could not revoke queued tasks", exc_info=True)
+
+        if ids and not bounded(revoke, 5.0):
+            log.warning("revoking queued tasks timed out: the broker does not answer")
         for symbol in list(pending):
             if interrupted_outcome:
                 outcome = interrupted(symbol)
+            elif broker_down:
+                outcome = failed(
+                    symbol,
+                    "the broker stopped answering before the step's result arrived, and the "
+                    "database shows no forecast from it",
+                    "broker_unavailable",
+                )
             else:
                 outcome = failed(symbol, f"no worker finished it within {budget:.0f}s", "timeout")
             finished(outcome, 0.0)

@@ -210,6 +210,47 @@ def test_a_worker_process_killed_mid_task_is_redelivered_and_completes_once(
     assert all(proc.poll() is None for proc in workers.procs.values())  # the workers live on
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the lock row names its process
+def test_a_poison_ticker_fails_after_three_deliveries_and_the_rest_succeed(
+    celery_settings: Settings, sessions: sessionmaker[Session], workers: Workers
+) -> None:
+    """A step that ends its worker process every time (here: SIGKILL of whichever process holds
+    the poison ticker's lock) is delivered 3 times, then failed as `poison` without running;
+    the other tickers of the run complete and both workers stay up."""
+    symbols = ["SYN-RW-1", "SYN-RW-2", "SYN-RW-3"]
+    poison = "SYN-RW-2"
+    register(sessions, symbols)
+    workers.start_ready(celery_settings, "alpha", "beta")
+    result: dict[str, RunReport] = {}
+    run = threading.Thread(target=lambda: result.update(r=run_pipeline(celery_settings, symbols)))
+    run.start()
+    killed: list[int] = []
+    deadline = time.monotonic() + 300
+    while run.is_alive() and time.monotonic() < deadline:
+        with sessions() as s:
+            owners = s.scalars(
+                select(storage.Lock.owner).where(storage.Lock.name == f"ticker:{poison}")
+            ).all()
+        for owner in owners:
+            pid = int(owner.split(":")[1])  # host:pid:random: the pool process
+            if pid not in killed:
+                killed.append(pid)
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.05)
+    run.join(60)
+    assert not run.is_alive()
+    steps = {o.ticker: o for o in result["r"].steps}
+    assert len(killed) == 3  # deliveries 1-3 ran (and died); the 4th did not run
+    assert (steps[poison].status, steps[poison].error_code) == ("failed", "poison")
+    assert "delivered 4 times" in (steps[poison].error or "")
+    assert all(steps[s].status == "succeeded" for s in symbols if s != poison)
+    assert result["r"].status == "partial"
+    assert all(proc.poll() is None for proc in workers.procs.values())  # the workers live on
+    with sessions() as s:
+        ticker = storage.get_ticker(s, poison)
+        assert ticker is not None and storage.model_versions(s, ticker.id) == []
+
+
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_broker_down_fails_the_run_with_one_line_and_records_it(
     env: dict[str, str], sessions: sessionmaker[Session], settings: Settings
