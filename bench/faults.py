@@ -12,6 +12,10 @@ that can freeze it) in a temporary directory and database, and prints one row:
   whether every model version's artifact exists.
 - a CSV with Infinity, four concurrent backfills of a new ticker, a SQLite file deleted while
   serving, and the public run records after failures (no paths, host names or SQL).
+- data integrity: a 1:10 split on a quiet night from a provider that revises history and from
+  one that does not, and a corrected row deep in the history.
+- Celery on real Redis (run through the tests that inject them): a poison ticker, Redis stopped
+  for 20 s mid-run, Redis down past the run's deadline, a worker process killed mid-step.
 
 Run: .venv/bin/python bench/faults.py [--fuzz 3000] [--kill-at 1,3,6] [--db-timeout 2]
 """
@@ -392,6 +396,139 @@ def public_runs(env: dict[str, str], tmp: Path) -> None:
     row("GET /v1/runs after failures", status == 200 and not leaks, f"leaks: {leaks or 'none'}")
 
 
+# --------------------------------------------------------------------------- data integrity
+
+
+def split_nights(tmp: Path) -> None:
+    """A 1:10 split on a quiet night for two network-served AR(0.5) tickers: one provider
+    rewrites history (as Yahoo does), the other does not (a csv file)."""
+    sys.path.insert(0, str(ROOT / "tests" / "jobs"))
+    from test_integrity import KEPT, NIGHT_BEFORE, REVISED, SPLIT_DAY, SplittingProvider
+
+    from forecaster.params import ModelParams
+    from forecaster.settings import Settings
+    from jobs.pipeline import run_pipeline
+
+    url = f"sqlite:///{tmp / 'split.db'}"
+    migrate.upgrade(url)
+    settings = Settings().replace(
+        database_url=url,
+        data_dir=tmp / "split",
+        executor="inline",
+        model=ModelParams(units=(8, 4), epochs=3, batch_size=32, patience=2),
+        backtest_days=240,
+        backtest_refit_every=120,
+        min_backtest_forecasts=200,
+        log_level="WARNING",
+    )
+    providers = {REVISED: SplittingProvider(revises=True), KEPT: SplittingProvider(revises=False)}
+    engine = storage.make_engine(url)
+
+    def night(day: object) -> dict[str, str]:
+        report = run_pipeline(
+            settings,
+            [REVISED, KEPT],
+            provider_factory=lambda symbol, _stored: providers[symbol],
+            today=day,  # type: ignore[arg-type]
+            engine=engine,
+        )
+        return {o.ticker: o.detail or "" for o in report.steps}
+
+    night(NIGHT_BEFORE)
+    for provider in providers.values():
+        provider.split = True
+    notes = night(SPLIT_DAY)
+    sessions = storage.make_session_factory(engine)
+    with sessions() as s:
+        moves = {}
+        for symbol in (REVISED, KEPT):
+            ticker = storage.get_ticker(s, symbol)
+            assert ticker is not None
+            p = storage.latest_prediction(s, ticker.id)
+            assert p is not None
+            moves[symbol] = (p.predicted_close / p.last_close - 1, p.method, ticker.suspect_day)
+    engine.dispose()
+    move, method, suspect = moves[REVISED]
+    full = "2-fold rolling-origin backtest" in notes[REVISED]
+    row(
+        "1:10 split, provider revises",
+        "history_revised" in notes[REVISED] and full and abs(move) < 0.2 and suspect is None,
+        f"history re-fetched and swapped, full backtest: {full}; forecast {move:+.2%} "
+        f"({method}); suspect: {suspect}",
+    )
+    move, method, suspect = moves[KEPT]
+    row(
+        "1:10 split, provider keeps history",
+        suspect == SPLIT_DAY and method == "persistence" and abs(move) < 1e-9,
+        f"suspect since {suspect}; {method} serves ({move:+.2%}); training waits: "
+        f"{'training waits' in notes[KEPT]}",
+    )
+
+
+def corrected_row(env: dict[str, str], url: str) -> None:
+    """A close 300 days back corrected in the database (as a forced backfill of a provider's
+    correction writes it): the next training must run a full backtest, not reuse the old one."""
+    engine = storage.make_engine(url)
+    P = storage.Price
+    with engine.begin() as conn:
+        goog = conn.scalar(select(storage.Ticker.id).where(storage.Ticker.symbol == "GOOG"))
+        day, close = conn.execute(
+            select(P.date, P.close).where(P.ticker_id == goog).order_by(P.date.desc()).offset(299)
+        ).first()
+        conn.execute(
+            P.__table__.update()
+            .where(P.ticker_id == goog, P.date == day)
+            .values(close=close * 1.001, high=func.max(P.high, close * 1.001))
+        )
+    engine.dispose()
+    night = cli(env, "run-now", "GOOG", "--force-train")
+    full = "rolling-origin backtest" in night.stdout and "quiet night" not in night.stdout
+    row(
+        "corrected row 300 days back",
+        night.returncode == 0 and full,
+        f"close of {day} +0.1%; next training: {'full backtest' if full else 'backtest reused'}",
+    )
+
+
+def broker_faults(tmp: Path) -> None:
+    """The Celery fault scenarios on real Redis and real workers are the tests that inject them
+    (tests/jobs/test_celery*.py): run here, one row each, with their outcome and duration."""
+    import xml.etree.ElementTree as ET
+
+    scenarios = {
+        "test_a_poison_ticker_fails_after_three_deliveries_and_the_rest_succeed": (
+            "poison ticker (killed 3 times)"
+        ),
+        "test_redis_stopped_for_20s_mid_run_records_what_was_trained_as_succeeded": (
+            "Redis stopped 20 s mid-run"
+        ),
+        "test_redis_down_past_the_deadline_ends_run_now_in_time_as_broker_unavailable": (
+            "Redis down past the run's deadline"
+        ),
+        "test_a_worker_process_killed_mid_task_is_redelivered_and_completes_once": (
+            "worker process SIGKILLed mid-step"
+        ),
+    }
+    report = tmp / "celery.xml"
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}",
+         "tests/jobs/test_celery.py", "tests/jobs/test_celery_faults.py",
+         "-k", " or ".join(scenarios)],
+        cwd=ROOT, capture_output=True, text=True, timeout=1800,
+    )  # fmt: skip
+    cases = {c.get("name", "").split("[")[0]: c for c in ET.parse(report).iter("testcase")}
+    for name, scenario in scenarios.items():
+        case = cases.get(name)
+        if case is None:
+            row(scenario, False, "not run")
+            continue
+        problem = next(
+            iter(case.findall("failure") + case.findall("error") + case.findall("skipped")), None
+        )
+        detail = "" if problem is None else f": {(problem.get('message') or '')[:80]}"
+        row(scenario, problem is None, f"{float(case.get('time', 0)):.0f} s ({name}){detail}")
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -449,6 +586,9 @@ def sqlite_scenarios(args: argparse.Namespace) -> None:
         for at in (float(x) for x in args.kill_at.split(",") if x):
             kill_run_now(env, url, at)
         infinity_csv(env, url, tmp)
+        corrected_row(env, url)
+        split_nights(tmp)
+        broker_faults(tmp)
         concurrent_backfills(env, url, tmp)
         public_runs(env, tmp)
         deleted_sqlite(env, db)

@@ -45,7 +45,6 @@ def backtest_end(version: storage.ModelVersion) -> date | None:
 
 
 def serving_choice(
-    session: Session,
     settings: Settings,
     row: storage.Ticker,
     version: storage.ModelVersion,
@@ -95,28 +94,15 @@ def predict_ticker(session: Session, settings: Settings, ticker: str) -> storage
     }
     returns["lstm"] = _network_log_return(version, prices)
     record = live.live_record(session, row.id, backtest_end(version))
-    method, reason = serving_choice(session, settings, row, version, record)
+    method, reason = serving_choice(settings, row, version, record)
     log_return = returns[method]
     if log_return is None:
         raise ModelArtifactError(f"{row.symbol}: the serving network could not be loaded")
     halfwidth = float(serving["interval_scales"][backtest_key(method)]) * float(
         ewma_volatility(close)[-1]
     )
-    prediction = storage.upsert_prediction(
-        session,
-        {
-            "ticker_id": row.id,
-            "model_version_id": version.id,
-            "as_of_date": as_of,
-            "target_date": target,
-            "last_close": last_close,
-            "predicted_close": last_close * float(np.exp(log_return)),
-            "lower": last_close * float(np.exp(log_return - halfwidth)),
-            "upper": last_close * float(np.exp(log_return + halfwidth)),
-            "coverage": float(version.interval_coverage),
-            "method": method,
-            "method_reason": reason,
-        },
+    prediction = _store(
+        session, row, version, prices, target, log_return, halfwidth, method, reason
     )
     closes = {m: last_close * float(np.exp(r)) for m, r in returns.items() if r is not None}
     live.store_forecasts(session, row.id, as_of, target, closes, version.id)
@@ -152,10 +138,42 @@ def _legacy(
     from forecaster import registry
 
     forecast = registry.load_bundle(version.artifact_path).predict_next(prices)
-    last_close = float(prices["close"].iloc[-1])
-    log_return = forecast.predicted_log_return
     halfwidth = float(np.log(forecast.upper / forecast.predicted_close))
-    prediction = storage.upsert_prediction(
+    prediction = _store(
+        session,
+        row,
+        version,
+        prices,
+        target,
+        forecast.predicted_log_return,
+        halfwidth,
+        "lstm",
+        version.method_reason,
+    )
+    prediction.document = documents.render(row.symbol, prediction, version, None)
+    session.flush()
+    return prediction
+
+
+def demoted(row: storage.Ticker, version: storage.ModelVersion) -> bool:
+    """Whether the live record took this version's network off serving."""
+    return row.demoted_under is not None and row.demoted_under == backtest_end(version)
+
+
+def _store(
+    session: Session,
+    row: storage.Ticker,
+    version: storage.ModelVersion,
+    prices: pd.DataFrame,
+    target: date,
+    log_return: float,
+    halfwidth: float,
+    method: str,
+    reason: str | None,
+) -> storage.Prediction:
+    """The forecast row of the night: the close and its interval from a log return."""
+    last_close = float(prices["close"].iloc[-1])
+    return storage.upsert_prediction(
         session,
         {
             "ticker_id": row.id,
@@ -167,18 +185,10 @@ def _legacy(
             "lower": last_close * float(np.exp(log_return - halfwidth)),
             "upper": last_close * float(np.exp(log_return + halfwidth)),
             "coverage": float(version.interval_coverage),
-            "method": "lstm",
-            "method_reason": version.method_reason,
+            "method": method,
+            "method_reason": reason,
         },
     )
-    prediction.document = documents.render(row.symbol, prediction, version, None)
-    session.flush()
-    return prediction
-
-
-def demoted(row: storage.Ticker, version: storage.ModelVersion) -> bool:
-    """Whether the live record took this version's network off serving."""
-    return row.demoted_under is not None and row.demoted_under == backtest_end(version)
 
 
 def live_figures(

@@ -78,6 +78,7 @@ def test_one_fit_for_the_universe_then_every_ticker_is_registered_and_forecast(
     assert all(newest(sessions, s).version == 1 for s in SYMBOLS)  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # storage: the test above
 def test_a_ticker_added_is_forecast_the_same_night_and_a_removed_one_leaves_the_fit(
     universe_settings: Settings, sessions: sessionmaker[Session]
 ) -> None:
