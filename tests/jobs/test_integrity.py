@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 
 SPLIT_DAY = date(2018, 12, 3)  # a Monday
 NIGHT_BEFORE = date(2018, 11, 30)
-FIRST = date(2015, 1, 1)
+FIRST = date(2016, 1, 1)
 REVISED, KEPT = "SYN-AR50-7", "SYN-AR50-1"  # AR(0.5): the tiny test network serves both
 
 

@@ -82,6 +82,7 @@ def test_one_fit_for_the_universe_then_every_ticker_is_registered_and_forecast(
 def test_a_ticker_added_is_forecast_the_same_night_and_a_removed_one_leaves_the_fit(
     universe_settings: Settings, sessions: sessionmaker[Session]
 ) -> None:
+    universe_settings = universe_settings.replace(ensemble=1)  # the ensemble: the test above
     register(sessions, SYMBOLS)
     run_pipeline(universe_settings, SYMBOLS, fetch=False)
     register(sessions, ["SYN-AR50-5"])  # added (and tracked) after the universe was trained
@@ -115,6 +116,7 @@ def test_ticker_scope_keeps_todays_configuration(pipeline_settings: Settings) ->
 def test_a_quiet_night_reuses_the_backtest_and_fine_tunes_the_networks(
     universe_settings: Settings, sessions: sessionmaker[Session]
 ) -> None:
+    universe_settings = universe_settings.replace(ensemble=1)  # the ensemble: the first test
     with sessions.begin() as s:
         for symbol in SYMBOLS:
             service.backfill_ticker(
@@ -142,6 +144,7 @@ def test_a_quiet_night_reuses_the_backtest_and_fine_tunes_the_networks(
 def test_a_ticker_whose_history_ends_before_the_backtest_is_trained_on_its_own(
     universe_settings: Settings, sessions: sessionmaker[Session]
 ) -> None:
+    universe_settings = universe_settings.replace(ensemble=1)  # the ensemble: the first test
     register(sessions, SYMBOLS)
     with sessions.begin() as s:  # stale data: it stopped a year before the others
         service.backfill_ticker(
