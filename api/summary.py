@@ -26,8 +26,7 @@ def skill(mv: storage.ModelVersion | None) -> schemas.Skill | None:
     the stored MAE ratio)."""
     if mv is None:
         return None
-    bt = mv.metrics.get("backtest") if isinstance(mv.metrics, dict) else None
-    bt = bt if isinstance(bt, dict) else {}
+    bt = mv.record("backtest") or {}
     return schemas.Skill(
         model_version=mv.version,
         method=mv.method,

@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal, cast
 from pydantic import BaseModel, ConfigDict, PlainSerializer, WithJsonSchema
 
 from forecaster.backtest import SCHEME
-from forecaster.policy import BASELINES, METHODS
+from forecaster.policy import BASELINES, METHODS, backtest_key
 from forecaster.storage import MODEL_STATUSES, ModelVersion, Prediction, as_utc
 
 # `Literal[tuple]` is `Literal[*tuple]`: the values stay in their owning module.
@@ -194,13 +194,13 @@ def pvalue(value: float | None) -> float | None:
 def served_coverage(bt: dict[str, Any], method: str) -> float | None:
     """Out-of-sample coverage of the served method's own interval (the network's is `model`)."""
     by_method = bt.get("coverage_by_method") or {}
-    return num(by_method.get("model" if method == "lstm" else method), 4)
+    return num(by_method.get(backtest_key(method)), 4)
 
 
 def backtest(mv: ModelVersion) -> Backtest | None:
     """The public figures of a version's rolling-origin backtest (None for legacy versions)."""
-    bt = mv.metrics.get("backtest") if isinstance(mv.metrics, dict) else None
-    if not isinstance(bt, dict):
+    bt = mv.record("backtest")
+    if bt is None:
         return None
     model = bt.get("metrics", {}).get("model", {})
     found = bt.get("gaps")
@@ -248,9 +248,9 @@ def backtest(mv: ModelVersion) -> Backtest | None:
 
 def summary_fields(mv: ModelVersion) -> dict[str, Any]:
     """ModelSummary's fields of a version (also the first fields of the API's ModelVersion)."""
-    bt = mv.metrics.get("backtest") if isinstance(mv.metrics, dict) else None
-    legacy = mv.metrics.get("metrics", {}) if isinstance(mv.metrics, dict) else {}
-    figures = bt.get("metrics", {}) if isinstance(bt, dict) else legacy
+    bt = mv.record("backtest")
+    legacy = mv.record("metrics") or {}
+    figures = bt.get("metrics", {}) if bt is not None else legacy
     return {
         "version": mv.version,
         "status": mv.status,
@@ -300,8 +300,8 @@ def interval(p: Prediction, mv: ModelVersion | None) -> Interval:
     """The prediction's interval; `mv` is the version that made it (None: not known here)."""
     calibrated = None
     if mv is not None:
-        bt = mv.metrics.get("backtest") if isinstance(mv.metrics, dict) else None
-        calibrated = isinstance(bt, dict) and served_coverage(bt, p.method) is not None
+        bt = mv.record("backtest")
+        calibrated = bt is not None and served_coverage(bt, p.method) is not None
     return Interval(
         low=figure(p.lower),
         high=figure(p.upper),

@@ -40,8 +40,8 @@ def _network_log_return(version: storage.ModelVersion, prices: pd.DataFrame) -> 
 
 
 def backtest_end(version: storage.ModelVersion) -> date | None:
-    bt = version.metrics.get("backtest") if isinstance(version.metrics, dict) else None
-    return date.fromisoformat(bt["end"]) if isinstance(bt, dict) and bt.get("end") else None
+    bt = version.record("backtest")
+    return date.fromisoformat(bt["end"]) if bt is not None and bt.get("end") else None
 
 
 def serving_choice(
@@ -62,7 +62,7 @@ def serving_choice(
     if why is not None and row.demoted_under != end:
         row.demoted_under = end  # sticks until a full backtest (a new end) replaces it
         log.warning("network demoted by its live record", extra={"ticker": row.symbol})
-    if row.demoted_under is not None and row.demoted_under == end:
+    if demoted(row, version):
         best = record.best_baseline or version.metrics["backtest"]["best_baseline"]
         return best, why or (
             f"demoted by its live record after {end}; a full backtest may promote it again"
@@ -81,14 +81,14 @@ def predict_ticker(session: Session, settings: Settings, ticker: str) -> storage
     version = storage.champion(session, row.id)
     if version is None:
         raise NoChampion(row.symbol)
-    serving = version.metrics.get("serving") if isinstance(version.metrics, dict) else None
+    serving = version.record("serving")
     # Enough recent rows for the window, the drift baseline and the volatility estimate.
     prices = storage.load_prices(session, row.id, limit=max(settings.window, DRIFT_LOOKBACK + 48))
     close = prices["close"].to_numpy(dtype="float64")
     as_of, last_close = prices.index[-1].date(), float(close[-1])
     target = next_trading_day(as_of, settings.exchange_calendar)
     if not serving:
-        return _legacy(session, settings, row, version, prices, target)
+        return _legacy(session, row, version, prices, target)
     returns: dict[str, float | None] = {
         b: baseline_next_log_return(b, close, serving["median_log_return"]) for b in BASELINES
     }
@@ -128,7 +128,6 @@ def predict_ticker(session: Session, settings: Settings, ticker: str) -> storage
 
 def _legacy(
     session: Session,
-    settings: Settings,
     row: storage.Ticker,
     version: storage.ModelVersion,
     prices: pd.DataFrame,
@@ -196,7 +195,7 @@ def live_figures(
 ) -> tuple[Any, bool]:
     """The live record behind a version's forecasts (None for legacy versions), and whether it
     demoted the network."""
-    serving = version.metrics.get("serving") if isinstance(version.metrics, dict) else None
+    serving = version.record("serving")
     if not serving:
         return None, False
     return live.live_record(session, row.id, backtest_end(version)), demoted(row, version)

@@ -173,6 +173,11 @@ class ModelVersion(Base):
 
     ticker: Mapped[Ticker] = relationship()
 
+    def record(self, part: str) -> dict[str, Any] | None:
+        """A part of `metrics` ("backtest", "serving"), or None (legacy rows lack them)."""
+        found = self.metrics.get(part) if isinstance(self.metrics, dict) else None
+        return found if isinstance(found, dict) else None
+
 
 class Prediction(Base):
     __tablename__ = "predictions"
