@@ -27,11 +27,10 @@ COPY cli ./cli
 COPY migrations ./migrations
 COPY alembic.ini README.md ./
 RUN pip install --no-deps . \
-    && mkdir -p /var/lib/stockcast/models \
+    && mkdir -p /var/lib/stockcast \
     && chown -R stockcast:stockcast /var/lib/stockcast
 
 USER stockcast
-VOLUME ["/var/lib/stockcast"]
 EXPOSE 8000
 
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \

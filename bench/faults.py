@@ -50,7 +50,7 @@ from sqlalchemy import create_engine, func, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from cli.serve import gunicorn_argv  # noqa: E402
-from forecaster import migrate, storage  # noqa: E402
+from forecaster import artifacts, migrate, storage  # noqa: E402
 
 STOCKCAST = str(Path(sys.executable).with_name("stockcast"))
 PG_ADMIN = os.environ.get(
@@ -292,7 +292,8 @@ def kill_run_now(env: dict[str, str], url: str, at: float) -> None:
     with storage.make_session_factory(engine)() as s:
         ticker = storage.get_ticker(s, "GOOG")
         versions = storage.model_versions(s, ticker.id) if ticker else []
-        missing = [v.version for v in versions if not Path(v.artifact_path).exists()]
+        stored = artifacts.sizes(s, ticker.id) if ticker else {}
+        missing = [v.version for v in versions if v.id not in stored]
         champions = sum(v.status == "champion" for v in versions)
     engine.dispose()
     ok = outlived < 2 and second.returncode == 0 and not missing and champions == 1

@@ -180,7 +180,6 @@ def main() -> None:
                 model_scope=scope,
                 data_dir=run_dir,
                 database_url=f"sqlite:///{run_dir / 'stockcast.db'}",
-                models_dir=None,
                 executor=args.executor,
                 worker_max_tasks=args.max_tasks or base_settings.worker_max_tasks,
                 celery_queue=f"bench-{uuid.uuid4().hex[:6]}",

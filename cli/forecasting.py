@@ -9,7 +9,7 @@ import click
 from sqlalchemy.orm import Session
 
 from cli.context import AppContext, parse_day, pass_app, resolve_tickers
-from forecaster import documents, locks, service, storage
+from forecaster import artifacts, documents, locks, service, storage
 from forecaster.errors import StockcastError
 from forecaster.predict import live_figures
 
@@ -243,13 +243,14 @@ def models_list(app: AppContext, ticker: str) -> None:
     with app.transaction() as session:
         row = service.require_ticker(session, ticker)
         versions = storage.model_versions(session, row.id)
+        stored = artifacts.sizes(session, row.id)
     if not versions:
         click.echo(f"{row.symbol}: no model versions yet; run `stockcast train {row.symbol}`")
         return
     click.echo(
         f"{'ver':>4} {'status':<9} {'trained':<16} {'through':<10} {'backtest':<23} {'n':>4} "
-        f"{'ratio':>7} {'best base':<13} {'vs best':>7} {'DM p':>7} {'cover':>6}  serves"
-        f"  scope"
+        f"{'ratio':>7} {'best base':<13} {'vs best':>7} {'DM p':>7} {'cover':>6} {'artifact':>8}"
+        f"  serves  scope"
     )
     for v in versions:
         bt = v.metrics.get("backtest", {}) if isinstance(v.metrics, dict) else {}
@@ -259,9 +260,14 @@ def models_list(app: AppContext, ticker: str) -> None:
             f"{v.trained_through or '-'!s:<10} {v.test_start}..{v.test_end} "
             f"{_fmt(bt.get('n_forecasts'), 'd'):>4} {_fmt(v.mae_ratio):>7} "
             f"{bt.get('best_baseline') or '-':<13} {_fmt(bt.get('best_baseline_mae_ratio')):>7} "
-            f"{_fmt(bt.get('dm_best_pvalue'), '.3g'):>7} {_fmt(documents.served_coverage(bt, v.method), '.1%'):>6}  "
-            f"{serves}  {_scope(bt)}"
+            f"{_fmt(bt.get('dm_best_pvalue'), '.3g'):>7} {_fmt(documents.served_coverage(bt, v.method), '.1%'):>6} "
+            f"{_artifact(stored.get(v.id)):>8}  {serves}  {_scope(bt)}"
         )
+
+
+def _artifact(size: int | None) -> str:
+    """An artifact's size, or `pruned` (retention kept the version's figures only)."""
+    return "pruned" if size is None else f"{size / 1024:.0f} KB"
 
 
 def _scope(backtest: dict) -> str:

@@ -117,11 +117,8 @@ def tickers_remove(app: AppContext, symbols: tuple[str, ...], purge: bool) -> No
         known = [r.symbol for r in universe.require_all(session, list(symbols))]
     for symbol in known:
         # The ticker's lock: no pipeline step writes a model or forecast for it meanwhile.
-        with hold(app.engine, ticker_lock_name(symbol)):
-            with app.transaction() as session:
-                result = universe.purge(session, app.settings, symbol)
-            universe.remove_artifacts(result)
-        c = result.counts
+        with hold(app.engine, ticker_lock_name(symbol)), app.transaction() as session:
+            c = universe.purge(session, symbol)
         click.echo(
             f"{symbol}: purged {c.prices} price row(s), {c.predictions} forecast(s), "
             f"{c.model_versions} model version(s)"

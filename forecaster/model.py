@@ -8,33 +8,24 @@ TensorFlow is imported lazily so importing forecaster stays light for the API an
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import shutil
 import threading
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from forecaster.errors import ModelArtifactError
 from forecaster.evaluation import EvaluationReport, evaluate_forecasts
 from forecaster.highway import fit_highway
 from forecaster.params import ModelParams
 from forecaster.windows import FeatureStats, latest_window, make_windows
 
 log = logging.getLogger(__name__)
-
-ARTIFACT_FORMAT = 1
-MODEL_FILE = "model.keras"
-META_FILE = "meta.json"
 
 
 class _Runtime:
@@ -46,7 +37,7 @@ def use_gpu(enabled: bool) -> None:
     _Runtime.use_gpu = enabled
 
 
-def _tf() -> Any:
+def tf_runtime() -> Any:
     # Level 3 hides TensorFlow's C++ warnings/errors (e.g. CUDA probing). Since TF 2.19 a few
     # import-time INFO lines print regardless (tensorflow/tensorflow#100442); harmless.
     # (Both variables are set for TensorFlow itself, never read by stockcast.)
@@ -67,7 +58,7 @@ def warm_up(threads: int | None = None) -> None:
     """Import TensorFlow now (a worker process pays it once, not per ticker) and, with `threads`,
     cap its thread pools so that several workers on one machine share the cores instead of each
     starting one thread per core. Must run before the process builds any model."""
-    tf = _tf()
+    tf = tf_runtime()
     if threads:
         try:
             tf.config.threading.set_intra_op_parallelism_threads(threads)
@@ -101,7 +92,7 @@ def build_network(
     the flattened window, added to the head's output). `zero_head` (default: with a highway)
     starts the head at zero, so that before the first epoch the network forecasts exactly its
     linear part, and early stopping may keep that (best epoch 0)."""
-    _tf()
+    tf_runtime()
     import keras
 
     p = params
@@ -136,11 +127,6 @@ def build_network(
     if compile:
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=p.learning_rate), loss=p.loss)
     return model
-
-
-def tf_runtime() -> Any:
-    """TensorFlow, imported on first use with stockcast's runtime settings (see _tf)."""
-    return _tf()
 
 
 @dataclass
@@ -230,7 +216,7 @@ class LSTMForecaster:
         p = self._params
         if len(p.units) < 2:
             raise ValueError("a stacked LSTM needs at least two layers")
-        _tf().config.experimental.enable_op_determinism()
+        tf_runtime().config.experimental.enable_op_determinism()
         trainer = self._trainer(X.shape[1], X.shape[2])
         validated = X_val is not None and y_val is not None and len(X_val) > 0
         callbacks = (
@@ -312,7 +298,7 @@ class LSTMForecaster:
         if not hasattr(self, "model_"):
             raise NotFittedError("fine_tune needs a fitted or loaded network")
         p = self._params
-        _tf().config.experimental.enable_op_determinism()
+        tf_runtime().config.experimental.enable_op_determinism()
         trainer = self._trainer(*self.model_.input_shape[1:])
         started = time.perf_counter()
         with trainer.lock:
@@ -331,7 +317,7 @@ class LSTMForecaster:
         return self
 
     def _compile_inference(self) -> None:
-        tf = _tf()
+        tf = tf_runtime()
         model = self.model_
         spec = tf.TensorSpec(shape=(None, *model.input_shape[1:]), dtype=tf.float32)
         self._infer = tf.function(lambda x: model(x, training=False), input_signature=[spec])
@@ -418,75 +404,3 @@ class ForecastBundle:
             upper=part.last_close * np.exp(lr + q),
             nominal_coverage=self.coverage,
         )
-
-    # -- artifact -------------------------------------------------------------------------------
-
-    def save(self, directory: Path | str) -> Path:
-        """Write the artifact atomically: a temporary sibling directory, fsynced, then renamed.
-
-        A failure at any point leaves nothing at `directory` and no temporary directory behind.
-        """
-        final = Path(directory)
-        if final.exists():
-            raise ModelArtifactError(f"model artifact {final} already exists")
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
-        try:
-            tmp.mkdir()
-            self.model.model_.save(tmp / MODEL_FILE)
-            meta = {
-                "format": ARTIFACT_FORMAT,
-                "stats": self.stats.to_dict(),
-                "params": self.model.get_params(),
-                "interval_halfwidth": self.interval_halfwidth,
-                "coverage": self.coverage,
-                "config": self.config,
-                "metadata": self.metadata,
-            }
-            (tmp / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
-            for item in (tmp / MODEL_FILE, tmp / META_FILE):
-                with open(item, "rb") as fh:
-                    os.fsync(fh.fileno())
-            os.rename(tmp, final)
-            _fsync_dir(final.parent)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return final
-
-    @classmethod
-    def load(cls, directory: Path | str) -> ForecastBundle:
-        path = Path(directory)
-        try:
-            meta = json.loads((path / META_FILE).read_text())
-            if meta.get("format") != ARTIFACT_FORMAT:
-                raise ModelArtifactError(
-                    f"{path}: unsupported artifact format {meta.get('format')}"
-                )
-            _tf()
-            import keras
-
-            network = keras.models.load_model(path / MODEL_FILE, compile=False)
-            return cls(
-                model=LSTMForecaster.from_keras(network, meta["params"]),
-                stats=FeatureStats.from_dict(meta["stats"]),
-                interval_halfwidth=float(meta["interval_halfwidth"]),
-                coverage=float(meta["coverage"]),
-                config=meta.get("config", {}),
-                metadata=meta.get("metadata", {}),
-            )
-        except ModelArtifactError:
-            raise
-        except Exception as exc:  # missing file, corrupt zip/JSON, incompatible weights ...
-            raise ModelArtifactError(f"cannot load model artifact {path}: {exc}") from exc
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

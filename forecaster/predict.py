@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.orm import Session
 
-from forecaster import documents, live, storage
+from forecaster import artifacts, documents, live, storage
 from forecaster.errors import ModelArtifactError, NoChampion, UnknownTicker
 from forecaster.evaluation import baseline_next_log_return
 from forecaster.policy import BASELINES, backtest_key
@@ -29,11 +29,11 @@ def require_ticker(session: Session, ticker: str) -> storage.Ticker:
     return row
 
 
-def _network_log_return(version: storage.ModelVersion, prices: pd.DataFrame) -> float | None:
-    from forecaster import registry
-
+def _network_log_return(
+    session: Session, version: storage.ModelVersion, prices: pd.DataFrame
+) -> float | None:
     try:
-        return registry.load_bundle(version.artifact_path).predict_next(prices).predicted_log_return
+        return artifacts.load(session, version).predict_next(prices).predicted_log_return
     except ModelArtifactError as exc:
         log.warning("no network forecast for the live record", extra={"error": str(exc)})
         return None
@@ -92,7 +92,7 @@ def predict_ticker(session: Session, settings: Settings, ticker: str) -> storage
     returns: dict[str, float | None] = {
         b: baseline_next_log_return(b, close, serving["median_log_return"]) for b in BASELINES
     }
-    returns["lstm"] = _network_log_return(version, prices)
+    returns["lstm"] = _network_log_return(session, version, prices)
     record = live.live_record(session, row.id, backtest_end(version))
     method, reason = serving_choice(settings, row, version, record)
     log_return = returns[method]
@@ -134,9 +134,7 @@ def _legacy(
     target: date,
 ) -> storage.Prediction:
     """A version from before serving methods: its network with its own fixed-width interval."""
-    from forecaster import registry
-
-    forecast = registry.load_bundle(version.artifact_path).predict_next(prices)
+    forecast = artifacts.load(session, version).predict_next(prices)
     halfwidth = float(np.log(forecast.upper / forecast.predicted_close))
     prediction = _store(
         session,

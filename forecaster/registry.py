@@ -1,4 +1,4 @@
-"""Model versions: atomic artifacts on disk, metadata in the database, one champion per ticker.
+"""Model versions: metadata and artifact in one database transaction, one champion per ticker.
 
 Each training produces a version whose served network was refit on every stored day and whose
 skill was measured by a rolling-origin backtest (forecaster.training). The newest successfully
@@ -7,28 +7,24 @@ simple baseline produces the forecasts is its `method`, chosen by forecaster.pol
 backtest, so a network without measured skill is kept (its figures stay visible) but never
 serves. A version is rejected only when its backtest produced no usable figures.
 
-The artifact directory is written atomically before any database row points at it, so the
-service can never load a half-written model; the previous champion is only retired in the same
-transaction that promotes its successor.
+The artifact (forecaster.artifacts) is added in the transaction that records the version, so no
+process can ever see a version without its network or a network without its version; the
+previous champion is retired in that same transaction, and old versions' artifacts are pruned
+there too (STOCKCAST_KEEP_VERSIONS).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import re
-import shutil
-import uuid
 from dataclasses import dataclass
 from datetime import date
-from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from forecaster import storage
-from forecaster.errors import ModelArtifactError, ModelRejected, NoChampion
+from forecaster import artifacts, storage
+from forecaster.errors import ModelRejected, NoChampion
 from forecaster.evaluation import finite
 from forecaster.policy import backtest_key
 from forecaster.settings import Settings
@@ -40,73 +36,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def ticker_models_dir(settings: Settings, symbol: str) -> Path:
-    safe = re.sub(r"[^A-Za-z0-9.=-]", "_", symbol)
-    return (settings.resolved_models_dir / safe).resolve()
-
-
-# What save() writes: v0007-1a2b3c4d, and its temporary sibling .v0007-1a2b3c4d.tmp-5e6f7a8b.
-_ARTIFACT_NAME = re.compile(r"v\d{4,}-[0-9a-f]{8}")
-_TEMP_NAME = re.compile(r"\.v\d{4,}-[0-9a-f]{8}\.tmp-[0-9a-f]{8}")
-
-
-def artifact_dir(settings: Settings, symbol: str, version: int) -> Path:
-    """A fresh directory name per attempt: a process killed after saving but before committing
-    leaves an orphan that can never collide with the next attempt at the same version number."""
-    return ticker_models_dir(settings, symbol) / f"v{version:04d}-{uuid.uuid4().hex[:8]}"
-
-
-def remove_orphans(session: Session, settings: Settings, ticker: storage.Ticker) -> list[Path]:
-    """Delete artifact directories of `ticker` that no model version points at.
-
-    They are left by processes killed between saving an artifact and committing its row (or by
-    a failed temporary write). Call only while holding the ticker's lock: then no other process
-    can be between those two steps for this ticker.
-    """
-    root = ticker_models_dir(settings, ticker.symbol)
-    if not root.is_dir():
-        return []
-    # Compare directory names, not absolute paths: names are unique per attempt, and a volume
-    # mounted at another path on another host must never make live artifacts look orphaned.
-    referenced = {Path(v.artifact_path).name for v in storage.model_versions(session, ticker.id)}
-    removed = []
-    for child in sorted(root.iterdir()):
-        ours = _ARTIFACT_NAME.fullmatch(child.name) or _TEMP_NAME.fullmatch(child.name)
-        if child.is_dir() and ours and child.name not in referenced:
-            shutil.rmtree(child, ignore_errors=True)
-            removed.append(child)
-    if removed:
-        log.warning(
-            "removed orphaned model artifacts",
-            extra={"ticker": ticker.symbol, "paths": [p.name for p in removed]},
-        )
-    return removed
-
-
-@lru_cache(maxsize=32)
-def _load_cached(path: str, mtime_ns: int) -> ForecastBundle:
-    from forecaster.model import ForecastBundle
-
-    return ForecastBundle.load(Path(path))
-
-
-def load_bundle(path: str | Path) -> ForecastBundle:
-    """Load an artifact once per process (keyed by path and modification time)."""
-    p = Path(path)
-    try:
-        mtime = p.stat().st_mtime_ns
-    except OSError as exc:
-        raise ModelArtifactError(f"model artifact {p} is missing") from exc
-    return _load_cached(str(p), mtime)
-
-
 def load_champion(
     session: Session, ticker: storage.Ticker
 ) -> tuple[storage.ModelVersion, ForecastBundle]:
     row = storage.champion(session, ticker.id)
     if row is None:
         raise NoChampion(ticker.symbol)
-    return row, load_bundle(row.artifact_path)
+    return row, artifacts.load(session, row)
 
 
 @dataclass(frozen=True)
@@ -133,7 +69,8 @@ def register(
     ticker: storage.Ticker,
     outcome: TrainingOutcome,
 ) -> tuple[storage.ModelVersion, Decision]:
-    """Save the artifact atomically, record the version and promote it.
+    """Record the version with its artifact, promote it and prune old artifacts, in the
+    caller's transaction.
 
     A training whose backtest has no usable figures raises ModelRejected before anything is
     written: no artifact, no row, and the current champion keeps serving.
@@ -142,9 +79,8 @@ def register(
     decision = decide(backtest)
     if not decision.promoted:
         raise ModelRejected(f"{ticker.symbol}: model not stored: {decision.reason}")
+    artifact = artifacts.pack(outcome.bundle)  # before any row: a failure here writes nothing
     version = storage.next_version_number(session, ticker.id)
-    path = artifact_dir(settings, ticker.symbol, version)
-    outcome.bundle.save(path)  # atomic: a failure leaves nothing at `path`
 
     current = storage.champion(session, ticker.id)
     choice = outcome.choice
@@ -153,7 +89,6 @@ def register(
         ticker_id=ticker.id,
         version=version,
         status="champion",
-        artifact_path=str(path),
         config=outcome.config,
         train_start=outcome.train_start,
         train_end=outcome.trained_through,
@@ -180,6 +115,8 @@ def register(
         session.flush()  # retire first: at most one champion per ticker at any moment
     session.add(row)
     session.flush()
+    artifacts.store(session, row, artifact)
+    artifacts.prune(session, ticker.id, settings.keep_versions)
     log.info(
         "model version registered",
         extra={

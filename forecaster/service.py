@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from forecaster import locks, storage
+from forecaster import artifacts, locks, storage
 from forecaster.calendar import exchange_today
 from forecaster.errors import (
     InvalidDateRange,
@@ -102,7 +102,8 @@ def previous_training(session: Session, row: storage.Ticker) -> dict[str, Any] |
         "backtest": metrics["backtest"],
         "serving": metrics.get("serving"),
         "version": newest.version,
-        "artifact_path": newest.artifact_path,  # a quiet night warm-starts from its network
+        # a quiet night warm-starts from its network (None once retention pruned it)
+        "artifact": artifacts.read(session, newest.id),
     }
 
 
@@ -148,6 +149,8 @@ def latest_model_covers_data(
     if latest.trained_through is None or latest.config != training_config(settings):
         # A legacy version (fit on the first 70% only) or another configuration: retrain.
         return None
+    if latest.id not in artifacts.sizes(session, row.id):
+        return None  # its artifact was lost before it moved into the database (0011): retrain
     return latest if last is not None and latest.trained_through >= last else None
 
 
@@ -358,7 +361,6 @@ def refresh_ticker(
     Each stage commits on its own and no transaction stays open while the network trains.
     Failures are recorded on the outcome, never raised: one ticker must not stop the others.
     """
-    from forecaster import registry
     from forecaster.training import train  # looked up per call: tests replace it
 
     options = options or RefreshOptions()
@@ -381,7 +383,6 @@ def refresh_ticker(
 
         with sessions.begin() as s:
             ticker_row = require_ticker(s, symbol)
-            registry.remove_orphans(s, settings, ticker_row)  # safe: we hold the ticker's lock
             covering = (
                 None if options.force_train else latest_model_covers_data(s, settings, symbol)
             )

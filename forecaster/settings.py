@@ -92,7 +92,7 @@ class Settings(BaseSettings):
     # --- data and storage
     data_dir: Path = variable(
         "STOCKCAST_DATA_DIR",
-        "SQLite file, model artifacts, server pid/log, `prometheus/PORT` metrics folder",
+        "SQLite file, server pid/log, `prometheus/PORT` metrics folder",
         default=Path("data"),
     )
     # empty -> SQLite file in data_dir (see resolved_database_url)
@@ -101,8 +101,11 @@ class Settings(BaseSettings):
         "SQLAlchemy URL; PostgreSQL: `postgresql+psycopg://user:pass@host/db`",
         default="",
     )
-    models_dir: Path | None = variable(  # None -> data_dir / "models"
-        "STOCKCAST_MODELS_DIR", "models_dir", "model artifacts", default=None
+    keep_versions: Integer = variable(
+        "STOCKCAST_KEEP_VERSIONS",
+        "model artifacts kept per ticker besides the champion's (older versions keep their figures)",
+        default=5,
+        ge=1,
     )
     default_provider: Annotated[str, BeforeValidator(choice(PROVIDERS))] = variable(
         "STOCKCAST_PROVIDER",
@@ -398,10 +401,6 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'stockcast.db').resolve()}"
-
-    @property
-    def resolved_models_dir(self) -> Path:
-        return self.models_dir if self.models_dir is not None else self.data_dir / "models"
 
     def replace(self, **changes: Any) -> Self:
         """A copy with `changes` (field names), validated like the original (ConfigError)."""

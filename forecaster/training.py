@@ -30,6 +30,7 @@ from typing import Any
 
 import pandas as pd
 
+from forecaster import artifacts
 from forecaster.backtest import (
     BacktestConfig,
     history_fingerprint,
@@ -192,11 +193,11 @@ def warm_start(
     """The newest version's network fine-tuned on every window, or None to refit from scratch."""
     from forecaster.errors import ModelArtifactError
 
-    path = previous.get("artifact_path")
-    if not path or settings.warm_start_epochs <= 0:
+    artifact = previous.get("artifact")
+    if artifact is None or settings.warm_start_epochs <= 0:
         return None
     try:
-        bundle = ForecastBundle.load(path)
+        bundle = artifacts.unpack(artifact, f"the artifact of v{previous.get('version')}")
     except ModelArtifactError as exc:
         log.warning("warm start impossible: refit from scratch", extra={"error": str(exc)})
         return None

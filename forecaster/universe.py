@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import shutil
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -163,26 +162,13 @@ def require_all(session: Session, symbols: list[str]) -> list[storage.Ticker]:
     return [row for row in rows.values() if row is not None]
 
 
-@dataclass(frozen=True)
-class PurgeResult:
-    symbol: str
-    counts: storage.PurgeCounts
-    artifacts: str  # the ticker's model directory, removed once the deletion is committed
-
-
-def purge(session: Session, settings: Settings, symbol: str) -> PurgeResult:
-    """Delete the ticker with its prices, forecasts and model versions in the caller's
-    transaction. The caller holds the ticker's lock, commits, then calls `remove_artifacts`."""
-    from forecaster.registry import ticker_models_dir
-
+def purge(session: Session, symbol: str) -> storage.PurgeCounts:
+    """Delete the ticker with its prices, forecasts, model versions and their artifacts in the
+    caller's transaction (the caller holds the ticker's lock)."""
     (row,) = require_all(session, [symbol])
     counts = storage.purge_ticker(session, row)
-    log.warning("ticker purged", extra={"ticker": row.symbol, "prices": counts.prices})
-    return PurgeResult(row.symbol, counts, str(ticker_models_dir(settings, row.symbol)))
-
-
-def remove_artifacts(result: PurgeResult) -> None:
-    shutil.rmtree(result.artifacts, ignore_errors=True)
+    log.warning("ticker purged", extra={"ticker": symbol, "prices": counts.prices})
+    return counts
 
 
 # --------------------------------------------------------------------------- import files

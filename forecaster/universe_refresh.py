@@ -27,7 +27,6 @@ from forecaster.service import (
     predict_ticker,
     previous_training,
     register_candidate,
-    require_ticker,
     training_data,
 )
 from forecaster.settings import Settings
@@ -138,10 +137,6 @@ def refresh_universe(
 
 
 def _register_one(session: Session, settings: Settings, symbol: str, result: Any) -> None:
-    from forecaster import registry
-
-    # artifacts a killed step left without a row go first (we hold the ticker's lock)
-    registry.remove_orphans(session, settings, require_ticker(session, symbol))
     register_candidate(session, settings, symbol, result)
 
 

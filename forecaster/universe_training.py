@@ -234,14 +234,14 @@ def _warm_start(
     """The previous universe networks fine-tuned on every ticker's windows for
     `warm_start_epochs` epochs at a tenth of the learning rate (as a ticker-scope warm start),
     each ticker's highway and centring refit on all its windows; None to refit from scratch."""
-    from forecaster import registry
+    from forecaster import artifacts
     from forecaster.errors import ModelArtifactError
     from forecaster.model import FINE_TUNE_LR_FACTOR
     from forecaster.pooled import member_weights_of
 
-    path = next(iter(reused.values())).get("artifact_path")
+    artifact = next(iter(reused.values())).get("artifact")
     try:
-        start = member_weights_of(registry.load_bundle(path).model.model_) if path else None
+        start = member_weights_of(artifacts.unpack(artifact).model.model_) if artifact else None
     except (ModelArtifactError, ValueError) as exc:
         log.warning("universe warm start impossible: refit from scratch", extra={"error": str(exc)})
         return None

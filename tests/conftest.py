@@ -151,6 +151,7 @@ TABLES = (
     "job_runs",
     "live_forecasts",
     "predictions",
+    "model_artifacts",
     "model_versions",
     "prices",
     "corporate_actions",

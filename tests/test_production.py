@@ -162,10 +162,10 @@ def test_compose_file_has_the_services_wired() -> None:
     assert services["scheduler"]["command"] == ["stockcast", "scheduler"]
     assert "/readyz" in " ".join(services["api"]["healthcheck"]["test"])
     assert "healthcheck" in services["postgres"]
-    # the workers write and read models; the API never reads them, so it does not mount them
-    for name in ("scheduler", "worker"):
-        assert services[name]["volumes"] == ["models:/var/lib/stockcast"]
-    assert services["api"]["volumes"] == []
+    # no shared disk: models live in the database, so no service but postgres has a volume
+    for name in SERVICES - {"postgres"}:
+        assert "volumes" not in services[name], name
+    assert set(compose["volumes"]) == {"pgdata"}
     # no default database password: compose refuses to start without one in .env
     text = (ROOT / "docker-compose.yml").read_text()
     assert "POSTGRES_PASSWORD:-" not in text and text.count("POSTGRES_PASSWORD:?") == 2

@@ -36,6 +36,7 @@ from forecaster.storage.schema import (
     JobRun,
     JobStep,
     LiveForecast,
+    ModelArtifact,
     ModelVersion,
     Prediction,
     Price,
@@ -623,6 +624,10 @@ def purge_ticker(session: Session, ticker: Ticker) -> PurgeCounts:
     """
     session.execute(delete(LiveForecast).where(LiveForecast.ticker_id == ticker.id))
     predictions = session.execute(delete(Prediction).where(Prediction.ticker_id == ticker.id))
+    ticker_versions = select(ModelVersion.id).where(ModelVersion.ticker_id == ticker.id)
+    session.execute(
+        delete(ModelArtifact).where(ModelArtifact.model_version_id.in_(ticker_versions))
+    )
     versions = session.execute(delete(ModelVersion).where(ModelVersion.ticker_id == ticker.id))
     prices = session.execute(delete(Price).where(Price.ticker_id == ticker.id))
     session.execute(delete(CorporateAction).where(CorporateAction.ticker_id == ticker.id))

@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -150,7 +151,6 @@ class ModelVersion(Base):
     version: Mapped[int]
     status: Mapped[str] = mapped_column(String(16))  # MODEL_STATUSES
     rejection_reason: Mapped[str | None] = mapped_column(Text)
-    artifact_path: Mapped[str] = mapped_column(String(500))
     config: Mapped[dict[str, Any]] = mapped_column(JSON)
     train_start: Mapped[date] = mapped_column(Date)
     train_end: Mapped[date] = mapped_column(Date)
@@ -177,6 +177,23 @@ class ModelVersion(Base):
         """A part of `metrics` ("backtest", "serving"), or None (legacy rows lack them)."""
         found = self.metrics.get(part) if isinstance(self.metrics, dict) else None
         return found if isinstance(found, dict) else None
+
+
+class ModelArtifact(Base):
+    """A model version's artifact, committed in the same transaction as its version row
+    (forecaster.artifacts): the Keras network file and the JSON that loads it. Retention deletes
+    old versions' rows; the versions keep their metadata."""
+
+    __tablename__ = "model_artifacts"
+
+    model_version_id: Mapped[int] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True
+    )
+    sha256: Mapped[str] = mapped_column(String(64))  # of the network bytes and the meta JSON
+    size: Mapped[int]  # bytes of the network file
+    network: Mapped[bytes] = mapped_column(LargeBinary)  # the `.keras` file
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON)  # statistics, parameters, interval
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Prediction(Base):

@@ -23,7 +23,6 @@ def seed(sessions: sessionmaker[Session], gspc_forecast: bool = False) -> None:
         assert goog is not None
         common = dict(
             ticker_id=goog.id,
-            artifact_path="/nonexistent",
             config={"window": 7},
             train_start=date(2011, 1, 3),
             train_end=date(2012, 6, 1),

@@ -57,7 +57,6 @@ def add_champion(s: Session, symbol: str, version: int, method: str = "persisten
             ticker_id=ticker.id,
             version=version,
             status="champion",
-            artifact_path="/nonexistent",
             config={"window": 7},
             train_start=date(2011, 1, 3),
             train_end=date(2013, 2, 28),

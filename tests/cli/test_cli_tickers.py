@@ -12,7 +12,7 @@ from clihelpers import run
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from forecaster import registry, storage
+from forecaster import storage
 from forecaster.settings import Settings
 
 
@@ -70,23 +70,25 @@ def test_add_of_a_symbol_the_provider_does_not_know(
     assert tickers(sessions) == {"GOOG": (True, "sample")}  # no AAPL row, not even half
 
 
-def _model_and_forecast(sessions: sessionmaker[Session], settings: Settings, symbol: str) -> Path:
-    """A champion version with an artifact directory and one forecast, written directly."""
-    artifact = registry.artifact_dir(settings, symbol, 1)
-    artifact.mkdir(parents=True)
-    (artifact / "weights.keras").write_bytes(b"x")
+def _model_and_forecast(sessions: sessionmaker[Session], symbol: str) -> None:
+    """A champion version with an artifact row and one forecast, written directly."""
     with sessions.begin() as s:
         ticker = storage.get_ticker(s, symbol)
         assert ticker is not None
         day = date(2013, 3, 1)
         version = storage.ModelVersion(
-            ticker_id=ticker.id, version=1, status="champion", artifact_path=str(artifact),
+            ticker_id=ticker.id, version=1, status="champion",
             config={}, train_start=day, train_end=day, test_start=day, test_end=day, n_train=1,
             train_seconds=1.0, mae=1.0, persistence_mae=1.0, mae_ratio=1.0,
             interval_halfwidth=0.1, interval_coverage=0.9, metrics={},
         )  # fmt: skip
         s.add(version)
         s.flush()
+        s.add(
+            storage.ModelArtifact(
+                model_version_id=version.id, sha256="0" * 64, size=1, network=b"x", meta={}
+            )
+        )
         s.add(
             storage.Prediction(
                 ticker_id=ticker.id, model_version_id=version.id, as_of_date=day,
@@ -102,14 +104,13 @@ def _model_and_forecast(sessions: sessionmaker[Session], settings: Settings, sym
                 run_id=run_.id, ticker=symbol, status="succeeded", model_version_id=version.id
             )
         )
-    return artifact
 
 
 def test_remove_keeps_data_and_purge_deletes_it(
     runner: CliRunner, sessions: sessionmaker[Session], settings: Settings
 ) -> None:
     run(runner, "tickers", "add", "GOOG", "^GSPC")
-    artifact = _model_and_forecast(sessions, settings, "GOOG")
+    _model_and_forecast(sessions, "GOOG")
     code, out, _ = run(runner, "tickers", "list")
     goog = next(line for line in out.splitlines() if line.startswith("GOOG"))
     assert goog.split() == (
@@ -145,16 +146,15 @@ def test_remove_keeps_data_and_purge_deletes_it(
     code, out, _ = run(runner, "tickers", "remove", "GOOG", "--purge")
     assert code == 0
     assert out.strip() == "GOOG: purged 2148 price row(s), 1 forecast(s), 1 model version(s)"
-    assert not artifact.exists()
     assert "GOOG" not in tickers(sessions) and "^GSPC" in tickers(sessions)
     with sessions() as s:
         step = s.scalars(select(storage.JobStep)).one()  # the run's record stays
         assert step.ticker == "GOOG" and step.model_version_id is None
         counts = [
             s.scalar(select(func.count()).select_from(model))
-            for model in (storage.Prediction, storage.ModelVersion)
+            for model in (storage.Prediction, storage.ModelVersion, storage.ModelArtifact)
         ]
-        assert counts == [0, 0]
+        assert counts == [0, 0, 0]
 
 
 def test_remove_of_an_unknown_ticker_changes_nothing(

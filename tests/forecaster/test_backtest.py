@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy.orm import Session, sessionmaker
 
+from forecaster import artifacts
 from forecaster.backtest import BacktestConfig, plan_folds, run_backtest
 from forecaster.errors import NotDaily
 from forecaster.params import ModelParams
@@ -107,18 +108,15 @@ def test_quiet_night_reuses_the_backtest(prices: pd.DataFrame) -> None:
 
 
 @pytest.mark.slow
-def test_quiet_night_warm_starts_from_the_newest_network(
-    prices: pd.DataFrame, tmp_path: Path
-) -> None:
+def test_quiet_night_warm_starts_from_the_newest_network(prices: pd.DataFrame) -> None:
     settings = SETTINGS.replace(backtest_every_days=5, warm_start_epochs=2)
     first = train(prices.iloc[:-1], settings, "SYN")
-    path = first.bundle.save(tmp_path / "v0001")
     previous = {
         "config": first.config,
         "backtest": first.backtest,
         "serving": first.serving,
         "version": 1,
-        "artifact_path": str(path),
+        "artifact": artifacts.pack(first.bundle),
     }
     quiet = train(prices, settings, "SYN", previous=previous)  # one new day
     assert quiet.backtest_reused and quiet.warm_from == 1
@@ -130,9 +128,13 @@ def test_quiet_night_warm_starts_from_the_newest_network(
     before = first.bundle.model.model_.get_weights()
     after = quiet.bundle.model.model_.get_weights()
     assert any(not np.array_equal(x, y) for x, y in zip(before, after, strict=True))
-    # no artifact (deleted, corrupt) or warm starts off: a refit from scratch, never a failure
-    gone = {**previous, "artifact_path": str(tmp_path / "missing")}
-    assert train(prices, settings, "SYN", previous=gone).warm_from is None
+    # no artifact (pruned, corrupt) or warm starts off: a refit from scratch, never a failure
+    corrupt = artifacts.Artifact(b"not a zip file", previous["artifact"].meta)
+    for gone in (None, corrupt):
+        assert (
+            train(prices, settings, "SYN", previous={**previous, "artifact": gone}).warm_from
+            is None
+        )
     cold = train(prices, settings.replace(warm_start_epochs=0), "SYN", previous=previous)
     assert cold.warm_from is None and cold.fit_epochs == first.final_epochs
 

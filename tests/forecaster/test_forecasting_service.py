@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -11,9 +11,9 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cli.main import cli
-from forecaster import locks, registry, service, storage
+from forecaster import artifacts, locks, service, storage
 from forecaster.errors import InsufficientHistory, NoChampion
-from forecaster.model import ForecastBundle, LSTMForecaster
+from forecaster.model import LSTMForecaster
 from forecaster.providers.sample import SampleProvider
 from forecaster.settings import Settings
 
@@ -123,8 +123,8 @@ def test_each_serving_method_forecasts(
     assert np.log(p.predicted_close / p.lower) == pytest.approx(half, rel=1e-6)
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # artifacts: no database in play
-@pytest.mark.parametrize("where", ["save", "fit"])
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("where", ["store", "fit"])
 def test_crash_during_training_keeps_previous_champion(
     goog: None,
     lenient: Settings,
@@ -139,14 +139,14 @@ def test_crash_during_training_keeps_previous_champion(
     def killed(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt("killed mid-way")
 
-    if where == "save":
-        real_save = ForecastBundle.save
+    if where == "store":
+        real_store = artifacts.store
 
-        def half_save(self: ForecastBundle, directory: Path | str) -> Path:
-            monkeypatch.setattr("forecaster.model.os.rename", killed)  # dies just before publishing
-            return real_save(self, directory)
+        def store_then_die(*args: Any) -> None:
+            real_store(*args)  # the version and its artifact are written, not committed
+            killed()
 
-        monkeypatch.setattr(ForecastBundle, "save", half_save)
+        monkeypatch.setattr(artifacts, "store", store_then_die)
     else:
         monkeypatch.setattr(LSTMForecaster, "fit", killed)  # a full training
         monkeypatch.setattr(LSTMForecaster, "fine_tune", killed)  # a quiet night's warm start
@@ -154,10 +154,9 @@ def test_crash_during_training_keeps_previous_champion(
         service.train_ticker(s, lenient, "GOOG")
     monkeypatch.undo()
     assert versions(sessions) == [(1, "champion")]
-    models_dir = lenient.resolved_models_dir.resolve()
-    # only v1's artifact: no half-written v0002, no temporary directory
-    assert [p.name[:5] for p in (models_dir / "GOOG").iterdir()] == ["v0001"]
-    registry._load_cached.cache_clear()  # a fresh process loads the champion from disk
+    with sessions() as s:  # only v1's artifact: the rollback took v2's row and artifact
+        assert s.scalar(select(func.count()).select_from(storage.ModelArtifact)) == 1
+    artifacts.clear_cache()  # a fresh process loads the champion from the database
     with sessions.begin() as s:
         assert service.predict_ticker(s, lenient, "GOOG").predicted_close == pytest.approx(before)
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import date
+from pathlib import Path
+
+import pytest
 from sqlalchemy import Engine, inspect
 
 from forecaster import migrate, storage
@@ -95,4 +99,93 @@ def test_0007_adds_a_nullable_document_and_downgrades(db_url: str) -> None:
         migrate.upgrade(db_url)
         assert migrate.is_at_head(engine)
     finally:
+        engine.dispose()
+
+
+@pytest.mark.slow  # trains a tiny network: the artifact moved must be one that loads
+def test_0011_moves_artifacts_into_the_database_and_downgrade_writes_them_back(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each version's directory (model.keras + meta.json) becomes a row that loads and predicts;
+    a version whose directory is gone keeps its figures without one; a downgrade writes every
+    stored artifact to <STOCKCAST_DATA_DIR>/models and points artifact_path at it."""
+    import json
+
+    import sqlalchemy as sa
+
+    from forecaster import artifacts
+    from forecaster.params import ModelParams
+    from forecaster.providers.sample import SampleProvider
+    from forecaster.settings import Settings
+    from forecaster.training import train
+
+    prices = SampleProvider().fetch("GOOG", date(2012, 1, 1), date(2013, 3, 1))
+    tiny = Settings().replace(
+        model=ModelParams(units=(4, 2), epochs=1, batch_size=64), backtest_days=60,
+        backtest_refit_every=60,
+    )  # fmt: skip
+    packed = artifacts.pack(train(prices, tiny, "GOOG").bundle)
+    old = tmp_path / "old-models" / "GOOG" / "v0001-0123abcd"
+    old.mkdir(parents=True)
+    (old / "model.keras").write_bytes(packed.network)
+    (old / "meta.json").write_text(json.dumps(packed.meta, indent=2))
+
+    engine = storage.make_engine(db_url)
+    versions = sa.table(
+        "model_versions",
+        *(sa.column(c) for c in ("id", "ticker_id", "version", "status", "artifact_path")),
+        *(sa.column(c) for c in ("train_start", "train_end", "test_start", "test_end")),
+        *(sa.column(c) for c in ("n_train", "train_seconds", "mae", "persistence_mae")),
+        *(sa.column(c) for c in ("mae_ratio", "interval_halfwidth", "interval_coverage")),
+        sa.column("config", sa.JSON()),
+        sa.column("metrics", sa.JSON()),
+        sa.column("trained_at", sa.DateTime(timezone=True)),
+    )
+    day = date(2013, 3, 1)
+    try:
+        migrate.downgrade(db_url, "0010")
+        _store_goog(engine)
+        with engine.begin() as conn:
+            ticker_id = conn.execute(sa.text("SELECT id FROM tickers")).scalar_one()
+            for number, status, path in (
+                (1, "retired", tmp_path / "gone" / "v0001"),  # its directory was deleted
+                (2, "champion", old),
+            ):
+                conn.execute(
+                    versions.insert().values(
+                        id=number, ticker_id=ticker_id, version=number, status=status,
+                        artifact_path=str(path), config={}, metrics={}, train_start=day,
+                        train_end=day, test_start=day, test_end=day, n_train=1,
+                        train_seconds=1.0, mae=1.0, persistence_mae=1.0, mae_ratio=1.0,
+                        interval_halfwidth=0.1, interval_coverage=0.9,
+                        trained_at=storage.utcnow(),
+                    )
+                )  # fmt: skip
+        migrate.upgrade(db_url)
+        assert "artifact_path" not in {
+            c["name"] for c in inspect(engine).get_columns("model_versions")
+        }
+        artifacts.clear_cache()
+        with storage.make_session_factory(engine)() as s:
+            assert artifacts.sizes(s, ticker_id) == {2: len(packed.network)}  # v1: figures only
+            champion = storage.champion(s, ticker_id)
+            assert champion is not None
+            loaded = artifacts.load(s, champion)
+            assert loaded.predict_next(prices) == artifacts.unpack(packed).predict_next(prices)
+
+        monkeypatch.setenv("STOCKCAST_DATA_DIR", str(tmp_path / "data"))
+        migrate.downgrade(db_url, "0010")
+        assert "model_artifacts" not in inspect(engine).get_table_names()
+        with engine.connect() as conn:
+            paths = dict(
+                conn.execute(sa.text("SELECT version, artifact_path FROM model_versions")).all()
+            )
+        back = Path(paths[2])
+        assert back.parent == (tmp_path / "data" / "models" / "GOOG").resolve()
+        assert (back / "model.keras").read_bytes() == packed.network
+        assert json.loads((back / "meta.json").read_text()) == packed.meta
+        assert not Path(paths[1]).exists()  # nothing was stored for v1: nothing written back
+    finally:
+        migrate.upgrade(db_url)
+        assert migrate.is_at_head(engine)
         engine.dispose()

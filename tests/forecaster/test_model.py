@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from forecaster.errors import ModelArtifactError
-from forecaster.model import ForecastBundle, LSTMForecaster, NotFittedError
+from forecaster.model import LSTMForecaster, NotFittedError
 from forecaster.params import ModelParams
 from forecaster.providers.sample import SampleProvider
 from forecaster.settings import Settings
@@ -83,42 +81,6 @@ def test_predict_next_interval(outcome: TrainingOutcome, prices: pd.DataFrame) -
     assert f.last_close == pytest.approx(806.19)
     assert f.lower <= f.predicted_close <= f.upper
     assert f.coverage == TINY.interval_coverage
-
-
-def test_save_load_round_trip(
-    outcome: TrainingOutcome, prices: pd.DataFrame, tmp_path: Path
-) -> None:
-    path = outcome.bundle.save(tmp_path / "v0001")
-    loaded = ForecastBundle.load(path)
-    assert loaded.stats == outcome.bundle.stats
-    assert loaded.predict_next(prices) == outcome.bundle.predict_next(prices)
-    with pytest.raises(ModelArtifactError, match="already exists"):
-        outcome.bundle.save(path)
-
-
-def test_failed_save_leaves_nothing(
-    outcome: TrainingOutcome, prices: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    good = outcome.bundle.save(tmp_path / "v0001")
-
-    def crash(*args: object, **kwargs: object) -> None:
-        raise OSError("disk full")
-
-    monkeypatch.setattr("forecaster.model.json.dumps", crash)  # dies after the weights are written
-    with pytest.raises(OSError, match="disk full"):
-        outcome.bundle.save(tmp_path / "v0002")
-    monkeypatch.undo()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["v0001"]  # no v0002, no temp dir
-    assert ForecastBundle.load(good).predict_next(prices).predicted_close > 0
-
-
-def test_corrupt_or_missing_artifact(outcome: TrainingOutcome, tmp_path: Path) -> None:
-    with pytest.raises(ModelArtifactError):
-        ForecastBundle.load(tmp_path / "nope")
-    path = outcome.bundle.save(tmp_path / "v0001")
-    (path / "model.keras").write_bytes(b"not a zip file")
-    with pytest.raises(ModelArtifactError, match="cannot load"):
-        ForecastBundle.load(path)
 
 
 def test_served_network_is_centred_on_its_training_data(

@@ -138,7 +138,8 @@ def test_the_served_fit_sees_every_day_for_the_chosen_epochs() -> None:
 
 
 @pytest.mark.slow
-def test_a_tickers_network_saves_and_forecasts_like_the_universe_model(tmp_path) -> None:
+def test_a_tickers_network_saves_and_forecasts_like_the_universe_model() -> None:
+    from forecaster import artifacts
     from forecaster.model import ForecastBundle, LSTMForecaster
 
     prices = {s: fetch(s) for s in SYMBOLS}
@@ -148,7 +149,7 @@ def test_a_tickers_network_saves_and_forecasts_like_the_universe_model(tmp_path)
     network = model.ticker_network(p.symbol)
     stats = fit_stats(prices[p.symbol], 7, FEATURES, prices[p.symbol].index[256].date())
     bundle = ForecastBundle(LSTMForecaster.from_keras(network, TINY.to_dict()), stats, 0.01, 0.9)
-    loaded = ForecastBundle.load(bundle.save(tmp_path / "v1"))
+    loaded = artifacts.unpack(artifacts.pack(bundle))  # as stored in the database
     np.testing.assert_allclose(
         loaded.model.predict(p.X_val), model.predict(p.symbol, p.X_val), rtol=1e-5, atol=1e-5
     )

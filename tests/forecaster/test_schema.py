@@ -21,7 +21,6 @@ def version(ticker_id: int, number: int, status: str) -> storage.ModelVersion:
         ticker_id=ticker_id,
         version=number,
         status=status,
-        artifact_path=f"/nonexistent/v{number}",
         config={},
         train_start=date(2020, 1, 1),
         train_end=date(2020, 6, 1),

@@ -3,8 +3,8 @@
     python pipeline_worker.py [--wait-for-go] [--die-before-promotion] [--slow-train S] TICKER...
 
 Configuration comes from the environment (DATABASE_URL, STOCKCAST_*), as for `stockcast run-now`.
---die-before-promotion kills the process (os._exit, no cleanup) after the new model's artifact is
-saved and before its database row is committed. --slow-train adds S seconds to every training,
+--die-before-promotion kills the process (os._exit, no cleanup) after the new version and its
+artifact are written to the database and before they are committed. --slow-train adds S seconds to every training,
 so that two processes started together are sure to overlap. --wait-for-go is a barrier: once
 everything is imported, the worker prints `ready` and starts when `go` arrives on its stdin.
 """
@@ -15,7 +15,6 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from forecaster import training
@@ -35,15 +34,15 @@ def main() -> None:
     settings = Settings.from_env()
     configure_logging("INFO", "text")
     if args.die_before_promotion:
-        from forecaster.model import ForecastBundle
+        from forecaster import artifacts
 
-        real_save = ForecastBundle.save
+        real_store = artifacts.store
 
-        def save_then_die(self: ForecastBundle, directory: Path | str) -> Path:
-            real_save(self, directory)
+        def store_then_die(*a: Any) -> None:
+            real_store(*a)  # flushed to the database, not committed
             os._exit(137)  # like SIGKILL: no finally blocks, no rollback, no lock release
 
-        ForecastBundle.save = save_then_die  # type: ignore[method-assign]
+        artifacts.store = store_then_die
     if args.slow_train:
         real_train = training.train
 

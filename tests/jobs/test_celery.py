@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from forecaster import service, storage
+from forecaster import artifacts, service, storage
 from forecaster.providers.synthetic import SyntheticProvider
 from forecaster.settings import Settings
 from jobs.pipeline import RunReport, run_pipeline
@@ -66,11 +66,11 @@ class Workers:
         self.tmp = tmp
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, name: str) -> subprocess.Popen[bytes]:
+    def start(self, name: str, **env: str) -> subprocess.Popen[bytes]:
         log = (self.tmp / f"{name}.log").open("wb")
         proc = subprocess.Popen(
             [STOCKCAST, "worker", "--concurrency", "1", "--name", name],
-            env=self.env,
+            env={**self.env, **env},
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -97,11 +97,12 @@ class Workers:
     def log(self, name: str) -> str:
         return (self.tmp / f"{name}.log").read_text(errors="replace")[-3000:]
 
-    def stop(self) -> None:
-        for proc in self.procs.values():
+    def stop(self, *names: str) -> None:
+        procs = [self.procs[n] for n in names] if names else list(self.procs.values())
+        for proc in procs:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        for proc in self.procs.values():
+        for proc in procs:
             try:
                 proc.wait(30)
             except subprocess.TimeoutExpired:
@@ -138,26 +139,52 @@ def check_each_trained_once(
             versions = storage.model_versions(s, ticker.id)
             assert [v.version for v in versions] == [1], symbol  # trained exactly once
             assert storage.latest_prediction(s, ticker.id) is not None
-            # no orphan: every artifact directory on disk belongs to a version row
-            on_disk = {
-                p.name
-                for p in (settings.resolved_models_dir).glob("*/v*")
-                if p.is_dir() and p.parent.name == symbol
-            }
-            assert on_disk == {Path(v.artifact_path).name for v in versions}, symbol
+            # the version's artifact is in the database, and no model file anywhere
+            assert set(artifacts.sizes(s, ticker.id)) == {v.id for v in versions}, symbol
+        assert not list(settings.data_dir.rglob("*.keras"))
         return {step.worker or "" for step in steps}
 
 
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)  # the production shape
-def test_two_workers_share_twenty_tickers_each_trained_once(
-    celery_settings: Settings, sessions: sessionmaker[Session], workers: Workers
+def test_two_workers_without_a_shared_disk_share_the_universe_and_its_models(
+    celery_settings: Settings, sessions: sessionmaker[Session], workers: Workers, tmp_path: Path
 ) -> None:
-    symbols = [f"SYN-RW-{n}" for n in range(1, 21)]
-    register(sessions, symbols)
-    workers.start_ready(celery_settings, "alpha", "beta")
-    report = run_pipeline(celery_settings, symbols)
-    used = check_each_trained_once(sessions, celery_settings, report, symbols)
-    assert used == {"alpha", "beta"}  # both workers used, names without host
+    """Two workers, each with its own empty data directory, one PostgreSQL and one Redis: the
+    first night shares the tickers (each trained once); the next night (one new day) the other
+    worker warm-starts every ticker, those the first trained included, from the database."""
+    # series whose backtest keeps the network (a random walk's keeps the highway alone, and a
+    # quiet night then refits that instead of fine-tuning a network)
+    symbols = [f"SYN-AR30-{n}" for n in range(1, 5)] + ["SYN-GARCH-1", "SYN-GARCH-2"]
+    with sessions.begin() as s:
+        for symbol in symbols:  # ~280 days each: enough for the tiny backtest, quick to train
+            service.backfill_ticker(
+                s, SyntheticProvider(), symbol, date(2017, 12, 1), date(2018, 12, 27)
+            )
+    for name in ("alpha", "beta"):
+        workers.start(name, STOCKCAST_DATA_DIR=str(tmp_path / name))
+    workers.wait_ready(celery_settings, 2)
+    first = run_pipeline(celery_settings, symbols, fetch=False)
+    assert check_each_trained_once(sessions, celery_settings, first, symbols) == {"alpha", "beta"}
+
+    workers.stop("alpha")
+    with sessions.begin() as s:  # one new trading day
+        for symbol in symbols:
+            service.backfill_ticker(s, SyntheticProvider(), symbol, None, date(2018, 12, 31))
+    quiet = run_pipeline(celery_settings, symbols, fetch=False)
+    assert quiet.status == "succeeded", [(o.ticker, o.error) for o in quiet.steps]
+    with sessions() as s:
+        steps = s.scalars(select(storage.JobStep).where(storage.JobStep.run_id == quiet.run_id))
+        assert {step.worker for step in steps} == {"beta"}
+        for symbol in symbols:
+            ticker = storage.get_ticker(s, symbol)
+            assert ticker is not None
+            newest = storage.model_versions(s, ticker.id)[0]
+            assert (newest.version, newest.trained_through) == (2, date(2018, 12, 31)), symbol
+            assert newest.metrics["serving"]["warm_started_from"] == 1, symbol
+            assert set(artifacts.sizes(s, ticker.id)) == {
+                v.id for v in storage.model_versions(s, ticker.id)
+            }
+    assert not list(tmp_path.rglob("*.keras"))  # no model file anywhere, on either worker
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

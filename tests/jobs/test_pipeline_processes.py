@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from forecaster import registry, service, storage
+from forecaster import artifacts, service, storage
 from forecaster.providers.sample import SampleProvider
 from forecaster.settings import Settings
 from jobs.pipeline import run_pipeline
@@ -73,7 +73,11 @@ def versions(sessions: sessionmaker[Session], symbol: str) -> list[tuple[int, st
         return [(v.version, v.status) for v in storage.model_versions(s, ticker.id)]
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # artifacts: no database in play
+def stored_artifacts(sessions: sessionmaker[Session]) -> int:
+    with sessions() as s:
+        return int(s.scalar(select(func.count()).select_from(storage.ModelArtifact)) or 0)
+
+
 def test_killed_between_training_and_promotion(
     pipeline_settings: Settings, sessions: sessionmaker[Session], env: dict[str, str]
 ) -> None:
@@ -88,26 +92,25 @@ def test_killed_between_training_and_promotion(
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 137, out
 
-    # The dead run: its record still says running, its new artifact has no row (an orphan).
-    models = registry.ticker_models_dir(settings, "GOOG")
-    assert len(list(models.iterdir())) == 2
+    # The dead run: its record still says running; its version and artifact were never committed.
     assert versions(sessions, "GOOG") == [(1, "champion")]
+    assert stored_artifacts(sessions) == 1
     with sessions() as s:
         dead = s.scalars(select(storage.JobRun).order_by(storage.JobRun.id.desc())).first()
         assert dead is not None and dead.status == "running"
     # The previous champion still loads (in a fresh cache, as a new API worker would) and predicts.
-    registry._load_cached.cache_clear()
+    artifacts.clear_cache()
     with sessions.begin() as s:
         again = service.predict_ticker(s, settings, "GOOG")
         assert again.predicted_close == pytest.approx(before.predicted_close)
 
     # The next run: marks the dead run failed, takes the lock the dead process never released,
-    # removes the orphan and trains the version the dead run could not commit.
+    # and trains the version the dead run could not commit.
     report = run_pipeline(settings, ["GOOG"], force_train=True)
     assert report.status == "succeeded"
     assert report.reaped == [dead.id]
     assert versions(sessions, "GOOG") == [(2, "champion"), (1, "retired")]
-    assert len(list(models.iterdir())) == 2  # v1 and v2: the orphan is gone
+    assert stored_artifacts(sessions) == 2
     with sessions() as s:
         assert s.get_one(storage.JobRun, dead.id).status == "failed"
 

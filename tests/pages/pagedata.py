@@ -99,7 +99,6 @@ def _models_and_forecasts(s: Session, symbol: str, forecast_days: int) -> Seeded
     trained_at = datetime(2019, 1, 1, 23, 30, tzinfo=UTC)
     common = dict(
         ticker_id=ticker.id,
-        artifact_path="/nonexistent",
         config={"window": 7, "units": [32, 16]},
         train_start=days[0],
         train_end=last,

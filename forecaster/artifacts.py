@@ -1,0 +1,210 @@
+"""Model artifacts in the database: what a version's network is, stored with its version row.
+
+An artifact is the Keras `.keras` file of the served network (about 70 KB) and a JSON document
+with what loads it (the feature statistics, the network's parameters, the interval). It is a row
+of `model_artifacts`, added in the same transaction as its `model_versions` row, so a version
+without its artifact, or an artifact without its version, can never be committed: a process
+killed in between leaves neither. Every machine that can reach the database can load every
+model; no shared disk is involved.
+
+Keras reads and writes `.keras` files by path, so packing and unpacking go through a private
+temporary file; loading keeps Keras' safe mode (no arbitrary code in a stored artifact runs).
+Loaded bundles are cached per process by the artifact's digest, so a version's network is read
+and deserialised once per worker, whichever database it came from.
+
+Retention (`prune`): a ticker keeps the artifacts of its champion and of its newest
+`STOCKCAST_KEEP_VERSIONS` versions; older versions keep their row (figures, configuration).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import shutil
+import tempfile
+import threading
+import zipfile
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from forecaster import storage
+from forecaster.errors import ModelArtifactError
+
+if TYPE_CHECKING:
+    from forecaster.model import ForecastBundle
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1  # of the meta document; a different one is refused, never guessed at
+NETWORK_FILE = "model.keras"  # the names a directory artifact (migration 0011) used
+META_FILE = "meta.json"
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A version's artifact as stored: the `.keras` bytes and the meta document."""
+
+    network: bytes
+    meta: dict[str, Any]
+
+    @property
+    def sha256(self) -> str:
+        return digest(self.network, self.meta)
+
+
+def digest(network: bytes, meta: dict[str, Any]) -> str:
+    h = hashlib.sha256(network)
+    h.update(json.dumps(meta, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------- pack / unpack
+
+
+def pack(bundle: ForecastBundle) -> Artifact:
+    """The bundle as bytes and JSON (nothing is written anywhere but a private temporary file)."""
+    meta = {
+        "format": FORMAT,
+        "stats": bundle.stats.to_dict(),
+        "params": bundle.model.get_params(),
+        "interval_halfwidth": bundle.interval_halfwidth,
+        "coverage": bundle.coverage,
+        "config": bundle.config,
+        "metadata": bundle.metadata,
+    }
+    # Round-trip through JSON: what is stored is exactly what a load will see.
+    meta = json.loads(json.dumps(meta, default=str))
+    with tempfile.TemporaryDirectory(prefix="stockcast-artifact-") as tmp:
+        path = Path(tmp) / NETWORK_FILE
+        bundle.model.model_.save(path)
+        return Artifact(path.read_bytes(), meta)
+
+
+def unpack(artifact: Artifact, label: str = "model artifact") -> ForecastBundle:
+    """The bundle an artifact holds; ModelArtifactError (one line) if it cannot be loaded."""
+    from forecaster.model import ForecastBundle, LSTMForecaster, tf_runtime
+    from forecaster.windows import FeatureStats
+
+    meta = artifact.meta
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise ModelArtifactError(f"{label}: unsupported artifact format {found}")
+    if not zipfile.is_zipfile(io.BytesIO(artifact.network)):
+        raise ModelArtifactError(f"cannot load {label}: the network is not a .keras archive")
+    tmp = tempfile.mkdtemp(prefix="stockcast-artifact-")
+    try:
+        tf_runtime()
+        import keras
+
+        path = Path(tmp) / NETWORK_FILE
+        path.write_bytes(artifact.network)
+        network = keras.models.load_model(path, compile=False, safe_mode=True)
+        return ForecastBundle(
+            model=LSTMForecaster.from_keras(network, meta["params"]),
+            stats=FeatureStats.from_dict(meta["stats"]),
+            interval_halfwidth=float(meta["interval_halfwidth"]),
+            coverage=float(meta["coverage"]),
+            config=meta.get("config", {}),
+            metadata=meta.get("metadata", {}),
+        )
+    except Exception as exc:  # corrupt archive, incompatible weights, missing keys ...
+        why = str(exc).replace(tmp, "<artifact>").splitlines()[0] if str(exc) else ""
+        raise ModelArtifactError(f"cannot load {label}: {type(exc).__name__}: {why}") from exc
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- the table
+
+
+def store(session: Session, version: storage.ModelVersion, artifact: Artifact) -> None:
+    """Add `version`'s artifact in the caller's transaction (flushed: the version has an id)."""
+    session.add(
+        storage.ModelArtifact(
+            model_version_id=version.id,
+            sha256=artifact.sha256,
+            size=len(artifact.network),
+            network=artifact.network,
+            meta=artifact.meta,
+        )
+    )
+    session.flush()
+
+
+def read(session: Session, version_id: int) -> Artifact | None:
+    row = session.execute(
+        select(storage.ModelArtifact.network, storage.ModelArtifact.meta).where(
+            storage.ModelArtifact.model_version_id == version_id
+        )
+    ).first()
+    return None if row is None else Artifact(bytes(row.network), row.meta)
+
+
+_CACHE: OrderedDict[str, ForecastBundle] = OrderedDict()
+_CACHE_SIZE = 32
+_CACHE_LOCK = threading.Lock()
+
+
+def clear_cache() -> None:
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+def load(session: Session, version: storage.ModelVersion) -> ForecastBundle:
+    """`version`'s bundle, deserialised once per process (keyed by the artifact's digest)."""
+    label = f"the artifact of {version.ticker.symbol} v{version.version}"
+    sha = session.scalar(
+        select(storage.ModelArtifact.sha256).where(
+            storage.ModelArtifact.model_version_id == version.id
+        )
+    )
+    if sha is None:
+        raise ModelArtifactError(f"{label} is not stored (pruned by retention, or never saved)")
+    with _CACHE_LOCK:
+        if sha in _CACHE:
+            _CACHE.move_to_end(sha)
+            return _CACHE[sha]
+    artifact = read(session, version.id)
+    if artifact is None:  # deleted between the two reads: a concurrent purge
+        raise ModelArtifactError(f"{label} is not stored")
+    bundle = unpack(artifact, label)
+    with _CACHE_LOCK:
+        _CACHE[sha] = bundle
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return bundle
+
+
+def sizes(session: Session, ticker_id: int) -> dict[int, int]:
+    """Bytes of each stored artifact of `ticker_id`'s versions, by version id."""
+    rows = session.execute(
+        select(storage.ModelArtifact.model_version_id, storage.ModelArtifact.size)
+        .join(storage.ModelVersion)
+        .where(storage.ModelVersion.ticker_id == ticker_id)
+    )
+    return {version_id: size for version_id, size in rows}
+
+
+def prune(session: Session, ticker_id: int, keep: int) -> int:
+    """Delete the artifacts of `ticker_id`'s versions other than its champion and its newest
+    `keep`, in the caller's transaction; return how many were deleted."""
+    kept = select(storage.ModelVersion.id).where(storage.ModelVersion.ticker_id == ticker_id)
+    newest = kept.order_by(storage.ModelVersion.version.desc()).limit(keep)
+    older = kept.where(
+        storage.ModelVersion.status != "champion",
+        storage.ModelVersion.id.not_in(select(newest.subquery().c.id)),
+    )
+    deleted = session.execute(
+        delete(storage.ModelArtifact).where(storage.ModelArtifact.model_version_id.in_(older))
+    )
+    count = int(deleted.rowcount or 0)  # type: ignore[attr-defined]
+    if count:
+        log.info("old model artifacts pruned", extra={"ticker_id": ticker_id, "artifacts": count})
+    return count
