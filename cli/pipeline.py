@@ -155,7 +155,7 @@ def worker(app: AppContext, concurrency: int | None, name: str | None) -> None:
     """Run a Celery worker for STOCKCAST_EXECUTOR=celery until stopped (Ctrl-C or SIGTERM).
 
     Start as many as you like, on any machine that reaches the broker (STOCKCAST_BROKER_URL),
-    the database and the model directory; each takes one ticker per process at a time.
+    and the database (models live there too); each takes one ticker per process at a time.
     """
     import os
     import re

@@ -5,7 +5,12 @@ Delivery rules that make a lost worker safe:
 - `task_acks_late` + `task_reject_on_worker_lost`: a message is acknowledged only after its
   step ended; a worker process killed mid-step (OOM killer, SIGKILL) puts it back on the queue,
   and another worker runs it again. The step is idempotent by design (forecaster.service: each
-  stage commits on its own, artifacts without a row are removed under the ticker's lock).
+  stage commits on its own; a version and its artifact are one transaction).
+- A whole worker lost (its machine, or every process of it, killed): Redis would redeliver its
+  message only after the visibility timeout. The run asks the workers every
+  `LIVENESS_SECONDS` which steps they are running; a step whose worker stops answering three
+  checks in a row is revoked and queued again for the others (up to `STOCKCAST_MAX_DELIVERIES`
+  times), so a lost machine costs about 30 s, not hours.
 - `worker_prefetch_multiplier = 1`: a worker reserves one message per process, so a long
   training never holds tickers another worker could take.
 - `worker_max_tasks_per_child`: a worker process is replaced after that many tickers
@@ -20,7 +25,7 @@ Delivery rules that make a lost worker safe:
   (refresh_ticker_locked) and skips a ticker another run holds.
 
 Transport only: each task is a jobs.executors.base.StepTask as JSON, run by base.run_step in the
-worker's process. A worker reads its own environment (database, model directory, training
+worker's process. A worker reads its own environment (database, broker, training
 settings); a task carries the run's training configuration, and a worker whose own differs
 refuses it (`config_mismatch`) instead of training another model.
 """
@@ -32,7 +37,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -62,6 +67,10 @@ log = logging.getLogger(__name__)
 # The name the task has had since the first release: a worker of an older release that takes a
 # new task (or a new worker an old one) fails it at once instead of dropping it as unregistered.
 TASK = "stockcast.refresh_ticker"
+# A whole worker lost: how often the run asks the workers what they run, and after how many
+# checks in a row without an answer a worker's steps are queued again.
+LIVENESS_SECONDS = 10.0
+LOST_AFTER = 3
 
 
 class BrokerUnavailable(StockcastError):
@@ -310,10 +319,16 @@ class CeleryExecutor:
     poll_seconds: float = 0.5
     peak_rss: dict[str, float] = field(default_factory=dict)  # worker name -> MiB
     engine: Engine | None = None  # the run's database: the truth when results are lost
+    liveness_seconds: float = LIVENESS_SECONDS
+    _known: set[str] = field(default_factory=set)  # workers that answered during the run
+    _silent: dict[str, int] = field(default_factory=dict)  # worker -> checks it did not answer
+    _resent: dict[str, int] = field(default_factory=dict)  # ticker -> times queued again
+    _next_check: float = 0.0
 
     def run(self, tasks: Sequence[StepTask], started: Started, finished: Finished) -> None:
         check_broker(self.settings)
         replies = app.control.ping(timeout=2.0)
+        self._known = {name for reply in replies for name in reply}
         if not replies:
             raise NoWorkers(
                 "no Celery worker answers on the broker; start one with `stockcast worker`"
@@ -324,11 +339,17 @@ class CeleryExecutor:
         deadline = time.monotonic() + budget
         expires = datetime.now(UTC) + timedelta(seconds=budget)
         pending: dict[str, Any] = {}
+        by_target = {task.target: task for task in tasks}
+
+        def send(task: StepTask) -> Any:
+            return run_step_task.apply_async(
+                args=[task.to_json()], queue=self.settings.celery_queue, expires=expires
+            )
+
+        self._next_check = time.monotonic() + self.liveness_seconds
         for task in tasks:
             try:
-                pending[task.target] = run_step_task.apply_async(
-                    args=[task.to_json()], queue=self.settings.celery_queue, expires=expires
-                )
+                pending[task.target] = send(task)
             except Exception:  # the broker went away mid-way: what was queued must not run
                 self._abandon(pending, finished, interrupted_outcome=True)
                 raise BrokerUnavailable(
@@ -344,6 +365,8 @@ class CeleryExecutor:
                 self._finish_from_database(pending, finished, since)
             if not pending:
                 return
+            if not broker_down:
+                self._requeue_lost(pending, finished, lambda target: send(by_target[target]))
             if self.stop is not None and self.stop.is_set():
                 self._abandon(pending, finished, interrupted_outcome=True)
                 return
@@ -379,6 +402,66 @@ class CeleryExecutor:
         if down:
             log.warning("the broker does not answer: results unread", extra={"left": len(pending)})
         return down
+
+    def _requeue_lost(
+        self, pending: dict[str, Any], finished: Finished, resend: Callable[[str], Any]
+    ) -> None:
+        """Revoke and queue again each step whose worker stopped answering (`_lost_steps`), or
+        fail it once it was queued again `max_deliveries` times. Its ticker lock died with that
+        worker's database connection (or expires), so the next worker can take it."""
+        for target, worker in self._lost_steps(pending):
+            lost = pending[target]
+            try:
+                if lost.ready():  # it finished after all: collected next round
+                    continue
+            except Exception:
+                return  # the result store is away: the next rounds decide
+            if not bounded(lambda lost=lost: app.control.revoke(lost.id), 5.0):
+                log.warning("could not revoke a lost worker's task", extra={"ticker": target})
+            times = self._resent[target] = self._resent.get(target, 0) + 1
+            name = worker_name(worker)
+            if times > self.settings.max_deliveries:
+                del pending[target]
+                finished(crashed(target, f"lost with worker {name} {times} times"), 0.0)
+                continue
+            log.warning(
+                "worker stopped answering: its step is queued again",
+                extra={"ticker": target, "worker": name, "times": times},
+            )
+            pending[target] = resend(target)
+
+    def _lost_steps(self, pending: dict[str, Any]) -> list[tuple[str, str]]:
+        """Every `liveness_seconds`, ask the workers what they run. Once a worker that answered
+        before has not answered `LOST_AFTER` checks in a row, return the (ticker, worker) steps
+        it had started (their task state names it) and no answering worker runs."""
+        now = time.monotonic()
+        if now < self._next_check:
+            return []
+        self._next_check = now + self.liveness_seconds
+        try:
+            active = app.control.inspect(timeout=2.0).active() or {}
+        except Exception:  # the broker is away: the round's results say so
+            return []
+        self._known |= set(active)
+        for worker in self._known:
+            self._silent[worker] = 0 if worker in active else self._silent.get(worker, 0) + 1
+        gone = {w for w in self._known if self._silent[w] >= LOST_AFTER}
+        if not gone:
+            return []
+        running = {task.get("id") for tasks in active.values() for task in tasks or []}
+        lost = []
+        for target, result in pending.items():
+            if result.id in running:
+                continue
+            try:
+                meta = result.backend.get_task_meta(result.id)
+            except Exception:
+                return []  # the result store is away: the next rounds decide
+            info = meta.get("result")
+            host = info.get("hostname") if isinstance(info, dict) else None
+            if meta.get("status") == "STARTED" and host in gone:
+                lost.append((target, str(host)))
+        return lost
 
     def _finish_from_database(
         self, pending: dict[str, Any], finished: Finished, since: datetime

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from forecaster import artifacts
 from forecaster.highway import RIDGE_ALPHAS, fit_highway, ridge_highway
 from forecaster.model import HIGHWAY, ForecastBundle, LSTMForecaster
 from forecaster.params import ModelParams
@@ -41,9 +41,7 @@ def test_gcv_shrinks_hard_when_there_is_nothing_to_learn() -> None:
 
 
 @pytest.mark.slow
-def test_highway_is_frozen_while_the_lstm_trains_and_survives_the_artifact(
-    tmp_path: Path,
-) -> None:
+def test_highway_is_frozen_while_the_lstm_trains_and_survives_the_artifact() -> None:
     X, y = _ar_windows(0.3, n=600)
     params = ModelParams(units=(8, 4), epochs=3, batch_size=64, recenter=False, highway="ridge")
     model = LSTMForecaster(params).fit(X[:500], y[:500], X[500:], y[500:])
@@ -64,7 +62,7 @@ def test_highway_is_frozen_while_the_lstm_trains_and_survives_the_artifact(
         7, ("open", "high", "low", "volume", "close"), 0.01, 1.0, date(2018, 12, 31)
     )
     bundle = ForecastBundle(model=model, stats=stats, interval_halfwidth=0.02, coverage=0.9)
-    loaded = ForecastBundle.load(bundle.save(tmp_path / "v1"))
+    loaded = artifacts.unpack(artifacts.pack(bundle))
     np.testing.assert_allclose(loaded.model.predict(X[:50]), model.predict(X[:50]), rtol=1e-6)
 
 

@@ -56,7 +56,7 @@ def test_no_reseeding_after_every_ticker_was_purged(
         s.add(storage.JobRun(kind="pipeline", trigger="cli", status="succeeded", tickers=[]))
     for symbol in settings.tickers:
         with sessions.begin() as s:
-            universe.purge(s, settings, symbol)
+            universe.purge(s, symbol)
     with sessions.begin() as s:
         assert universe.tracked_universe(s, settings) == []
 

@@ -237,6 +237,56 @@ def test_a_worker_process_killed_mid_task_is_redelivered_and_completes_once(
     assert all(proc.poll() is None for proc in workers.procs.values())  # the workers live on
 
 
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (a Celery worker's pool processes)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the lock row names its process
+def test_a_whole_worker_lost_mid_step_is_queued_again_within_the_run(
+    celery_settings: Settings, sessions: sessionmaker[Session], workers: Workers
+) -> None:
+    """Every process of one worker SIGKILLed while it runs a step (its machine lost): the run
+    sees the worker stop answering and queues the step again for the other worker about 30 s
+    later, instead of waiting for the broker's visibility timeout (hours at the defaults)."""
+    symbols = ["SYN-RW-1", "SYN-RW-2"]
+    register(sessions, symbols)
+    workers.start_ready(celery_settings, "alpha", "beta")
+    alpha = workers.procs["alpha"].pid
+    result: dict[str, RunReport] = {}
+    run = threading.Thread(target=lambda: result.update(r=run_pipeline(celery_settings, symbols)))
+    run.start()
+    lost = None
+    deadline = time.monotonic() + 120
+    while lost is None and time.monotonic() < deadline:  # a step of alpha holds its lock
+        with sessions() as s:
+            locks = s.scalars(select(storage.Lock)).all()
+        for lock in locks:
+            if int(lock.owner.split(":")[1]) in children(alpha):
+                lost = lock.name.removeprefix("ticker:")
+                for pid in [alpha, *children(alpha)]:  # the whole worker, at once
+                    os.kill(pid, signal.SIGKILL)
+        time.sleep(0.05)
+    assert lost is not None, "alpha never ran a step"
+    killed = time.monotonic()
+    run.join(180)
+    assert not run.is_alive()
+    assert time.monotonic() - killed < 90  # LOST_AFTER checks, then the step again
+    check_each_trained_once(sessions, celery_settings, result["r"], symbols)
+    with sessions() as s:
+        steps = s.scalars(select(storage.JobStep).where(storage.JobStep.ticker == lost)).all()
+        assert [step.worker for step in steps] == ["beta"]
+
+
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the lock row names its process
 def test_a_poison_ticker_fails_after_three_deliveries_and_the_rest_succeed(
     celery_settings: Settings, sessions: sessionmaker[Session], workers: Workers
