@@ -9,7 +9,15 @@ Printed per night: wall time, tickers/minute, per-ticker step p50/p95, per-ticke
 wall time minus time spent fitting networks), peak RSS per worker process, speed-up over the
 first worker count.
 
+A big universe's quiet night (`--clone K`): a cold night for every ticker would take hours, so
+only K distinct tickers are trained cold; the other N - K are copies (CLONE00001...) of their
+prices and champion version (row and artifact, as a cold night would have left them). Then
+the quiet night runs for real on all N: each copy's step reuses its backtest, refits or
+fine-tunes, registers a version with its artifact and stores its forecast. The copies have no
+provider to fetch from (as `csv` tickers): the new day is stored before the night starts.
+
 Run: .venv/bin/python bench/universe.py --tickers 20 --workers 1,2 --executor local
+     .venv/bin/python bench/universe.py --tickers 5000 --clone 20 --workers 2
      .venv/bin/python bench/universe.py --tickers 20 --workers 2 --executor celery
 (Celery: Redis on STOCKCAST_BROKER_URL, default redis://127.0.0.1:6379/0; the bench starts its
 own `stockcast worker --concurrency W` on a queue of its own.) Training settings come from the
@@ -52,6 +60,62 @@ def seed(url: str, symbols: list[str], start: date) -> None:
         for symbol in symbols:
             service.backfill_ticker(s, SyntheticProvider(), symbol, start, BEFORE)
     engine.dispose()
+
+
+def clone(url: str, sources: list[str], count: int) -> list[str]:
+    """`count` copies of the trained `sources`, round robin: prices, champion and artifact."""
+    from sqlalchemy import inspect as sa_inspect
+
+    engine = storage.make_engine(url, timeout=30)
+    sessions = storage.make_session_factory(engine)
+    columns = [c.key for c in sa_inspect(storage.ModelVersion).column_attrs if c.key != "id"]
+    names = [f"CLONE{n:05d}" for n in range(1, count + 1)]
+    with sessions.begin() as s:
+        originals = []
+        for symbol in sources:
+            row = storage.get_ticker(s, symbol)
+            assert row is not None
+            version = storage.champion(s, row.id)
+            assert version is not None
+            stored = s.get_one(storage.ModelArtifact, version.id)
+            originals.append((storage.load_prices(s, row.id), version, stored))
+        for n, name in enumerate(names):
+            prices, version, stored = originals[n % len(originals)]
+            ticker = storage.get_or_create_ticker(s, name, "csv")
+            storage.upsert_prices(s, ticker, prices, source="csv", adjusted=False)
+            copy = storage.ModelVersion(**{c: getattr(version, c) for c in columns})
+            copy.ticker_id = ticker.id
+            s.add(copy)
+            s.flush()
+            s.add(
+                storage.ModelArtifact(
+                    model_version_id=copy.id,
+                    sha256=stored.sha256,
+                    size=stored.size,
+                    network=stored.network,
+                    meta=stored.meta,
+                )
+            )
+    engine.dispose()
+    return names
+
+
+def new_day_for_clones(url: str, sources: list[str], clones: list[str]) -> None:
+    """The quiet night's new day, stored for the copies (the sources fetch theirs)."""
+    engine = storage.make_engine(url, timeout=30)
+    with storage.make_session_factory(engine).begin() as s:
+        days = [SyntheticProvider().fetch(symbol, LAST, LAST) for symbol in sources]
+        for n, name in enumerate(clones):
+            ticker = storage.get_ticker(s, name)
+            assert ticker is not None
+            frame = days[n % len(days)]
+            storage.upsert_prices(s, ticker, frame, source="csv", adjusted=False)
+    engine.dispose()
+
+
+def database_mib(url: str) -> float:
+    path = Path(url.removeprefix("sqlite:///"))
+    return sum(p.stat().st_size for p in path.parent.glob(path.name + "*")) / 2**20
 
 
 def pct(values: list[float], q: float) -> float:
@@ -132,6 +196,13 @@ def main() -> None:
     parser.add_argument("--start", default="2015-01-01", help="first day of each history")
     parser.add_argument("--quiet-only", action="store_true", help="time the quiet night only")
     parser.add_argument(
+        "--clone",
+        type=int,
+        default=0,
+        metavar="K",
+        help="train K tickers cold, copy them to the other tickers, time the quiet night of all",
+    )
+    parser.add_argument(
         "--scopes",
         default=None,
         help="model scopes to run in turn, e.g. universe,ticker (default: STOCKCAST_MODEL_SCOPE)",
@@ -151,7 +222,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     counts = [int(x) for x in args.workers.split(",") if x]
-    symbols = [f"SYN-RW-{n}" for n in range(1, args.tickers + 1)]
+    symbols = [f"SYN-RW-{n}" for n in range(1, (args.clone or args.tickers) + 1)]
     base_settings = Settings.from_env()
     print(
         f"{len(symbols)} synthetic tickers from {args.start}, executor {args.executor}, "
@@ -198,7 +269,16 @@ def main() -> None:
             try:
                 scale = len(symbols) / len(sample)
                 cold = timed_run(settings, sample, workers, BEFORE)
-                if not args.quiet_only:
+                if args.clone:
+                    t0 = time.perf_counter()
+                    copies = clone(settings.database_url, sample, args.tickers - len(sample))
+                    new_day_for_clones(settings.database_url, sample, copies)
+                    print(
+                        f"  {len(sample)} tickers trained cold, {len(copies)} copies made in "
+                        f"{time.perf_counter() - t0:.0f}s"
+                    )
+                    sample = sample + copies
+                if not args.quiet_only and not args.clone:
                     wall = describe("cold", cold, workers, bases.get("cold"))
                     bases.setdefault("cold", wall)
                     if scale > 1:
@@ -208,6 +288,11 @@ def main() -> None:
                 quiet = timed_run(settings, sample, workers, LAST)
                 wall = describe("quiet", quiet, workers, bases.get("quiet"))
                 bases.setdefault("quiet", wall)
+                size = database_mib(settings.database_url)
+                print(
+                    f"         database {size:.0f} MiB: {1000 * size / len(sample):.1f} MiB per "
+                    f"1,000 tickers (prices, two versions with artifacts, forecasts, runs)"
+                )
                 if scale > 1:
                     print(f"         extrapolated to {len(symbols)} tickers: {wall * scale:.0f}s")
             finally:
