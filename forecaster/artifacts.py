@@ -124,8 +124,18 @@ def unpack(artifact: Artifact, label: str = "model artifact") -> ForecastBundle:
 # --------------------------------------------------------------------------- the table
 
 
-def store(session: Session, version: storage.ModelVersion, artifact: Artifact) -> None:
-    """Add `version`'s artifact in the caller's transaction (flushed: the version has an id)."""
+def store(
+    session: Session,
+    version: storage.ModelVersion,
+    artifact: Artifact,
+    bundle: ForecastBundle | None = None,
+) -> None:
+    """Add `version`'s artifact in the caller's transaction (flushed: the version has an id).
+    With the `bundle` it was packed from, this process's cache gets it too: the forecast that
+    follows a training does not read back what it just wrote (if the transaction rolls back,
+    the entry is only an unreachable cache line: nothing points at its digest)."""
+    if bundle is not None:
+        _remember(artifact.sha256, bundle)
     session.add(
         storage.ModelArtifact(
             model_version_id=version.id,
@@ -175,11 +185,16 @@ def load(session: Session, version: storage.ModelVersion) -> ForecastBundle:
     if artifact is None:  # deleted between the two reads: a concurrent purge
         raise ModelArtifactError(f"{label} is not stored")
     bundle = unpack(artifact, label)
+    _remember(sha, bundle)
+    return bundle
+
+
+def _remember(sha: str, bundle: ForecastBundle) -> None:
     with _CACHE_LOCK:
         _CACHE[sha] = bundle
+        _CACHE.move_to_end(sha)
         while len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
-    return bundle
 
 
 def sizes(session: Session, ticker_id: int) -> dict[int, int]:

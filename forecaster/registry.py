@@ -115,7 +115,7 @@ def register(
         session.flush()  # retire first: at most one champion per ticker at any moment
     session.add(row)
     session.flush()
-    artifacts.store(session, row, artifact)
+    artifacts.store(session, row, artifact, outcome.bundle)
     artifacts.prune(session, ticker.id, settings.keep_versions)
     log.info(
         "model version registered",

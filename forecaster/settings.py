@@ -270,7 +270,9 @@ class Settings(BaseSettings):
     worker_max_tasks: Integer = variable(
         "STOCKCAST_WORKER_MAX_TASKS",
         "tickers a worker process handles before it is replaced",
-        default=20,
+        # A fresh process costs ~5 s (TensorFlow import, one trace per architecture); one that
+        # handled 250 quiet-night tickers had grown 25 MiB (bench/universe.py --max-tasks).
+        default=200,
         ge=1,
     )
     worker_concurrency: Integer = variable(

@@ -104,7 +104,7 @@ def test_booleans(raw: str, value: bool) -> None:
 def test_executor_choice(env: dict[str, str], executor: str) -> None:
     settings = Settings.from_env(env)
     assert settings.executor == executor
-    assert settings.broker_url == "redis://127.0.0.1:6379/0" and settings.worker_max_tasks == 20
+    assert settings.broker_url == "redis://127.0.0.1:6379/0" and settings.worker_max_tasks == 200
 
 
 def test_only_the_given_mapping_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
