@@ -196,6 +196,13 @@ def main() -> None:
     parser.add_argument("--start", default="2015-01-01", help="first day of each history")
     parser.add_argument("--quiet-only", action="store_true", help="time the quiet night only")
     parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="TensorFlow threads per worker process (STOCKCAST_TF_THREADS; 0: the cores shared "
+        "out, so one worker already uses every core)",
+    )
+    parser.add_argument(
         "--clone",
         type=int,
         default=0,
@@ -227,7 +234,8 @@ def main() -> None:
     print(
         f"{len(symbols)} synthetic tickers from {args.start}, executor {args.executor}, "
         f"{os.cpu_count()} cores; {args.max_tasks or base_settings.worker_max_tasks} tickers per "
-        f"worker process; model {base_settings.model.units}, "
+        f"worker process; TensorFlow threads per worker {args.threads or 'cores / workers'}; "
+        f"model {base_settings.model.units}, "
         f"backtest {base_settings.backtest_days} days every {base_settings.backtest_refit_every}"
     )
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -253,6 +261,7 @@ def main() -> None:
                 database_url=f"sqlite:///{run_dir / 'stockcast.db'}",
                 executor=args.executor,
                 worker_max_tasks=args.max_tasks or base_settings.worker_max_tasks,
+                tf_threads=args.threads or base_settings.tf_threads,
                 celery_queue=f"bench-{uuid.uuid4().hex[:6]}",
             )
             worker_proc = None
@@ -264,6 +273,7 @@ def main() -> None:
                     "STOCKCAST_EXECUTOR": "celery",
                     "STOCKCAST_CELERY_QUEUE": settings.celery_queue,
                     "STOCKCAST_WORKER_MAX_TASKS": str(settings.worker_max_tasks),
+                    "STOCKCAST_TF_THREADS": str(settings.tf_threads),
                 }
                 worker_proc = start_celery_workers(settings, env, workers)
             try:

@@ -112,7 +112,13 @@ def install(engine: Engine, timeout: float) -> None:
         # libpq counts connect_timeout in whole seconds, at least 2.
         cparams["connect_timeout"] = max(2, math.ceil(budget))
         options = cparams.get("options", "")
-        cparams["options"] = f"{options} -c statement_timeout={statement_ms}".strip()
+        # The server probes an idle client after 30 s and drops it after 3 unanswered probes
+        # 10 s apart: a machine that vanished (power, network) releases its session locks
+        # (forecaster.locks) in about a minute instead of the kernel's two hours.
+        cparams["options"] = (
+            f"{options} -c statement_timeout={statement_ms} -c tcp_keepalives_idle=30 "
+            "-c tcp_keepalives_interval=10 -c tcp_keepalives_count=3"
+        ).strip()
         conn = cls.connect(*cargs, **cparams)
         conn.wait_timeout = timeout
         return conn

@@ -171,11 +171,12 @@ def train_epochs(
     losses = []
     for _ in range(epochs):
         order = rng.permutation(len(X))
-        total = 0.0
+        model.reset_metrics()  # train_on_batch reports the running mean since the last reset
+        loss = float("nan")
         for start in range(0, len(X), batch_size):
             batch = order[start : start + batch_size]
-            total += float(model.train_on_batch(X[batch], y[batch])) * len(batch)
-        losses.append(total / max(1, len(X)))
+            loss = float(model.train_on_batch(X[batch], y[batch]))
+        losses.append(loss)
     return losses
 
 

@@ -275,6 +275,12 @@ class Settings(BaseSettings):
         default=200,
         ge=1,
     )
+    tf_threads: Integer = variable(
+        "STOCKCAST_TF_THREADS",
+        "TensorFlow threads per worker process (0: the cores shared out among the workers)",
+        default=0,
+        ge=0,
+    )
     worker_concurrency: Integer = variable(
         "STOCKCAST_WORKER_CONCURRENCY",
         "steps a Celery worker runs at once (0: the core count; `stockcast worker --concurrency`)",

@@ -243,9 +243,10 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def tf_threads(workers: int) -> int:
-    """TensorFlow threads per worker: the cores shared out, at least one each."""
-    return max(1, (os.cpu_count() or 1) // max(1, workers))
+def tf_threads(workers: int, configured: int = 0) -> int:
+    """TensorFlow threads per worker: STOCKCAST_TF_THREADS, or the cores shared out, at least
+    one each."""
+    return configured or max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
 def quiet_tensorflow() -> None:

@@ -207,7 +207,7 @@ def _init_worker_process(**_: Any) -> None:
     """Each pool process: the shared worker bootstrap (base.bootstrap_worker) with this
     worker's own settings and its share of the cores."""
     settings = Settings.from_env()
-    threads = tf_threads(settings.worker_concurrency or 1)
+    threads = tf_threads(settings.worker_concurrency or 1, settings.tf_threads)
     _WorkerState.engine = bootstrap_worker(settings, threads=threads, parent_pid=os.getppid())
     _WorkerState.settings = settings
 
@@ -323,6 +323,7 @@ class CeleryExecutor:
     _known: set[str] = field(default_factory=set)  # workers that answered during the run
     _silent: dict[str, int] = field(default_factory=dict)  # worker -> checks it did not answer
     _resent: dict[str, int] = field(default_factory=dict)  # ticker -> times queued again
+    _earlier: dict[str, list[Any]] = field(default_factory=dict)  # ticker -> lost deliveries
     _next_check: float = 0.0
 
     def run(self, tasks: Sequence[StepTask], started: Started, finished: Finished) -> None:
@@ -387,7 +388,8 @@ class CeleryExecutor:
         down = False
         for symbol, result in list(pending.items()):
             try:
-                if not result.ready():
+                result = self._settle(symbol, result, pending)
+                if result is None:
                     continue
                 outcome, seconds = self._collect(symbol, result)
             except Exception as exc:
@@ -403,6 +405,26 @@ class CeleryExecutor:
             log.warning("the broker does not answer: results unread", extra={"left": len(pending)})
         return down
 
+    def _settle(self, symbol: str, newest: Any, pending: dict[str, Any]) -> Any | None:
+        """The finished delivery of `symbol` to collect, or None to wait. Once a step was queued
+        again (_requeue_lost), the first delivery that finishes wins; a later one that found
+        the ticker locked (the earlier is alive after all, draining a warm shutdown) is set
+        aside and the earlier is watched again."""
+        for earlier in self._earlier.get(symbol, []):
+            if earlier.ready():
+                self._earlier.pop(symbol)
+                return earlier
+        if not newest.ready():
+            return None
+        earlier = self._earlier.get(symbol)
+        if earlier and newest.successful():
+            outcome = newest.get(disable_sync_subtasks=False).get("outcome", {})
+            if outcome.get("status") == "skipped":  # locked by the earlier delivery
+                pending[symbol] = earlier.pop()
+                return None
+        self._earlier.pop(symbol, None)
+        return newest
+
     def _requeue_lost(
         self, pending: dict[str, Any], finished: Finished, resend: Callable[[str], Any]
     ) -> None:
@@ -416,19 +438,26 @@ class CeleryExecutor:
                     continue
             except Exception:
                 return  # the result store is away: the next rounds decide
-            if not bounded(lambda lost=lost: app.control.revoke(lost.id), 5.0):
-                log.warning("could not revoke a lost worker's task", extra={"ticker": target})
             times = self._resent[target] = self._resent.get(target, 0) + 1
             name = worker_name(worker)
             if times > self.settings.max_deliveries:
                 del pending[target]
+                self._earlier.pop(target, None)
                 finished(crashed(target, f"lost with worker {name} {times} times"), 0.0)
                 continue
+            try:
+                again = resend(target)
+            except Exception:  # the broker went away: keep watching the first
+                log.warning("could not queue a lost worker's step again", exc_info=True)
+                return
             log.warning(
                 "worker stopped answering: its step is queued again",
                 extra={"ticker": target, "worker": name, "times": times},
             )
-            pending[target] = resend(target)
+            # Still watched: a worker that only stopped answering (a warm shutdown drains its
+            # running step without answering) may yet deliver it (_settle).
+            self._earlier.setdefault(target, []).append(lost)
+            pending[target] = again
 
     def _lost_steps(self, pending: dict[str, Any]) -> list[tuple[str, str]]:
         """Every `liveness_seconds`, ask the workers what they run. Once a worker that answered

@@ -107,7 +107,7 @@ class LocalPool:
     def run(self, tasks: Sequence[StepTask], started: Started, finished: Finished) -> None:
         pending = collections.deque(tasks)
         size = min(self.workers, len(pending))
-        self._threads = tf_threads(size)
+        self._threads = tf_threads(size, self.settings.tf_threads)
         self._slots = [None] * size
         self._retired = []
         self._finished = finished

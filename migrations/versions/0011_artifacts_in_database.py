@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import sqlalchemy as sa
-from alembic import op
+from alembic import context, op
 
 revision: str = "0011"
 down_revision: str | Sequence[str] | None = "0010"
@@ -53,7 +53,58 @@ def _digest(network: bytes, meta: dict[str, object]) -> str:  # as forecaster.ar
     return h.hexdigest()
 
 
+def _read(directory: Path) -> tuple[bytes, dict[str, object]] | None:
+    try:
+        return (directory / NETWORK_FILE).read_bytes(), json.loads(
+            (directory / META_FILE).read_text()
+        )
+    except (OSError, ValueError):
+        return None
+
+
+def _safe(symbol: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.=-]", "_", symbol)
+
+
 def upgrade() -> None:
+    bind = op.get_bind()
+    versions = sa.table(
+        "model_versions",
+        sa.column("id", sa.Integer()),
+        sa.column("ticker_id", sa.Integer()),
+        sa.column("version", sa.Integer()),
+        sa.column("status", sa.String()),
+        sa.column("artifact_path", sa.String()),
+        sa.column("trained_at", sa.DateTime(timezone=True)),
+    )
+    tickers = sa.table("tickers", sa.column("id", sa.Integer()), sa.column("symbol", sa.String()))
+    rows = bind.execute(
+        sa.select(
+            versions.c.id, versions.c.version, versions.c.status, versions.c.artifact_path,
+            tickers.c.symbol,
+        ).join(tickers, tickers.c.id == versions.c.ticker_id)
+    ).all()  # fmt: skip
+    # Where each directory is: its recorded path, or the same name under this host's models
+    # directory (a volume mounted elsewhere than on the host that recorded it).
+    found: dict[int, Path] = {}
+    lost_champions = []
+    for version_id, number, status, path, symbol in rows:
+        recorded = Path(path)
+        for directory in (recorded, _models_dir() / _safe(symbol) / recorded.name):
+            if (directory / NETWORK_FILE).is_file():
+                found[version_id] = directory
+                break
+        else:
+            if status == "champion":
+                lost_champions.append(f"{symbol} v{number}")
+    if lost_champions and context.get_x_argument(as_dictionary=True).get("artifacts") != "retrain":
+        raise RuntimeError(
+            f"migration 0011 stopped, nothing changed: no artifact directory for "
+            f"{len(lost_champions)} champion(s) ({', '.join(lost_champions[:5])}) at its recorded "
+            f"path or under {_models_dir()}; mount the old models directory there (or set "
+            "STOCKCAST_DATA_DIR to its parent) and upgrade again, or accept retraining them: "
+            "`alembic -x artifacts=retrain upgrade head`"
+        )
     op.create_table(
         "model_artifacts",
         sa.Column("model_version_id", sa.Integer(), nullable=False),
@@ -70,23 +121,15 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("model_version_id", name="pk_model_artifacts"),
     )
-    bind = op.get_bind()
-    versions = sa.table(
-        "model_versions",
-        sa.column("id", sa.Integer()),
-        sa.column("artifact_path", sa.String()),
-        sa.column("trained_at", sa.DateTime(timezone=True)),
-    )
-    rows = bind.execute(sa.select(versions.c.id, versions.c.artifact_path, versions.c.trained_at))
-    moved, missing = 0, 0
-    for version_id, path, trained_at in rows.all():
-        directory = Path(path)
-        try:
-            network = (directory / NETWORK_FILE).read_bytes()
-            meta = json.loads((directory / META_FILE).read_text())
-        except (OSError, ValueError):
-            missing += 1
+    moved = 0
+    for version_id, directory in found.items():  # one artifact in memory at a time
+        read = _read(directory)
+        if read is None:
             continue
+        network, meta = read
+        trained_at = bind.execute(
+            sa.select(versions.c.trained_at).where(versions.c.id == version_id)
+        ).scalar_one()
         bind.execute(
             artifacts.insert().values(
                 model_version_id=version_id,
@@ -98,7 +141,7 @@ def upgrade() -> None:
             )
         )
         moved += 1
-    log.info("model artifacts moved into the database: %d (missing on disk: %d)", moved, missing)
+    log.info("model artifacts moved into the database: %d of %d versions", moved, len(rows))
     # Plain ALTER TABLE (as in 0005): a batch copy of `model_versions` would fire the foreign
     # keys of the tables that reference it, the new artifacts included.
     op.drop_column("model_versions", "artifact_path")
@@ -118,16 +161,19 @@ def downgrade() -> None:
     root = _models_dir()
     rows = bind.execute(
         sa.text(
-            "SELECT v.id, v.version, t.symbol, a.network, a.meta FROM model_versions v "
-            "JOIN tickers t ON t.id = v.ticker_id "
-            "LEFT JOIN model_artifacts a ON a.model_version_id = v.id"
+            "SELECT v.id, v.version, t.symbol FROM model_versions v "
+            "JOIN tickers t ON t.id = v.ticker_id"
         )
-    )
+    ).all()
     written = 0
-    for version_id, number, symbol, network, meta in rows.all():
-        safe = re.sub(r"[^A-Za-z0-9.=-]", "_", symbol)
-        directory = root / safe / f"v{number:04d}-{uuid.uuid4().hex[:8]}"
-        if network is not None:
+    for version_id, number, symbol in rows:
+        directory = root / _safe(symbol) / f"v{number:04d}-{uuid.uuid4().hex[:8]}"
+        stored = bind.execute(
+            sa.text("SELECT network, meta FROM model_artifacts WHERE model_version_id = :id"),
+            {"id": version_id},
+        ).first()  # one artifact in memory at a time
+        if stored is not None:
+            network, meta = stored
             directory.mkdir(parents=True)
             (directory / NETWORK_FILE).write_bytes(bytes(network))
             if isinstance(meta, str):  # a JSON column read back as text

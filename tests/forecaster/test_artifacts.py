@@ -3,8 +3,6 @@ version row or not at all, cached by digest, pruned by retention, on SQLite and 
 
 from __future__ import annotations
 
-from datetime import date
-
 import pandas as pd
 import pytest
 from sqlalchemy import func, select
@@ -12,28 +10,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from forecaster import artifacts, registry, storage
 from forecaster.errors import ModelArtifactError
-from forecaster.params import ModelParams
-from forecaster.providers.sample import SampleProvider
 from forecaster.settings import Settings
-from forecaster.training import TrainingOutcome, train
+from forecaster.training import TrainingOutcome
 
 pytestmark = pytest.mark.slow
-
-TINY = Settings().replace(
-    model=ModelParams(units=(8, 4), epochs=2, batch_size=32, patience=2),
-    backtest_days=120,
-    backtest_refit_every=120,
-)
-
-
-@pytest.fixture(scope="module")
-def prices() -> pd.DataFrame:
-    return SampleProvider().fetch("GOOG", date(2011, 1, 1), date(2013, 3, 1))
-
-
-@pytest.fixture(scope="module")
-def outcome(prices: pd.DataFrame) -> TrainingOutcome:
-    return train(prices, TINY, "GOOG")
 
 
 def test_pack_unpack_round_trip(outcome: TrainingOutcome, prices: pd.DataFrame) -> None:

@@ -125,8 +125,10 @@ def test_0011_moves_artifacts_into_the_database_and_downgrade_writes_them_back(
         backtest_refit_every=60,
     )  # fmt: skip
     packed = artifacts.pack(train(prices, tiny, "GOOG").bundle)
-    old = tmp_path / "old-models" / "GOOG" / "v0001-0123abcd"
+    # the volume is mounted under this host's data dir, not where the rows say (another host)
+    old = tmp_path / "data" / "models" / "GOOG" / "v0001-0123abcd"
     old.mkdir(parents=True)
+    recorded = Path("/mnt/elsewhere/models/GOOG") / old.name
     (old / "model.keras").write_bytes(packed.network)
     (old / "meta.json").write_text(json.dumps(packed.meta, indent=2))
 
@@ -149,7 +151,7 @@ def test_0011_moves_artifacts_into_the_database_and_downgrade_writes_them_back(
             ticker_id = conn.execute(sa.text("SELECT id FROM tickers")).scalar_one()
             for number, status, path in (
                 (1, "retired", tmp_path / "gone" / "v0001"),  # its directory was deleted
-                (2, "champion", old),
+                (2, "champion", recorded),
             ):
                 conn.execute(
                     versions.insert().values(
@@ -161,6 +163,13 @@ def test_0011_moves_artifacts_into_the_database_and_downgrade_writes_them_back(
                         trained_at=storage.utcnow(),
                     )
                 )  # fmt: skip
+        # the champion's directory is nowhere to be found: refused, nothing changed
+        monkeypatch.setenv("STOCKCAST_DATA_DIR", str(tmp_path / "empty"))
+        with pytest.raises(RuntimeError, match=r"migration 0011 stopped.*GOOG v2"):
+            migrate.upgrade(db_url)
+        assert migrate.current_revision(engine) == "0010"
+        assert "model_artifacts" not in inspect(engine).get_table_names()
+        monkeypatch.setenv("STOCKCAST_DATA_DIR", str(tmp_path / "data"))
         migrate.upgrade(db_url)
         assert "artifact_path" not in {
             c["name"] for c in inspect(engine).get_columns("model_versions")
@@ -173,7 +182,6 @@ def test_0011_moves_artifacts_into_the_database_and_downgrade_writes_them_back(
             loaded = artifacts.load(s, champion)
             assert loaded.predict_next(prices) == artifacts.unpack(packed).predict_next(prices)
 
-        monkeypatch.setenv("STOCKCAST_DATA_DIR", str(tmp_path / "data"))
         migrate.downgrade(db_url, "0010")
         assert "model_artifacts" not in inspect(engine).get_table_names()
         with engine.connect() as conn:

@@ -7,30 +7,13 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import pytest
+from tinymodel import TINY
 
 from forecaster.model import LSTMForecaster, NotFittedError
 from forecaster.params import ModelParams
-from forecaster.providers.sample import SampleProvider
-from forecaster.settings import Settings
 from forecaster.training import TrainingOutcome, train
 
 pytestmark = pytest.mark.slow
-
-TINY = Settings().replace(
-    model=ModelParams(units=(8, 4), epochs=3, batch_size=32, patience=2),
-    backtest_days=260,  # two folds of 130 forecasts
-    backtest_refit_every=130,
-)
-
-
-@pytest.fixture(scope="module")
-def prices() -> pd.DataFrame:
-    return SampleProvider().fetch("GOOG", date(2011, 1, 1), date(2013, 3, 1))
-
-
-@pytest.fixture(scope="module")
-def outcome(prices: pd.DataFrame) -> TrainingOutcome:
-    return train(prices, TINY, "GOOG")
 
 
 def test_predict_before_fit_raises() -> None:
