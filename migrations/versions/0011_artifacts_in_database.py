@@ -89,6 +89,8 @@ def upgrade() -> None:
     found: dict[int, Path] = {}
     lost_champions = []
     for version_id, number, status, path, symbol in rows:
+        if not path:  # written by this migration's downgrade: it had no artifact to write
+            continue
         recorded = Path(path)
         for directory in (recorded, _models_dir() / _safe(symbol) / recorded.name):
             if (directory / NETWORK_FILE).is_file():
@@ -180,9 +182,9 @@ def downgrade() -> None:
                 meta = json.loads(meta)
             (directory / META_FILE).write_text(json.dumps(meta, indent=2))
             written += 1
-        bind.execute(
+        bind.execute(  # "": nothing was stored for it (an upgrade does not look for it)
             sa.text("UPDATE model_versions SET artifact_path = :path WHERE id = :id"),
-            {"path": str(directory), "id": version_id},
+            {"path": str(directory) if stored is not None else "", "id": version_id},
         )
     log.info("model artifacts written back to %s: %d", root, written)
     if bind.dialect.name != "sqlite":  # SQLite cannot add NOT NULL in place; every row has one
