@@ -28,6 +28,7 @@ import threading
 import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,7 +55,7 @@ class Artifact:
     network: bytes
     meta: dict[str, Any]
 
-    @property
+    @cached_property  # hashed once: storing and caching both key on it
     def sha256(self) -> str:
         return digest(self.network, self.meta)
 

@@ -9,8 +9,9 @@ Delivery rules that make a lost worker safe:
 - A whole worker lost (its machine, or every process of it, killed): Redis would redeliver its
   message only after the visibility timeout. The run asks the workers every
   `LIVENESS_SECONDS` which steps they are running; a step whose worker stops answering three
-  checks in a row is revoked and queued again for the others (up to `STOCKCAST_MAX_DELIVERIES`
-  times), so a lost machine costs about 30 s, not hours.
+  checks in a row is queued again for the others (up to `STOCKCAST_MAX_DELIVERIES` times), so
+  a lost machine costs about 30 s, not hours; the first delivery stays watched, and whichever
+  finishes first counts.
 - `worker_prefetch_multiplier = 1`: a worker reserves one message per process, so a long
   training never holds tickers another worker could take.
 - `worker_max_tasks_per_child`: a worker process is replaced after that many tickers
@@ -428,9 +429,10 @@ class CeleryExecutor:
     def _requeue_lost(
         self, pending: dict[str, Any], finished: Finished, resend: Callable[[str], Any]
     ) -> None:
-        """Revoke and queue again each step whose worker stopped answering (`_lost_steps`), or
-        fail it once it was queued again `max_deliveries` times. Its ticker lock died with that
-        worker's database connection (or expires), so the next worker can take it."""
+        """Queue again each step whose worker stopped answering (`_lost_steps`), keeping the
+        first delivery watched (`_settle`), or fail it once it was queued again
+        `max_deliveries` times. Its ticker lock died with that worker's database connection
+        (or expires), so the next worker can take it."""
         for target, worker in self._lost_steps(pending):
             lost = pending[target]
             try:
