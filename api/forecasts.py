@@ -10,8 +10,8 @@ from api.context import db, state
 from api.errors import ApiError
 from api.fastpath import READ_KEY, sends_stored_bytes, stored_body
 from api.params import parse_query, respond, ticker_param
-from api.serialize import forecast, interval, num
-from forecaster import storage
+from api.serialize import forecast
+from forecaster import forecast_record, storage
 from forecaster.errors import UnknownTicker
 from forecaster.predict import live_figures
 
@@ -72,32 +72,35 @@ def history(ticker: str) -> Response:
     symbol = ticker_param(ticker)
     query = parse_query(schemas.HistoryQuery, state().settings.api_max_limit)
     t = _require_ticker(symbol)
-    limit, offset = query.limit, query.offset
-    total, rows = storage.forecast_history(db(), t.id, query.start, query.end, limit, offset)
-    items = []
-    for p, version, actual_close in rows:
-        error = None if actual_close is None else p.predicted_close - actual_close
-        items.append(
-            schemas.HistoryItem(
-                as_of=p.as_of_date,
-                target_date=p.target_date,
-                predicted_close=num(p.predicted_close, 4),
-                interval=interval(p, None),
-                last_close=num(p.last_close, 4),
-                actual_close=num(actual_close, 4),
-                error=num(error, 4),
-                abs_error=None if error is None else num(abs(error), 4),
-                persistence_abs_error=None
-                if actual_close is None
-                else num(abs(p.last_close - actual_close), 4),
-                within_interval=None
-                if actual_close is None
-                else bool(p.lower <= actual_close <= p.upper),
-                method=p.method,
-                model_version=version,
-            )
+    kinds: tuple[forecast_record.Kind, ...] = (
+        ("live", "backtest") if query.kind == "all" else (query.kind,)
+    )
+    as_csv = query.format == "csv" or (
+        query.format is None
+        and request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv"
+    )
+    if as_csv:  # the whole matching record: a spreadsheet wants every row
+        _, rows = forecast_record.page(
+            db(), t.id, kinds=kinds, start=query.start, end=query.end, method=query.method
         )
-    next_offset = offset + len(items) if offset + len(items) < total else None
+        filename = f"{symbol.lstrip('^')}-forecasts.csv"
+        return Response(
+            forecast_record.to_csv(rows),
+            mimetype="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
+    limit, offset = query.limit, query.offset
+    total, rows = forecast_record.page(
+        db(),
+        t.id,
+        kinds=kinds,
+        start=query.start,
+        end=query.end,
+        method=query.method,
+        limit=limit,
+        offset=offset,
+    )
+    next_offset = offset + len(rows) if offset + len(rows) < total else None
     return respond(
         schemas.ForecastHistory(
             ticker=symbol,
@@ -105,6 +108,28 @@ def history(ticker: str) -> Response:
             limit=limit,
             offset=offset,
             next_offset=next_offset,
-            forecasts=items,
+            forecasts=[_history_item(r) for r in rows],
         )
+    )
+
+
+def _history_item(r: forecast_record.RecordItem) -> schemas.HistoryItem:
+    box = None
+    if r.low is not None and r.high is not None and r.coverage is not None:
+        box = schemas.Interval(low=r.low, high=r.high, coverage=r.coverage, calibrated=None)
+    return schemas.HistoryItem(
+        kind=r.kind,
+        as_of=r.as_of,
+        target_date=r.target_date,
+        predicted_close=r.predicted_close,  # type: ignore[arg-type]
+        interval=box,
+        last_close=r.last_close,  # type: ignore[arg-type]
+        actual_close=r.actual_close,
+        error=r.error,
+        abs_error=r.abs_error,
+        persistence_abs_error=r.persistence_abs_error,
+        within_interval=r.within_interval,
+        method=r.method,  # type: ignore[arg-type]
+        model_version=r.model_version,
+        fold=r.fold,
     )

@@ -12,6 +12,7 @@ from typing import Any
 
 import api.schemas as schemas
 import forecaster
+from forecaster import forecast_record
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 STR = {"type": "string"}
@@ -70,6 +71,14 @@ def _ref(name: str) -> dict[str, str]:
 
 def _error(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": _ref("Error")}}}
+
+
+def _with_csv(response: dict[str, Any], header: str) -> dict[str, Any]:
+    """The response also comes as text/csv (its first line: `header`)."""
+    response["content"]["text/csv"] = {
+        "schema": {"type": "string", "description": f"First line: {header}"}
+    }
+    return response
 
 
 def _ok(description: str, model: type[schemas.Schema], cached: bool = True) -> dict[str, Any]:
@@ -138,11 +147,19 @@ def build_spec(max_limit: int = 1000) -> dict[str, Any]:
         },
         "/v1/forecasts/{ticker}/history": {
             "get": {
-                "summary": "Past forecasts with the actual close once known",
+                "summary": "The forecast record, live and backtest, with the actual close",
+                "description": "Live: each night's served forecast. Backtest: every method's "
+                "out-of-sample forecast from the newest full backtest, with the interval it was "
+                "scored with. Newest first by as-of day. JSON pages with `limit`/`offset`; "
+                "`format=csv` (or `Accept: text/csv`) returns every matching row as CSV with the "
+                "columns of HistoryItem (interval as low, high, coverage).",
                 "operationId": "getForecastHistory",
                 "parameters": [TICKER_PARAM, *query(schemas.HistoryQuery)],
                 "responses": {
-                    "200": _ok("Forecast history, newest first", schemas.ForecastHistory),
+                    "200": _with_csv(
+                        _ok("Forecast record, newest first", schemas.ForecastHistory),
+                        ",".join(forecast_record.COLUMNS),
+                    ),
                     "404": not_found,
                     **COMMON_ERRORS,
                 },

@@ -32,6 +32,7 @@ from pydantic import (
 
 from forecaster import documents
 from forecaster.errors import InvalidTicker
+from forecaster.policy import METHODS
 from forecaster.providers.base import TICKER_PATTERN as SYMBOL_PATTERN
 from forecaster.providers.base import normalize_ticker
 from forecaster.rules import fail, shown
@@ -89,10 +90,16 @@ class ModelList(Schema):
 
 
 class HistoryItem(Schema):
+    """A stored forecast: `live` (served that night) or `backtest` (out of sample, every method,
+    from the newest full backtest)."""
+
+    kind: Literal["live", "backtest"]
     as_of: date
     target_date: date
     predicted_close: float
-    interval: Interval
+    interval: Interval | None = Field(
+        description="null for a backtest's first fold, which had no earlier fold to calibrate on."
+    )
     last_close: float
     actual_close: float | None
     error: float | None
@@ -100,7 +107,8 @@ class HistoryItem(Schema):
     persistence_abs_error: float | None
     within_interval: bool | None
     method: Method
-    model_version: int
+    model_version: int = Field(description="The version that made it (backtest: whose it is).")
+    fold: int | None = Field(description="The backtest fold (0 = oldest); null for live.")
 
 
 class ForecastHistory(Schema):
@@ -279,12 +287,41 @@ class SummaryRow(Schema):
     suspect: Suspect | None
 
 
+class LastNight(Schema):
+    """The newest pipeline run (a scheduled night or an operator's run-now)."""
+
+    run_id: int
+    kind: str
+    trigger: str
+    status: Literal[RUN_STATUSES]  # type: ignore[valid-type]
+    started_at: UtcDatetime
+    finished_at: UtcDatetime | None
+    duration_seconds: float | None
+    tickers: int
+    failed: int = Field(description="Its steps that failed.")
+
+
+class Universe(Schema):
+    """The whole universe at a glance, whatever the page's filters."""
+
+    tickers: int
+    tracked: int
+    served_by_network: int = Field(description="Tickers whose newest forecast the network made.")
+    stale: int
+    failed: int = Field(description="Tickers whose newest pipeline step failed.")
+    suspect: int
+    methods: dict[str, int] = Field(description="Tickers by the method of their newest forecast.")
+    last_night: LastNight | None
+
+
 class SummaryPage(Schema):
     last_session: date
-    total: int
+    total: int = Field(description="Tickers matching q, method and status.")
     limit: int
     offset: int
     next_offset: int | None
+    sort: str
+    universe: Universe
     tickers: list[SummaryRow]
 
 
@@ -309,6 +346,23 @@ class SeriesForecasts(Schema):
     persistence_abs_error: list[float | None]
 
 
+class SeriesBacktest(Schema):
+    """The newest full backtest's out-of-sample forecasts of the method its version served, as
+    columns by target date (oldest first): what the chart draws as "backtest (out of sample)".
+    low/high are null in the first fold, which had no earlier fold to calibrate on."""
+
+    method: Method
+    model_version: int
+    as_of: list[date]
+    target_date: list[date]
+    predicted_close: list[float | None]
+    low: list[float | None]
+    high: list[float | None]
+    actual_close: list[float | None]
+    abs_error: list[float | None]
+    persistence_abs_error: list[float | None]
+
+
 class Action(Schema):
     """A corporate action the provider reported: a split (value: new shares per old share) or a
     cash dividend (value: per share)."""
@@ -325,6 +379,9 @@ class Series(Schema):
     truncated: bool
     closes: SeriesCloses
     forecasts: SeriesForecasts
+    backtest: SeriesBacktest | None = Field(
+        description="null until the ticker's first full backtest with a stored record."
+    )
     actions: list[Action] = Field(description="Splits and dividends in the range, oldest first.")
     suspect: Suspect | None
 
@@ -366,6 +423,9 @@ MAX_OFFSET = 10_000_000
 SERIES_MAX_LIMIT = 20_000  # 80 years of sessions: a whole history fits one response
 SUMMARY_MAX_LIMIT = 500
 RUNS_MAX_LIMIT = 200
+SUMMARY_STATUSES = ("stale", "fresh", "suspect", "failed")
+_SORT_COLUMNS = ("ticker", "change", "method", "mae_ratio", "as_of", "last_run")
+SUMMARY_SORTS = tuple(p + c for c in _SORT_COLUMNS for p in ("", "-"))
 # In a parameter's schema: its maximum is STOCKCAST_API_MAX_LIMIT (api/openapi.py fills it in).
 SETTINGS_MAXIMUM = "x-maximum-from-settings"
 
@@ -425,6 +485,18 @@ PageSize = _page_size(None)
 SeriesPageSize = _page_size(SERIES_MAX_LIMIT)
 SummaryPageSize = _page_size(SUMMARY_MAX_LIMIT)
 RunsPageSize = _page_size(RUNS_MAX_LIMIT)
+
+
+def _choice(name: str, options: tuple[str, ...]) -> BeforeValidator:
+    def parse(raw: Any) -> str:
+        if raw not in options:
+            raise fail(
+                "bad_parameter",
+                f"{name} must be one of {', '.join(options)}, got {shown(str(raw))}",
+            )
+        return str(raw)
+
+    return BeforeValidator(parse)
 
 
 def _tracked(raw: Any) -> bool:
@@ -489,8 +561,27 @@ class DateRange(Query):
 
 
 class HistoryQuery(DateRange):
-    limit: PageSize = Field(100, description="Page size.")  # type: ignore[valid-type]
-    offset: Offset = Field(0, description="Rows to skip.")
+    kind: Annotated[
+        Literal["all", "live", "backtest"],
+        _choice("kind", ("all", "live", "backtest")),
+        WithJsonSchema({"type": "string", "enum": ["all", "live", "backtest"]}),
+    ] = Field("all", description="live, backtest or all (start/end bound the as-of day).")
+    method: Annotated[
+        Method | None,
+        _choice("method", METHODS),
+        WithJsonSchema({"type": "string", "enum": list(METHODS)}),
+    ] = Field(None, description="Only the forecasts of this method.")
+    format: Annotated[
+        Literal["json", "csv"] | None,
+        _choice("format", ("json", "csv")),
+        WithJsonSchema({"type": "string", "enum": ["json", "csv"]}),
+    ] = Field(
+        None,
+        description="csv: every matching row as text/csv, without paging (also with "
+        "`Accept: text/csv`); default JSON pages.",
+    )
+    limit: PageSize = Field(100, description="Page size (JSON).")  # type: ignore[valid-type]
+    offset: Offset = Field(0, description="Rows to skip (JSON).")
 
 
 class PriceQuery(DateRange):
@@ -528,6 +619,24 @@ class SummaryQuery(Query):
             }
         ),
     ] = Field(None, description="Case-insensitive part of the symbol or name.")
+    method: Annotated[
+        Method | None,
+        _choice("method", METHODS),
+        WithJsonSchema({"type": "string", "enum": list(METHODS)}),
+    ] = Field(None, description="Only tickers whose newest forecast this method made.")
+    status: Annotated[
+        Literal["stale", "fresh", "suspect", "failed"] | None,
+        _choice("status", SUMMARY_STATUSES),
+        WithJsonSchema({"type": "string", "enum": list(SUMMARY_STATUSES)}),
+    ] = Field(None, description="Only stale, fresh, suspect or failed (newest step) tickers.")
+    sort: Annotated[
+        str,
+        _choice("sort", SUMMARY_SORTS),
+        WithJsonSchema({"type": "string", "enum": list(SUMMARY_SORTS)}),
+    ] = Field(
+        "ticker",
+        description="Column to sort by; a leading '-' sorts descending. Missing values last.",
+    )
     limit: SummaryPageSize = Field(50, description="Page size.")  # type: ignore[valid-type]
     offset: Offset = Field(0, description="Rows to skip.")
 

@@ -15,7 +15,7 @@ import api.schemas as schemas
 from api.context import db, state
 from api.params import parse_query, respond, ticker_param
 from api.serialize import change_pct, interval, num, pvalue
-from forecaster import calendar, storage
+from forecaster import backtest_record, calendar, storage
 from forecaster.errors import UnknownTicker, public_error
 
 bp = Blueprint("summary", __name__)
@@ -115,16 +115,102 @@ def summary() -> Response:
     last_session = calendar.last_session_before(
         calendar.exchange_today(settings), settings.exchange_calendar
     )
-    total, rows = storage.dashboard_rows(db(), query.q, limit, offset)
+    session = db()
+    states = storage.ticker_states(session)
+    matching = sort_states(filter_states(states, query, last_session), query.sort)
+    page = matching[offset : offset + limit]
+    rows = storage.dashboard_rows(session, [t.id for t in page])
     return respond(
         schemas.SummaryPage(
             last_session=last_session,
-            total=total,
+            total=len(matching),
             limit=limit,
             offset=offset,
-            next_offset=offset + len(rows) if offset + len(rows) < total else None,
+            next_offset=offset + len(rows) if offset + len(rows) < len(matching) else None,
+            sort=query.sort,
+            universe=universe(states, last_session, storage.last_run(session)),
             tickers=[summary_row(r, last_session, settings.exchange_calendar) for r in rows],
         )
+    )
+
+
+def filter_states(
+    states: list[storage.TickerState], query: schemas.SummaryQuery, last_session: date
+) -> list[storage.TickerState]:
+    out = states
+    if query.q:
+        upper, lower = query.q.upper(), query.q.lower()
+        out = [t for t in out if upper in t.symbol or lower in (t.name or "").lower()]
+    if query.method:
+        out = [t for t in out if t.method == query.method]
+    if query.status == "stale":
+        out = [t for t in out if t.stale(last_session)]
+    elif query.status == "fresh":
+        out = [t for t in out if not t.stale(last_session)]
+    elif query.status == "suspect":
+        out = [t for t in out if t.suspect]
+    elif query.status == "failed":
+        out = [t for t in out if t.step_status == "failed"]
+    return out
+
+
+_SORT_KEYS = {
+    "ticker": lambda t: t.symbol,
+    "change": lambda t: t.change,
+    "method": lambda t: t.method,
+    "mae_ratio": lambda t: t.mae_ratio,
+    "as_of": lambda t: t.as_of,
+    "last_run": lambda t: t.step_status,
+}
+
+
+def sort_states(states: list[storage.TickerState], sort: str) -> list[storage.TickerState]:
+    """Sorted by one column (descending with a leading '-'), ties by symbol; missing values
+    (no forecast, no model, NaN) last either way."""
+    descending = sort.startswith("-")
+    key = _SORT_KEYS[sort.lstrip("-")]
+
+    def known(t: storage.TickerState) -> bool:
+        v = key(t)
+        return v is not None and not (isinstance(v, float) and math.isnan(v))
+
+    present = sorted((t for t in states if known(t)), key=lambda t: t.symbol)
+    present.sort(key=key, reverse=descending)  # stable: ties stay by symbol
+    return present + sorted((t for t in states if not known(t)), key=lambda t: t.symbol)
+
+
+def universe(
+    states: list[storage.TickerState], last_session: date, run: storage.LastRun | None
+) -> schemas.Universe:
+    methods: dict[str, int] = {}
+    for t in states:
+        if t.as_of is not None and t.method is not None:
+            methods[t.method] = methods.get(t.method, 0) + 1
+    night = None
+    if run is not None:
+        seconds = None
+        if run.finished_at is not None:
+            seconds = num((run.finished_at - run.started_at).total_seconds(), 1)
+        night = schemas.LastNight(
+            run_id=run.run_id,
+            kind=run.kind,
+            trigger=run.trigger,
+            status=run.status,  # type: ignore[arg-type]
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            duration_seconds=seconds,
+            tickers=run.tickers,
+            failed=run.failed,
+        )
+    return schemas.Universe(
+        tickers=len(states),
+        tracked=sum(t.tracked for t in states),
+        served_by_network=methods.get("lstm", 0),
+        stale=sum(t.stale(last_session) for t in states),
+        failed=sum(t.step_status == "failed" for t in states),
+        suspect=sum(t.suspect for t in states),
+        methods=methods,
+        last_night=night,
     )
 
 
@@ -191,9 +277,35 @@ def _series(
                 ]
             ),
         ),
+        backtest=_backtest(row.id, start, end),
         actions=[
             schemas.Action(date=a.date, kind=a.kind, value=a.value)  # type: ignore[arg-type]
             for a in storage.actions_of(db(), row.id, start, end)
         ],
         suspect=_suspect(row),
+    )
+
+
+def _backtest(
+    ticker_id: int, start: date | None, end: date | None
+) -> schemas.SeriesBacktest | None:
+    stored = backtest_record.read(db(), ticker_id)
+    if stored is None:
+        return None
+    rows = [
+        r
+        for r in backtest_record.rows(stored.record, methods=(stored.method,))
+        if (start is None or r.target_date >= start) and (end is None or r.target_date <= end)
+    ]
+    return schemas.SeriesBacktest(
+        method=stored.method,  # type: ignore[arg-type]
+        model_version=stored.version,
+        as_of=[r.as_of for r in rows],
+        target_date=[r.target_date for r in rows],
+        predicted_close=_column([r.predicted_close for r in rows]),
+        low=_column([r.low for r in rows]),
+        high=_column([r.high for r in rows]),
+        actual_close=_column([r.actual_close for r in rows]),
+        abs_error=_column([abs(r.predicted_close - r.actual_close) for r in rows]),
+        persistence_abs_error=_column([abs(r.last_close - r.actual_close) for r in rows]),
     )

@@ -64,9 +64,9 @@ def cli(ctx: click.Context, verbose: bool, log_format: str | None) -> None:
 
 
 def _register() -> None:
-    from cli import data, db, forecasting, pipeline, serve, tickers
+    from cli import data, db, export, forecasting, pipeline, serve, tickers
 
-    for module in (db, data, tickers, forecasting, pipeline, serve):
+    for module in (db, data, tickers, forecasting, export, pipeline, serve):
         for command in module.COMMANDS:
             cli.add_command(command)
 

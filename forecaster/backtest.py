@@ -126,6 +126,10 @@ class BacktestResult:
     summary: dict[str, Any] = field(default_factory=dict)
     # calendar days from each forecast's origin bar to its target bar (1-4 normally)
     step_days: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    as_of: pd.DatetimeIndex = field(default_factory=lambda: pd.DatetimeIndex([]))  # origin days
+    fold_of: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # method -> each fold's conformal scale (units of origin volatility); NaN: fold 0, no past
+    fold_scales: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -294,8 +298,9 @@ def assemble_backtest(
     actual, last_close, dates, sigmas, steps = [], [], [], [], []
     covered: dict[str, list[np.ndarray]] = {m: [] for m in parts}
     past: dict[str, list[np.ndarray]] = {m: [] for m in parts}  # scaled |log residuals|
-    origins = []
-    for (a, b), out in zip(folds, outputs, strict=True):
+    origins, as_of, fold_of = [], [], []
+    scales: dict[str, list[float]] = {m: [] for m in parts}
+    for k, ((a, b), out) in enumerate(zip(folds, outputs, strict=True)):
         origin_index = np.arange(a + window - 1, b + window - 1)  # the close each forecast is from
         origin_row = a + window - 1  # the last close this fold's model was fit with
         origins.append(index[origin_row].date())
@@ -313,14 +318,18 @@ def assemble_backtest(
         origin_sigma = sigma[origin_index]
         for name in parts:
             scaled = np.abs(np.log(fold_next / parts[name][-1])) / origin_sigma
+            q = math.nan
             if past[name]:  # fold k's interval: the quantile of folds before k only
                 q = conformal_halfwidth(np.concatenate(past[name]), config.coverage)
                 covered[name].append(scaled <= q)
+            scales[name].append(q)
             past[name].append(scaled)
         sigmas.append(origin_sigma)
         actual.append(fold_next)
         last_close.append(fold_last)
         dates.append(index[origin_index + 1])
+        as_of.append(index[origin_index])
+        fold_of.append(np.full(len(origin_index), k, dtype=np.int64))
         steps.append((index[origin_index + 1] - index[origin_index]).days.to_numpy())
     result = BacktestResult(
         target_dates=pd.DatetimeIndex(np.concatenate([d.to_numpy() for d in dates])),
@@ -339,6 +348,9 @@ def assemble_backtest(
         config=config,
         history=history_fingerprint(prices, index[-1].date()),
         step_days=np.concatenate(steps).astype(np.int64),
+        as_of=pd.DatetimeIndex(np.concatenate([d.to_numpy() for d in as_of])),
+        fold_of=np.concatenate(fold_of),
+        fold_scales={m: np.asarray(q, dtype="float64") for m, q in scales.items()},
     )
     result.summary = result.to_dict()
     return result

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from forecaster import artifacts, storage
+from forecaster import artifacts, backtest_record, storage
 from forecaster.errors import ModelRejected, NoChampion
 from forecaster.evaluation import finite
 from forecaster.policy import backtest_key
@@ -116,6 +116,8 @@ def register(
     session.add(row)
     session.flush()
     artifacts.store(session, row, artifact, outcome.bundle)
+    if outcome.record is not None:  # a full backtest: its forecasts replace the ticker's record
+        backtest_record.store(session, ticker.id, row.id, outcome.record)
     artifacts.prune(session, ticker.id, settings.keep_versions)
     log.info(
         "model version registered",

@@ -30,7 +30,7 @@ from typing import Any
 
 import pandas as pd
 
-from forecaster import artifacts
+from forecaster import artifacts, backtest_record
 from forecaster.backtest import (
     BacktestConfig,
     history_fingerprint,
@@ -39,7 +39,7 @@ from forecaster.backtest import (
 )
 from forecaster.evaluation import ewma_volatility
 from forecaster.model import ForecastBundle, LSTMForecaster
-from forecaster.policy import Choice, choose_method
+from forecaster.policy import METHODS, Choice, choose_method
 from forecaster.settings import Settings
 from forecaster.validation import check_daily
 from forecaster.windows import check_history, fit_stats, make_windows
@@ -66,6 +66,8 @@ class TrainingOutcome:
     last_sigma: float  # EWMA volatility on the last stored day
     # fingerprint of every stored day it was trained on: any change forces a full backtest
     history: dict[str, Any] = field(default_factory=dict)
+    # a full backtest's forecasts (forecaster.backtest_record); None: a quiet night reused one
+    record: dict[str, Any] | None = None
 
     @property
     def samples_per_second(self) -> float:
@@ -226,6 +228,7 @@ def train(
     reused = reusable_backtest(previous, config, prices, settings.backtest_every_days)
     backtest_seconds = 0.0
     warm = None
+    record = None
     if reused is not None:
         summary = reused["backtest"]
         final_epochs = int(reused["serving"]["final_epochs"])
@@ -242,6 +245,7 @@ def train(
             ticker,
         )
         summary = result.summary
+        record = backtest_record.from_backtest(result, METHODS)
         backtest_seconds = result.fit_seconds
         final_epochs = result.best_epochs[-1]
     model, stats, ws = warm if warm is not None else fit_all(prices, settings, final_epochs)
@@ -280,6 +284,7 @@ def train(
         median_log_return=median_log_return(close),
         last_sigma=sigma_last,
         history=history_fingerprint(prices, prices.index[-1].date()),
+        record=record,
     )
     log.info(
         "model trained",

@@ -24,11 +24,12 @@ from typing import Any
 
 import pandas as pd
 
+from forecaster import backtest_record
 from forecaster.backtest import history_fingerprint, median_log_return
 from forecaster.errors import InsufficientHistory, StockcastError
 from forecaster.evaluation import ewma_volatility
 from forecaster.model import ForecastBundle, LSTMForecaster
-from forecaster.policy import choose_method
+from forecaster.policy import METHODS, choose_method
 from forecaster.settings import Settings
 from forecaster.training import (
     TrainingOutcome,
@@ -121,6 +122,7 @@ def train_universe(
         }
         backtest_seconds, skipped = 0.0, {}
         warm_from = {s: int(r["version"]) for s, r in reused.items()}
+        records: dict[str, dict[str, Any]] = {}  # the reused backtests keep their records
     else:
         bt = run_universe_backtest(
             usable, settings.window, settings.features, params, backtest_config(settings), members
@@ -130,6 +132,7 @@ def train_universe(
             usable, settings.window, settings.features, params, members, epochs
         )
         summaries = {s: r.summary for s, r in bt.results.items()}
+        records = {s: backtest_record.from_backtest(r, METHODS) for s, r in bt.results.items()}
         fold_info = {
             "backtest_origins": [f.origin.isoformat() for f in bt.folds],
             "backtest_best_epochs": bt.best_epochs,
@@ -192,6 +195,7 @@ def train_universe(
             median_log_return=median_log_return(close),
             last_sigma=sigma_last,
             history=history_fingerprint(prices, trained_through),
+            record=records.get(symbol),
         )
     for symbol in skipped:  # no fold had enough of its windows before its origin
         need = settings.window + MIN_TRAIN + MIN_VAL + settings.backtest_refit_every

@@ -151,6 +151,7 @@ TABLES = (
     "job_runs",
     "live_forecasts",
     "predictions",
+    "backtest_records",
     "model_artifacts",
     "model_versions",
     "prices",

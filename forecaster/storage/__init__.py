@@ -1,9 +1,17 @@
 """Sole owner of the database: the schema (schema.py, created only by the Alembic migrations),
-engines and sessions (engine.py), and every query the application runs (queries.py). Callers
+engines and sessions (engine.py), and every query the application runs (queries.py; the dashboard's read model: dashboard.py). Callers
 import the package: `from forecaster import storage; storage.get_ticker(session, "GOOG")`."""
 
 from __future__ import annotations
 
+from forecaster.storage.dashboard import (
+    DashboardRow,
+    LastRun,
+    TickerState,
+    dashboard_rows,
+    last_run,
+    ticker_states,
+)
 from forecaster.storage.engine import (
     db_error_summary,
     ensure_sqlite_dir,
@@ -16,7 +24,6 @@ from forecaster.storage.engine import (
 from forecaster.storage.history import actions_of, replace_prices, store_actions
 from forecaster.storage.queries import (
     ChartSeries,
-    DashboardRow,
     PurgeCounts,
     TickerOverview,
     TickerSummary,
@@ -25,7 +32,6 @@ from forecaster.storage.queries import (
     champion,
     chart_series,
     count_tickers,
-    dashboard_rows,
     forecast_history,
     get_or_create_ticker,
     get_ticker,
@@ -53,6 +59,7 @@ from forecaster.storage.schema import (
     NAMING_CONVENTION,
     RUN_STATUSES,
     STEP_STATUSES,
+    BacktestRecord,
     Base,
     CorporateAction,
     JobRun,
@@ -73,12 +80,14 @@ __all__ = [
     "NAMING_CONVENTION",
     "RUN_STATUSES",
     "STEP_STATUSES",
+    "BacktestRecord",
     "Base",
     "ChartSeries",
     "CorporateAction",
     "DashboardRow",
     "JobRun",
     "JobStep",
+    "LastRun",
     "LiveForecast",
     "Lock",
     "ModelArtifact",
@@ -88,6 +97,7 @@ __all__ = [
     "PurgeCounts",
     "Ticker",
     "TickerOverview",
+    "TickerState",
     "TickerSummary",
     "UpsertCounts",
     "actions_of",
@@ -105,6 +115,7 @@ __all__ = [
     "get_ticker",
     "is_fresh",
     "job_runs",
+    "last_run",
     "latest_document",
     "latest_forecast",
     "latest_prediction",
@@ -123,6 +134,7 @@ __all__ = [
     "sqlite_file",
     "store_actions",
     "ticker_overview",
+    "ticker_states",
     "ticker_summaries",
     "tracked_symbols",
     "upsert_prediction",

@@ -31,6 +31,7 @@ from sqlalchemy.orm import (
 
 from forecaster.providers.base import PRICE_COLUMNS
 from forecaster.storage.schema import (
+    BacktestRecord,
     Base,
     CorporateAction,
     JobRun,
@@ -343,17 +344,21 @@ def forecast_history(
     ticker_id: int,
     start: date | None,
     end: date | None,
-    limit: int,
+    limit: int | None,
     offset: int,
+    method: str | None = None,
 ) -> tuple[int, list[tuple[Prediction, int, float | None]]]:
-    """Predictions made in [start, end], newest first: (total matching, page of (prediction,
-    model version number, the realized close of its target day or None))."""
+    """Predictions made in [start, end] (served by `method` if given), newest first: (total
+    matching, page of (prediction, model version number, the realized close of its target day or
+    None)); limit None: every one from `offset`."""
     actual = aliased(Price)
     conditions = [Prediction.ticker_id == ticker_id]
     if start:
         conditions.append(Prediction.as_of_date >= start)
     if end:
         conditions.append(Prediction.as_of_date <= end)
+    if method:
+        conditions.append(Prediction.method == method)
     total = session.scalar(select(func.count()).select_from(Prediction).where(*conditions)) or 0
     rows = session.execute(
         select(Prediction, ModelVersion.version, actual.close)
@@ -393,115 +398,8 @@ def all_symbols(session: Session) -> list[str]:
     return list(session.scalars(select(Ticker.symbol).order_by(Ticker.symbol)))
 
 
-# --------------------------------------------------------------------------- pages: dashboard, chart
-
-
-@dataclass(frozen=True)
-class DashboardRow:
-    """Everything the dashboard shows for one ticker, read in a handful of set-based queries."""
-
-    ticker: Ticker
-    last_date: date | None
-    last_close: float | None
-    recent_closes: list[float]  # oldest first, at most `recent`
-    prediction: Prediction | None  # the newest forecast
-    model: ModelVersion | None  # the version that made it, else the champion
-    last_step: JobStep | None  # the ticker's newest pipeline step
-
-
-def _search(query: Any, q: str | None) -> Any:
-    if not q:
-        return query
-    return query.where(
-        Ticker.symbol.contains(q.upper(), autoescape=True)
-        | func.lower(func.coalesce(Ticker.name, "")).contains(q.lower(), autoescape=True)
-    )
-
-
-def dashboard_rows(
-    session: Session, q: str | None, limit: int, offset: int, recent: int = 30
-) -> tuple[int, list[DashboardRow]]:
-    """One page of tickers (by symbol, `q` a case-insensitive substring of symbol or name) and
-    the total that match. Each query is bounded by the page, so 500 tickers cost what 50 do."""
-    total = session.scalar(_search(select(func.count()).select_from(Ticker), q)) or 0
-    # Correlated max(): an index seek per ticker on (ticker_id, date), never a scan of prices.
-    last_day = select(func.max(Price.date)).where(Price.ticker_id == Ticker.id).scalar_subquery()
-    page = session.execute(
-        _search(select(Ticker, last_day), q).order_by(Ticker.symbol).limit(limit).offset(offset)
-    ).all()
-    if not page:
-        return total, []
-    ids = [t.id for t, _ in page]
-
-    closes: dict[int, list[tuple[date, float]]] = {i: [] for i in ids}
-    # Per ticker, the date of its `recent`-th newest close (an index seek), then the rows from it:
-    # one constant statement, whatever the page.
-    p2 = aliased(Price)
-    cutoff = (
-        select(p2.date)
-        .where(p2.ticker_id == Ticker.id)
-        .order_by(p2.date.desc())
-        .limit(1)
-        .offset(recent - 1)
-        .scalar_subquery()
-    )
-    cuts = (
-        select(Ticker.id.label("tid"), cutoff.label("since")).where(Ticker.id.in_(ids)).subquery()
-    )
-    for tid, day, close in session.execute(
-        select(Price.ticker_id, Price.date, Price.close)
-        .join(cuts, Price.ticker_id == cuts.c.tid)
-        .where(Price.date >= func.coalesce(cuts.c.since, date(1, 1, 1)))
-        .order_by(Price.ticker_id, Price.date)
-    ):
-        closes[tid].append((day, close))
-
-    newest = (
-        select(func.max(Prediction.as_of_date))
-        .where(Prediction.ticker_id == Ticker.id)
-        .correlate(Ticker)
-        .scalar_subquery()
-    )
-    predictions = {
-        p.ticker_id: (p, mv)
-        for p, mv in session.execute(
-            select(Prediction, ModelVersion)
-            .join(Ticker, Ticker.id == Prediction.ticker_id)
-            .join(ModelVersion, ModelVersion.id == Prediction.model_version_id)
-            .where(Prediction.ticker_id.in_(ids), Prediction.as_of_date == newest)
-        ).tuples()
-    }
-    champions = {
-        mv.ticker_id: mv
-        for mv in session.scalars(
-            select(ModelVersion).where(
-                ModelVersion.ticker_id.in_([i for i in ids if i not in predictions]),
-                ModelVersion.status == "champion",
-            )
-        )
-    }
-    symbols = [t.symbol for t, _ in page]
-    step_ids = (
-        select(func.max(JobStep.id)).where(JobStep.ticker.in_(symbols)).group_by(JobStep.ticker)
-    )
-    steps = {s.ticker: s for s in session.scalars(select(JobStep).where(JobStep.id.in_(step_ids)))}
-
-    rows = []
-    for ticker, last in page:
-        series = closes[ticker.id][-recent:]
-        prediction, model = predictions.get(ticker.id, (None, champions.get(ticker.id)))
-        rows.append(
-            DashboardRow(
-                ticker=ticker,
-                last_date=last,
-                last_close=series[-1][1] if series else None,
-                recent_closes=[c for _, c in series],
-                prediction=prediction,
-                model=model,
-                last_step=steps.get(ticker.symbol),
-            )
-        )
-    return total, rows
+# --------------------------------------------------------------------------- pages: the chart (the
+# dashboard's read model: forecaster.storage.dashboard)
 
 
 @dataclass(frozen=True)
@@ -624,6 +522,7 @@ def purge_ticker(session: Session, ticker: Ticker) -> PurgeCounts:
     """
     session.execute(delete(LiveForecast).where(LiveForecast.ticker_id == ticker.id))
     predictions = session.execute(delete(Prediction).where(Prediction.ticker_id == ticker.id))
+    session.execute(delete(BacktestRecord).where(BacktestRecord.ticker_id == ticker.id))
     ticker_versions = select(ModelVersion.id).where(ModelVersion.ticker_id == ticker.id)
     session.execute(
         delete(ModelArtifact).where(ModelArtifact.model_version_id.in_(ticker_versions))

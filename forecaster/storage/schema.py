@@ -196,6 +196,25 @@ class ModelArtifact(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class BacktestRecord(Base):
+    """A ticker's newest full backtest, forecast by forecast (forecaster.backtest_record): written
+    with the version whose backtest it is, replaced by the next full backtest."""
+
+    __tablename__ = "backtest_records"
+
+    ticker_id: Mapped[int] = mapped_column(
+        ForeignKey("tickers.id", ondelete="CASCADE"), primary_key=True
+    )
+    model_version_id: Mapped[int] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="CASCADE")
+    )
+    start: Mapped[date] = mapped_column(Date)  # first target day
+    end: Mapped[date] = mapped_column(Date)  # last target day
+    n_forecasts: Mapped[int]  # per method
+    record: Mapped[bytes] = mapped_column(LargeBinary)  # compressed JSON columns
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Prediction(Base):
     __tablename__ = "predictions"
     __table_args__ = (

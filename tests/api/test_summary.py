@@ -3,14 +3,15 @@ client on SQLite and PostgreSQL (the browser suite is tests/pages/test_pages_bro
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from sqlalchemy.orm import Session, sessionmaker
 
 from api import create_app
-from forecaster import calendar
+from forecaster import calendar, storage
 from forecaster.settings import Settings
 
 
@@ -166,3 +167,103 @@ def test_pages_when_the_database_is_down(settings: Settings) -> None:
     assert page.status_code == 503 and page.mimetype == "text/html"
     assert page.headers["Retry-After"] == "5"
     assert b"Database unavailable" in page.data and b"psycopg" not in page.data
+
+
+def _ticker(
+    s: Session, symbol: str, method: str, ratio: float, change: float, as_of: date
+) -> storage.Ticker:
+    """A ticker with one close, a champion serving `method` and its forecast as of `as_of`."""
+    ticker = storage.get_or_create_ticker(s, symbol, "csv")
+    s.add(
+        storage.Price(
+            ticker_id=ticker.id, date=as_of, open=10, high=10, low=10, close=10,
+            adj_close=None, volume=1, source="csv", adjusted=False,
+        )
+    )  # fmt: skip
+    mv = storage.ModelVersion(
+        ticker_id=ticker.id, version=1, status="champion", config={}, train_start=as_of,
+        train_end=as_of, test_start=as_of, test_end=as_of, n_train=100, train_seconds=1.0,
+        mae=ratio, persistence_mae=1.0, mae_ratio=ratio, interval_halfwidth=0.1,
+        interval_coverage=0.9, metrics={}, method=method,
+    )  # fmt: skip
+    s.add(mv)
+    s.flush()
+    s.add(
+        storage.Prediction(
+            ticker_id=ticker.id, model_version_id=mv.id, as_of_date=as_of,
+            target_date=as_of + timedelta(days=1), last_close=10.0,
+            predicted_close=10.0 * (1 + change), lower=9.0, upper=11.0, coverage=0.9,
+            method=method,
+        )
+    )  # fmt: skip
+    return ticker
+
+
+def test_summary_sorts_filters_and_sums_up_the_universe(
+    client: FlaskClient, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    # the session the API calls the last one: a forecast as of it is fresh
+    fresh_day = calendar.last_session_before(
+        calendar.exchange_today(settings), settings.exchange_calendar
+    )
+    with sessions.begin() as s:
+        _ticker(s, "AAA", "drift", 1.02, -0.01, fresh_day)
+        zzz = _ticker(s, "ZZZ", "lstm", 0.95, 0.03, date(2018, 12, 31))
+        zzz.suspect_day, zzz.suspect_note = date(2018, 12, 3), "a move"
+        run = storage.JobRun(
+            kind="pipeline", trigger="scheduler", status="partial", tickers=["AAA", "ZZZ"]
+        )
+        s.add(run)
+        s.flush()
+        run.finished_at = run.started_at + timedelta(seconds=90)
+        s.add_all(
+            [
+                storage.JobStep(
+                    run_id=run.id, ticker="AAA", status="failed", error_code="fetch_failed"
+                ),
+                storage.JobStep(run_id=run.id, ticker="ZZZ", status="succeeded"),
+            ]
+        )
+
+    def tickers(query: str) -> list[str]:
+        return [t["ticker"] for t in get(client, f"/v1/summary?{query}")["tickers"]]
+
+    # GOOG 0.98 (lstm), ZZZ 0.95 (lstm), AAA 1.02 (drift), ^GSPC none: missing values last
+    assert tickers("sort=mae_ratio") == ["ZZZ", "GOOG", "AAA", "^GSPC"]
+    assert tickers("sort=-mae_ratio") == ["AAA", "GOOG", "ZZZ", "^GSPC"]
+    assert tickers("sort=-change") == ["ZZZ", "GOOG", "AAA", "^GSPC"]
+    assert tickers("sort=-as_of") == ["AAA", "ZZZ", "GOOG", "^GSPC"]
+    assert tickers("sort=last_run") == ["AAA", "ZZZ", "GOOG", "^GSPC"]  # failed < succeeded
+    assert tickers("method=lstm&sort=mae_ratio") == ["ZZZ", "GOOG"]
+    assert tickers("status=fresh") == ["AAA"]
+    assert tickers("status=stale") == ["GOOG", "ZZZ", "^GSPC"]
+    assert tickers("status=suspect") == ["ZZZ"] and tickers("status=failed") == ["AAA"]
+    page = get(client, "/v1/summary?method=lstm&sort=-mae_ratio&limit=1")
+    assert page["total"] == 2 and page["next_offset"] == 1 and page["sort"] == "-mae_ratio"
+    universe = page["universe"]  # the whole universe, whatever the filters
+    night = universe.pop("last_night")
+    assert universe == {
+        "tickers": 4,
+        "tracked": 4,
+        "served_by_network": 2,
+        "stale": 3,
+        "failed": 1,
+        "suspect": 1,
+        "methods": {"lstm": 2, "drift": 1},
+    }
+    assert night["status"] == "partial" and night["duration_seconds"] == 90.0
+    assert night["tickers"] == 2 and night["failed"] == 1 and night["trigger"] == "scheduler"
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("sort=price", "sort must be one of ticker, -ticker, change"),
+        ("method=arima", "method must be one of lstm, persistence"),
+        ("status=late", "status must be one of stale, fresh, suspect, failed, got 'late'"),
+    ],
+)
+def test_summary_bad_sort_and_filters(client: FlaskClient, query: str, message: str) -> None:
+    body = get(client, f"/v1/summary?{query}", 400)
+    assert body["error"]["code"] == "bad_parameter"
+    assert body["error"]["message"].startswith(message)

@@ -16,13 +16,15 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pagedata import seed_pages
+from selenium.webdriver.support.select import Select
 
 from forecaster import migrate, service, storage
 from forecaster.providers.synthetic import SyntheticProvider
@@ -32,6 +34,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 CHROMIUM = os.environ.get("STOCKCAST_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("STOCKCAST_CHROMEDRIVER", "/usr/bin/chromedriver")
 NEW = "SYN-RW-1"
+NETWORK = "SYN-AR30-1"
 SUSPECT_DAY = date(2018, 10, 1)
 SUSPECT_NOTE = (
     "the close moved -50% on 2018-10-01 (log return -0.69) with no split, dividend or revision "
@@ -55,11 +58,9 @@ def api(base: str, path: str) -> Any:
         return json.load(response)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    tmp = tmp_path_factory.mktemp("pages")
-    url = f"sqlite:///{tmp / 'pages.db'}"
-    migrate.upgrade(url)
+@contextmanager
+def serving(url: str, tmp: Path, seed: Callable[[], None]) -> Iterator[str]:
+    """`stockcast serve` (gunicorn, one worker) on `url`; `seed` fills the database meanwhile."""
     port = free_port()
     env = {
         **os.environ,
@@ -76,21 +77,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        # Seeded while the server boots (the app reads per request): a few seconds saved.
-        engine = storage.make_engine(url)
-        sessions = storage.make_session_factory(engine)
-        seed_pages(sessions, forecast_days=300)
-        with sessions.begin() as session:  # a ticker with prices only: no model, no forecast
-            service.backfill_ticker(session, SyntheticProvider(), NEW, date(2018, 7, 1))
-            new = storage.get_ticker(session, NEW)
-            assert new is not None  # ... suspect since a move no action explains, and a split
-            new.suspect_day, new.suspect_note = SUSPECT_DAY, SUSPECT_NOTE
-            session.add(
-                storage.CorporateAction(
-                    ticker_id=new.id, date=date(2018, 9, 4), kind="split", value=2.0, source="t"
-                )
-            )
-        engine.dispose()
+        seed()  # while the server boots (the app reads per request): a few seconds saved
         for _ in range(200):
             try:
                 urllib.request.urlopen(f"{base}/readyz", timeout=1).read()
@@ -106,6 +93,68 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         proc.wait(timeout=15)
         if proc.stderr:
             proc.stderr.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    tmp = tmp_path_factory.mktemp("pages")
+    url = f"sqlite:///{tmp / 'pages.db'}"
+    migrate.upgrade(url)
+
+    def seed() -> None:
+        engine = storage.make_engine(url)
+        sessions = storage.make_session_factory(engine)
+        seed_pages(sessions, forecast_days=300)
+        seed_pages(  # a ticker the network serves
+            sessions,
+            forecast_days=20,
+            tickers=(NETWORK,),
+            provider=SyntheticProvider(),
+            start=date(2018, 7, 1),
+            runs=False,
+        )
+        with sessions.begin() as session:  # a ticker with prices only: no model, no forecast
+            service.backfill_ticker(session, SyntheticProvider(), NEW, date(2018, 7, 1))
+            new = storage.get_ticker(session, NEW)
+            assert new is not None  # ... suspect since a move no action explains, and a split
+            new.suspect_day, new.suspect_note = SUSPECT_DAY, SUSPECT_NOTE
+            session.add(
+                storage.CorporateAction(
+                    ticker_id=new.id, date=date(2018, 9, 4), kind="split", value=2.0, source="t"
+                )
+            )
+        engine.dispose()
+
+    with serving(url, tmp, seed) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def pipeline_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The set-up of `make run` (scripts/quickstart.sh) for ^GSPC: migrate, backfill the sample,
+    one real pipeline run (backtest, refit, forecast), serve. A small network: the pages are
+    under test, not its skill."""
+    tmp = tmp_path_factory.mktemp("pipeline")
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp / 'stockcast.db'}",
+        "STOCKCAST_DATA_DIR": str(tmp),
+        "STOCKCAST_LSTM_UNITS": "8,4",
+        "STOCKCAST_EPOCHS": "2",
+        "STOCKCAST_LOG_FORMAT": "json",
+    }
+    stockcast = str(Path(sys.executable).parent / "stockcast")
+    for args in (
+        ["db", "upgrade"],
+        ["backfill", "^GSPC", "--provider", "sample"],
+        ["run-now", "^GSPC"],
+    ):
+        done = subprocess.run(
+            [stockcast, *args], env=env, capture_output=True, text=True, timeout=600
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+    with serving(env["DATABASE_URL"], tmp, lambda: None) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +211,7 @@ def test_dashboard_lists_the_sample_tickers(driver: Any, server: str) -> None:
     rows = driver.execute_script(
         "return [...document.querySelectorAll('#tickers tbody tr')].map(r => r.dataset.ticker)"
     )
-    assert rows == [t["ticker"] for t in summary["tickers"]] == ["GOOG", NEW, "^GSPC"]
+    assert rows == [t["ticker"] for t in summary["tickers"]] == ["GOOG", NETWORK, NEW, "^GSPC"]
     cells = driver.execute_script(
         "const r = document.querySelector('tr[data-ticker=\"^GSPC\"]');"
         "return [...r.children].map(c => c.textContent.trim())"
@@ -174,7 +223,7 @@ def test_dashboard_lists_the_sample_tickers(driver: Any, server: str) -> None:
     assert cells[5] == gspc["forecast"]["method"] == "drift"
     assert cells[6] == f"{gspc['skill']['mae_ratio']:.3f}"
     assert cells[8] == "staleas of 2018-12-31"  # the sample data ends in 2018
-    assert driver.execute_script("return document.querySelectorAll('canvas.spark').length") == 3
+    assert driver.execute_script("return document.querySelectorAll('canvas.spark').length") == 4
     new = driver.execute_script(
         f"return [...document.querySelector('tr[data-ticker=\"{NEW}\"]').children]"
         ".map(c => c.textContent.trim())"
@@ -191,6 +240,38 @@ def test_dashboard_lists_the_sample_tickers(driver: Any, server: str) -> None:
         "return [...document.querySelectorAll('#tickers tbody tr')].map(r => r.dataset.ticker)"
     ) == ["GOOG"]
     assert "q=goo" in driver.current_url
+    assert console_problems(driver) == []
+
+
+def test_dashboard_sorts_filters_and_sums_up_the_universe(driver: Any, server: str) -> None:
+    driver.get(server + "/")
+    wait_for(driver, "document.querySelector('#tickers').dataset.loaded === 'true'")
+    universe = api(server, "/v1/summary")["universe"]
+    tile = lambda name: driver.find_element("id", name).text  # noqa: E731
+    assert tile("u-tickers") == "4" and tile("u-tracked") == "4 tracked"
+    assert tile("u-network") == "1" == str(universe["served_by_network"])
+    assert tile("u-stale") == str(universe["stale"]) and tile("u-failed") == "1"
+    assert tile("u-suspect") == "1"
+    assert tile("u-night") == "partial" and "2 tickers, 1 failed" in tile("u-night-detail")
+    rows = "[...document.querySelectorAll('#tickers tbody tr')].map(r => r.dataset.ticker)"
+    driver.find_element("css selector", "th[data-sort='mae_ratio'] button").click()
+    wait_for(driver, "document.querySelector('#tickers').dataset.sort === 'mae_ratio'")
+    # lowest MAE ratio first, no model last: SYN-AR30-1 0.971, ^GSPC 0.993, GOOG 1.003
+    assert driver.execute_script(f"return {rows}") == [NETWORK, "^GSPC", "GOOG", NEW]
+    header = driver.find_element("css selector", "th[data-sort='mae_ratio']")
+    assert header.get_attribute("aria-sort") == "ascending"
+    driver.find_element("css selector", "th[data-sort='mae_ratio'] button").click()
+    wait_for(driver, "document.querySelector('#tickers').dataset.sort === '-mae_ratio'")
+    assert driver.execute_script(f"return {rows}") == ["GOOG", "^GSPC", NETWORK, NEW]
+    Select(driver.find_element("id", "method")).select_by_visible_text("lstm")
+    wait_for(driver, "document.querySelector('#tickers').dataset.total === '1'")
+    assert driver.execute_script(f"return {rows}") == [NETWORK]
+    assert "method=lstm" in driver.current_url and "sort=-mae_ratio" in driver.current_url
+    assert driver.find_element("id", "status").text == "1 ticker served by lstm"
+    driver.save_screenshot(str(ARTIFACTS / "dashboard-lstm.png"))
+    Select(driver.find_element("id", "method")).select_by_visible_text("all")
+    Select(driver.find_element("id", "state")).select_by_visible_text("failed")
+    wait_for(driver, f"JSON.stringify({rows}) === '[\"GOOG\"]'")
     assert console_problems(driver) == []
 
 
@@ -219,8 +300,9 @@ def test_gspc_chart_draws_every_point_and_the_band(driver: Any, server: str) -> 
         "pred": len(forecasts),
         "low": len(forecasts),
         "high": len(forecasts),
-        "bands": 1,
+        "bands": 2,  # the live forecasts' interval and the backtest's (none stored here)
     }
+    assert fig.get_attribute("data-backtest") == "0"
     realized = sum(e is not None for e in series["forecasts"]["abs_error"])
     assert int(driver.find_element("id", "error-chart").get_attribute("data-points")) == (
         realized - 19
@@ -328,4 +410,35 @@ def test_a_ticker_without_forecasts(driver: Any, server: str) -> None:
     assert driver.find_element("id", "headline").text == "No forecast yet."
     assert driver.find_element("id", "model-card").text.startswith("No model yet")
     assert driver.find_element("css selector", "#runs tbody").text == "No pipeline run yet."
+    assert console_problems(driver) == []
+
+
+def test_the_backtest_record_is_on_the_chart_from_the_first_night(
+    driver: Any, pipeline_server: str
+) -> None:
+    driver.get(pipeline_server + "/tickers/%5EGSPC")
+    wait_for(driver, "document.querySelector('#price-chart').dataset.ready === 'true'")
+    series = api(pipeline_server, "/v1/series/%5EGSPC")
+    backtest = series["backtest"]
+    assert len(backtest["target_date"]) == 500 and len(series["forecasts"]["target_date"]) == 1
+    fig = driver.find_element("id", "price-chart")
+    assert int(fig.get_attribute("data-backtest")) == 500 >= 400
+    drawn = driver.execute_script(
+        "const d = window.stockcastChart.data;"
+        "const n = (a) => a.filter(v => v !== null).length;"
+        "return {bt: n(d[5]), low: n(d[6]), high: n(d[7]), labels: window.stockcastChart.series.map(s => s.label)}"
+    )
+    first_fold = 125  # no interval: no earlier fold to calibrate on
+    assert drawn["bt"] == 500 and drawn["low"] == drawn["high"] == 500 - first_fold
+    assert drawn["labels"][5] == f"Backtest (out of sample, {backtest['method']})"
+    # The realized-error panel: the backtest's rolling error and persistence's, from night one.
+    errors = driver.execute_script(
+        "const d = window.stockcastErrorChart.data;"
+        "const n = (a) => a.filter(v => v !== null).length;"
+        "return {x: d[0].length, backtest: n(d[1]), live: n(d[2]), persistence: n(d[3])}"
+    )
+    assert errors == {"x": 500 - 19, "backtest": 500 - 19, "live": 0, "persistence": 500 - 19}
+    driver.find_element("css selector", "[data-range='3M']").click()
+    wait_for(driver, "document.querySelector('#price-chart').dataset.range === '3M'")
+    driver.save_screenshot(str(ARTIFACTS / "ticker-gspc-backtest.png"))
     assert console_problems(driver) == []

@@ -1,4 +1,5 @@
-/* The dashboard: one page of /v1/summary at a time, searchable; every number from the API. */
+/* The dashboard: the universe at a glance, then one page of /v1/summary at a time, searchable,
+   filterable by method and status, sortable by column; every number from the API. */
 "use strict";
 (function () {
   const { el, getJSON, money, fixed, pct, pvalue, tickerUrl, badge, showError } = window.stockcast;
@@ -6,6 +7,9 @@
   const params = new URLSearchParams(location.search);
   let q = params.get("q") || "";
   let offset = Math.max(0, parseInt(params.get("offset") || "0", 10) || 0);
+  let method = params.get("method") || "";
+  let state = params.get("status") || "";
+  let sort = params.get("sort") || "ticker";
   let seq = 0;
 
   const tbody = document.querySelector("#tickers tbody");
@@ -15,7 +19,41 @@
   const prev = document.getElementById("prev");
   const next = document.getElementById("next");
   const pageInfo = document.getElementById("page-info");
+  const methodSelect = document.getElementById("method");
+  const stateSelect = document.getElementById("state");
+  const headers = [...document.querySelectorAll("#tickers th[data-sort]")];
   input.value = q;
+  methodSelect.value = method;
+  stateSelect.value = state;
+
+  function showSort() {
+    const column = sort.replace(/^-/, "");
+    for (const th of headers) {
+      th.setAttribute("aria-sort", th.dataset.sort !== column ? "none" : sort.startsWith("-") ? "descending" : "ascending");
+    }
+  }
+
+  function when(iso) { return iso ? iso.replace("T", " ").slice(0, 16) + " UTC" : "–"; }
+
+  function showUniverse(u) {
+    const text = (id, value) => { document.getElementById(id).textContent = value; };
+    text("u-tickers", u.tickers.toLocaleString("en-US"));
+    text("u-tracked", `${u.tracked.toLocaleString("en-US")} tracked`);
+    text("u-network", u.served_by_network.toLocaleString("en-US"));
+    text("u-methods", Object.entries(u.methods).filter(([m]) => m !== "lstm")
+      .map(([m, n]) => `${m} ${n.toLocaleString("en-US")}`).join(" · ") || "no baseline serves");
+    text("u-stale", u.stale.toLocaleString("en-US"));
+    text("u-failed", u.failed.toLocaleString("en-US"));
+    text("u-suspect", u.suspect.toLocaleString("en-US"));
+    const night = u.last_night;
+    const tile = document.getElementById("u-night");
+    if (!night) { tile.textContent = "none yet"; text("u-night-detail", "no pipeline run recorded"); return; }
+    tile.replaceChildren(badge(night.status, night.status, `run ${night.run_id} (${night.trigger})`));
+    const seconds = night.duration_seconds;
+    const took = seconds === null ? "still running"
+      : seconds < 120 ? `took ${fixed(seconds, 0)} s` : `took ${fixed(seconds / 60, 1)} min`;
+    text("u-night-detail", `started ${when(night.started_at)}, ${took}; ${night.tickers.toLocaleString("en-US")} tickers, ${night.failed} failed`);
+  }
 
   function sparkline(closes, symbol) {
     const width = 110, height = 28;
@@ -83,7 +121,11 @@
 
   async function load() {
     const mine = ++seq;
-    const url = `/v1/summary?limit=${PAGE}&offset=${offset}` + (q ? `&q=${encodeURIComponent(q)}` : "");
+    const query = new URLSearchParams({ limit: String(PAGE), offset: String(offset), sort });
+    if (q) query.set("q", q);
+    if (method) query.set("method", method);
+    if (state) query.set("status", state);
+    const url = `/v1/summary?${query}`;
     status.textContent = "Loading…";
     let body;
     try {
@@ -95,21 +137,29 @@
     if (mine !== seq) return; // a newer search answered first
     document.getElementById("error").hidden = true;
     tbody.replaceChildren(...body.tickers.map(row));
+    const filtered = q || method || state;
     if (!body.tickers.length) {
-      tbody.append(el("tr", {}, [el("td", { colspan: 11, text: q ? `No ticker matches “${q}”.` : "No tickers yet: run `stockcast backfill`." })]));
+      tbody.append(el("tr", {}, [el("td", { colspan: 11, text: filtered ? "No ticker matches these filters." : "No tickers yet: run `stockcast backfill`." })]));
     }
+    showUniverse(body.universe);
+    showSort();
     const first = body.total ? body.offset + 1 : 0;
     const last = body.offset + body.tickers.length;
-    status.textContent = `${body.total} ticker${body.total === 1 ? "" : "s"}${q ? ` matching “${q}”` : ""}`;
+    const what = [q ? `matching “${q}”` : "", method ? `served by ${method}` : "", state || ""].filter(Boolean).join(", ");
+    status.textContent = `${body.total} ticker${body.total === 1 ? "" : "s"}${what ? ` ${what}` : ""}`;
     pageInfo.textContent = `${first}–${last} of ${body.total}`;
     table.dataset.total = String(body.total);
     table.dataset.rows = String(body.tickers.length);
     prev.disabled = body.offset === 0;
     next.disabled = body.next_offset === null;
-    const state = new URLSearchParams();
-    if (q) state.set("q", q);
-    if (offset) state.set("offset", String(offset));
-    history.replaceState(null, "", state.toString() ? `?${state}` : location.pathname);
+    const shown = new URLSearchParams();
+    if (q) shown.set("q", q);
+    if (method) shown.set("method", method);
+    if (state) shown.set("status", state);
+    if (sort !== "ticker") shown.set("sort", sort);
+    if (offset) shown.set("offset", String(offset));
+    history.replaceState(null, "", shown.toString() ? `?${shown}` : location.pathname);
+    table.dataset.sort = sort;
     table.dataset.loaded = "true";
   }
 
@@ -123,6 +173,17 @@
     clearTimeout(timer);
     q = input.value.trim(); offset = 0; load();
   });
+  methodSelect.addEventListener("change", () => { method = methodSelect.value; offset = 0; load(); });
+  stateSelect.addEventListener("change", () => { state = stateSelect.value; offset = 0; load(); });
+  for (const th of headers) {
+    th.querySelector("button").addEventListener("click", () => {
+      const column = th.dataset.sort;
+      // a new column sorts ascending (MAE ratio: best first); the same column flips
+      sort = sort === column ? `-${column}` : column;
+      offset = 0;
+      load();
+    });
+  }
   prev.addEventListener("click", () => { offset = Math.max(0, offset - PAGE); load(); });
   next.addEventListener("click", () => { offset += PAGE; load(); });
   load();

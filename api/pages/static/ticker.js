@@ -1,5 +1,6 @@
-/* One ticker: closes with the stored forecasts and their interval band (uPlot), a panel of
-   rolling realized errors (served forecast vs persistence), the model card and recent runs.
+/* One ticker: closes with the stored forecasts and their interval band (uPlot), the newest full
+   backtest's out-of-sample forecasts of the served method with theirs, a panel of rolling
+   realized errors (backtest and live forecasts vs persistence), the model card and recent runs.
    Exposed for tests and bench/pages.py: window.stockcastChart (the uPlot instance),
    window.stockcastChartMs (ms to build and draw it) and data-* counts on #price-chart. */
 "use strict";
@@ -18,35 +19,54 @@
   const toSeconds = (iso) => Date.UTC(+iso.slice(0, 4), +iso.slice(5, 7) - 1, +iso.slice(8, 10)) / 1000;
   const isoOf = (seconds) => new Date(seconds * 1000).toISOString().slice(0, 10);
 
-  /* Align closes (by date) and forecasts (by target date) on one x axis, as uPlot wants. */
+  /* Align closes (by date), live forecasts and the backtest's (by target date) on one x axis,
+     as uPlot wants: null where a column has no value on that day. */
   function align(series) {
     const c = series.closes, f = series.forecasts;
-    const cx = c.date.map(toSeconds), fx = f.target_date.map(toSeconds);
-    const x = [], close = [], pred = [], low = [], high = [], method = [], err = [], perr = [];
-    let i = 0, j = 0;
-    while (i < cx.length || j < fx.length) {
-      const t = Math.min(i < cx.length ? cx[i] : Infinity, j < fx.length ? fx[j] : Infinity);
-      x.push(t);
-      if (i < cx.length && cx[i] === t) { close.push(c.close[i]); i++; } else close.push(null);
-      if (j < fx.length && fx[j] === t) {
-        pred.push(f.predicted_close[j]); low.push(f.low[j]); high.push(f.high[j]);
-        method.push(f.method[j]); err.push(f.abs_error[j]); perr.push(f.persistence_abs_error[j]); j++;
-      } else { pred.push(null); low.push(null); high.push(null); method.push(null); err.push(null); perr.push(null); }
-    }
-    return { x, close, pred, low, high, method, err, perr };
+    const b = series.backtest || { target_date: [], predicted_close: [], low: [], high: [], abs_error: [], persistence_abs_error: [] };
+    const cx = c.date.map(toSeconds), fx = f.target_date.map(toSeconds), bx = b.target_date.map(toSeconds);
+    const x = [...new Set([...cx, ...fx, ...bx])].sort((p, q) => p - q);
+    const at = new Map(x.map((t, k) => [t, k]));
+    const column = () => new Array(x.length).fill(null);
+    const a = {
+      x, close: column(), pred: column(), low: column(), high: column(), method: column(), err: column(), perr: column(),
+      bt: column(), btLow: column(), btHigh: column(), btErr: column(), btPerr: column(),
+      btMethod: b.method || null,
+    };
+    cx.forEach((t, i) => { a.close[at.get(t)] = c.close[i]; });
+    fx.forEach((t, j) => {
+      const k = at.get(t);
+      a.pred[k] = f.predicted_close[j]; a.low[k] = f.low[j]; a.high[k] = f.high[j];
+      a.method[k] = f.method[j]; a.err[k] = f.abs_error[j]; a.perr[k] = f.persistence_abs_error[j];
+    });
+    bx.forEach((t, j) => {
+      const k = at.get(t);
+      a.bt[k] = b.predicted_close[j]; a.btLow[k] = b.low[j]; a.btHigh[k] = b.high[j];
+      a.btErr[k] = b.abs_error[j]; a.btPerr[k] = b.persistence_abs_error[j];
+    });
+    return a;
   }
 
-  /* Rolling mean of the last ROLL realized errors, at each realized forecast's target date. */
+  /* Rolling means of the last ROLL realized errors at each day with one: the backtest's
+     forecasts, the live ones, and persistence over both (the same error on a day both have). */
   function rolling(a) {
-    const x = [], model = [], persistence = [];
-    let sm = 0, sp = 0; const qm = [], qp = [];
+    const x = [], backtest = [], live = [], persistence = [];
+    const roll = () => ({ q: [], sum: 0, push(v) { this.q.push(v); this.sum += v; if (this.q.length > ROLL) this.sum -= this.q.shift(); },
+      get mean() { return this.q.length === ROLL ? this.sum / ROLL : null; } });
+    const rb = roll(), rl = roll(), rp = roll();
     for (let k = 0; k < a.x.length; k++) {
-      if (a.err[k] === null || a.perr[k] === null) continue;
-      qm.push(a.err[k]); qp.push(a.perr[k]); sm += a.err[k]; sp += a.perr[k];
-      if (qm.length > ROLL) { sm -= qm.shift(); sp -= qp.shift(); }
-      if (qm.length === ROLL) { x.push(a.x[k]); model.push(sm / ROLL); persistence.push(sp / ROLL); }
+      const hasB = a.btErr[k] !== null, hasL = a.err[k] !== null && a.perr[k] !== null;
+      if (!hasB && !hasL) continue;
+      if (hasB) rb.push(a.btErr[k]);
+      if (hasL) rl.push(a.err[k]);
+      rp.push(hasL ? a.perr[k] : a.btPerr[k]);
+      if (rb.mean === null && rl.mean === null && rp.mean === null) continue;
+      x.push(a.x[k]);
+      backtest.push(hasB ? rb.mean : null);
+      live.push(hasL ? rl.mean : null);
+      persistence.push(rp.mean);
     }
-    return { x, model, persistence };
+    return { x, backtest, live, persistence };
   }
 
   function width(fig) { return Math.max(320, Math.floor(fig.getBoundingClientRect().width)); }
@@ -64,8 +84,12 @@
           points: { show: false } },
         { label: "Interval low", stroke: "rgba(31,78,121,.45)", width: 1, value: (u, v) => money(v) },
         { label: "Interval high", stroke: "rgba(31,78,121,.45)", width: 1, value: (u, v) => money(v) },
+        { label: `Backtest (out of sample${a.btMethod ? `, ${a.btMethod}` : ""})`, stroke: "#b35c00", width: 1.25,
+          value: (u, v) => money(v), points: { show: false } },
+        { label: "Backtest low", stroke: "rgba(179,92,0,.35)", width: 1, value: (u, v) => money(v) },
+        { label: "Backtest high", stroke: "rgba(179,92,0,.35)", width: 1, value: (u, v) => money(v) },
       ],
-      bands: [{ series: [4, 3], fill: "rgba(31,78,121,.16)" }],
+      bands: [{ series: [4, 3], fill: "rgba(31,78,121,.16)" }, { series: [7, 6], fill: "rgba(179,92,0,.12)" }],
       axes: [{}, { size: 70, values: (u, vals) => vals.map((v) => money(v)) }],
     };
     const errorOpts = {
@@ -74,7 +98,8 @@
       scales: { x: { time: true } },
       series: [
         { label: "Date", value: (u, v) => (v === null ? "–" : isoOf(v)) },
-        { label: `Served forecast (mean abs. error, ${ROLL})`, stroke: "#1f4e79", width: 1.5, value: (u, v) => fixed(v, 2) },
+        { label: `Backtest, served method (mean abs. error, ${ROLL})`, stroke: "#b35c00", width: 1.5, value: (u, v) => fixed(v, 2) },
+        { label: `Live forecast (mean abs. error, ${ROLL})`, stroke: "#1f4e79", width: 1.5, value: (u, v) => fixed(v, 2) },
         { label: `Persistence (mean abs. error, ${ROLL})`, stroke: "#b3261e", width: 1.5, value: (u, v) => fixed(v, 2) },
       ],
       axes: [{}, { size: 70 }],
@@ -89,8 +114,8 @@
       u.root.dataset.draws = String(+(u.root.dataset.draws || 0) + 1);
     }] };
     t0 = performance.now();
-    const price = new uPlot(priceOpts, [a.x, a.close, a.pred, a.low, a.high], priceFig);
-    const errors = new uPlot(errorOpts, [r.x, r.model, r.persistence], errorFig);
+    const price = new uPlot(priceOpts, [a.x, a.close, a.pred, a.low, a.high, a.bt, a.btLow, a.btHigh], priceFig);
+    const errors = new uPlot(errorOpts, [r.x, r.backtest, r.live, r.persistence], errorFig);
     return [price, errors];
   }
 
@@ -126,7 +151,8 @@
       if (n >= TABLE_MAX) continue;
       const tr = document.createElement("tr");
       const cells = [isoOf(a.x[k]), money(a.close[k]), money(a.pred[k]), money(a.low[k]),
-        money(a.high[k]), a.method[k] || "", fixed(a.err[k], 2), fixed(a.perr[k], 2)];
+        money(a.high[k]), a.method[k] || "", fixed(a.err[k], 2), fixed(a.perr[k] ?? a.btPerr[k], 2),
+        money(a.bt[k]), fixed(a.btErr[k], 2)];
       for (let c = 0; c < cells.length; c++) {
         const td = tr.insertCell();
         td.textContent = cells[c];
@@ -244,6 +270,7 @@
     priceFig.dataset.forecasts = String(s.forecasts.target_date.length);
     priceFig.dataset.band = String(a.x.filter((_, k) => a.low[k] !== null && a.high[k] !== null).length);
     priceFig.dataset.x = String(a.x.length);
+    priceFig.dataset.backtest = String(a.bt.filter((v) => v !== null).length);
     errorFig.dataset.points = String(r.x.length);
     for (const b of document.querySelectorAll("[data-range]")) {
       b.addEventListener("click", () => setRange(b.dataset.range));
