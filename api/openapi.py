@@ -12,6 +12,7 @@ from typing import Any
 
 import api.schemas as schemas
 import forecaster
+from api import schema_docs
 from forecaster import forecast_record
 
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -267,6 +268,13 @@ def build_spec(max_limit: int = 1000) -> dict[str, Any]:
             }
         },
     }
+    schemas_ = components()
+    for ops in paths.values():
+        for op in ops.values():
+            for response in op["responses"].values():
+                body = response.get("content", {}).get("application/json")
+                if body is not None:  # an example of every JSON body, from its schema
+                    body["example"] = schema_docs.example(body["schema"], schemas_)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -277,5 +285,5 @@ def build_spec(max_limit: int = 1000) -> dict[str, Any]:
             '{"error": {"code", "message"}}.',
         },
         "paths": paths,
-        "components": {"schemas": components()},
+        "components": {"schemas": schemas_},
     }

@@ -30,7 +30,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "pages"))  # the seed shared with the browser tests
+sys.path.insert(0, str(ROOT / "bench"))  # api_load's gunicorn line for the bare app
 
+from api_load import bare_argv  # noqa: E402
 from pagedata import seed_pages  # noqa: E402
 
 from forecaster import migrate, storage  # noqa: E402
@@ -164,13 +166,34 @@ def main() -> None:
                 "/",
                 "/tickers/%5EGSPC",
                 "/v1/summary?limit=25",
+                "/v1/summary?limit=25&sort=-mae_ratio",
+                "/v1/summary?limit=25&method=lstm&status=stale&sort=change",
                 "/v1/summary?limit=25&offset=475&q=syn",
                 "/v1/series/%5EGSPC",
+                "/v1/forecasts/%5EGSPC/history?format=csv",
                 "/v1/models/%5EGSPC",
                 "/v1/runs?ticker=%5EGSPC&limit=10",
             ):
                 median, p95, size = time_requests(port, path, args.requests)
                 print(f"{path:<40} {median:>10.2f} {p95:>8.2f} {size:>9,}")
+            # The yardstick, same database, same run: a bare Flask route doing one read.
+            bare_port = free_port()
+            bare = subprocess.Popen(
+                bare_argv(bare_port, 2, 4), cwd=ROOT, env=env,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            try:
+                for _ in range(300):
+                    try:
+                        urllib.request.urlopen(f"http://127.0.0.1:{bare_port}/read", timeout=1)
+                        break
+                    except OSError:
+                        time.sleep(0.1)
+                median, p95, size = time_requests(bare_port, "/read", args.requests)
+                print(f"{'bare Flask route, one read':<40} {median:>10.2f} {p95:>8.2f} {size:>9,}")
+            finally:
+                bare.terminate()
+                bare.wait(timeout=15)
             draws = chart_draws(base, args.loads)
             ms = sorted(d[0] for d in draws)
             print(

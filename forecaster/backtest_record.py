@@ -6,7 +6,7 @@ record. The record is one row per ticker (`backtest_records`), replaced by the n
 backtest in the transaction that registers its version, so the chart, the API and the export
 always show the forecasts behind the figures of the model card.
 
-Stored as compressed JSON columns (about 30 KB per ticker, against ~200 KB for a row per
+Stored as compressed JSON columns (about 30 KB per ticker, against ~250 KB for a row per
 forecast and method): the readers want a ticker's whole record at once, never a query across
 tickers. Values keep full float precision, so an exported record recomputes the published MAE
 and coverage exactly.

@@ -36,7 +36,8 @@ CSP = (
 )
 
 
-def _page(html: str, status: int = 200) -> Response:
+def page(html: str, status: int = 200) -> Response:
+    """An HTML page with the pages' headers (CSP, nosniff, no-cache)."""
     response = make_response(html, status)
     response.headers["Content-Security-Policy"] = CSP
     response.headers["X-Content-Type-Options"] = "nosniff"
@@ -45,7 +46,7 @@ def _page(html: str, status: int = 200) -> Response:
 
 
 def _error_page(status: int, title: str, message: str) -> Response:
-    return _page(
+    return page(
         render_template("pages/error.html", status=status, title=title, message=message), status
     )
 
@@ -57,7 +58,7 @@ def _not_found(symbol: str) -> Response:
 
 @bp.get("/")
 def dashboard() -> Response:
-    return _page(render_template("pages/dashboard.html"))
+    return page(render_template("pages/dashboard.html"))
 
 
 @bp.get("/tickers/<path:symbol>")
@@ -72,7 +73,7 @@ def ticker(symbol: str) -> Response:
     row = storage.get_ticker(db(), normalized)
     if row is None:
         return _not_found(normalized)
-    return _page(render_template("pages/ticker.html", symbol=row.symbol, name=row.name))
+    return page(render_template("pages/ticker.html", symbol=row.symbol, name=row.name))
 
 
 @bp.errorhandler(DatabaseUnavailable)

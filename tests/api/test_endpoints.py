@@ -311,6 +311,28 @@ def test_docs(client: FlaskClient) -> None:
     assert "/v1/forecasts/{ticker}" in spec["paths"]
     page = client.get("/docs")
     assert page.status_code == 200 and b"/v1/forecasts/{ticker}" in page.data
+    assert page.headers["Content-Security-Policy"].startswith("default-src 'self'")
+    text = page.get_data(as_text=True)
+    for field in ("method", "interval.low", "model.backtest.dm_best_pvalue", "live.demoted"):
+        assert f'data-field="{field}"' in text
+    assert text.count('<section class="endpoint"') == sum(len(o) for o in spec["paths"].values())
+
+
+def test_every_json_response_has_an_example_that_fits_its_schema(client: FlaskClient) -> None:
+    import jsonschema
+
+    spec = get(client, "/openapi.json")
+    checked = 0
+    for ops in spec["paths"].values():
+        for op in ops.values():
+            for response in op["responses"].values():
+                body = response.get("content", {}).get("application/json")
+                if body is None:
+                    continue
+                root = {"components": spec["components"], **body["schema"]}
+                jsonschema.validate(body["example"], root)
+                checked += 1
+    assert checked >= 20
 
 
 @pytest.mark.parametrize("method", ["post", "put", "delete", "patch"])

@@ -442,3 +442,35 @@ def test_the_backtest_record_is_on_the_chart_from_the_first_night(
     wait_for(driver, "document.querySelector('#price-chart').dataset.range === '3M'")
     driver.save_screenshot(str(ARTIFACTS / "ticker-gspc-backtest.png"))
     assert console_problems(driver) == []
+
+
+def test_the_docs_page_shows_each_response_shape(driver: Any, server: str) -> None:
+    driver.get(server + "/docs")
+    assert driver.title == "API docs · stockcast"
+    shape = driver.find_element("css selector", "#getForecast details.shape[data-model='Forecast']")
+    fields = driver.execute_script(
+        "return [...arguments[0].querySelectorAll('tr[data-field]')].map(r => r.dataset.field)",
+        shape,
+    )
+    for name in (
+        "method",
+        "interval",
+        "interval.low",
+        "model.backtest",
+        "model.backtest.mae_ratio",
+    ):
+        assert name in fields
+        row = shape.find_element("css selector", f"tr[data-field='{name}']")
+        assert row.is_displayed()
+    assert "lstm" in shape.find_element("css selector", "tr[data-field='method']").text
+    example = driver.find_element("css selector", "#getForecast details.example")
+    example.find_element("tag name", "summary").click()
+    shown = json.loads(example.find_element("tag name", "pre").text)
+    spec = api(server, "/openapi.json")
+    ok = spec["paths"]["/v1/forecasts/{ticker}"]["get"]["responses"]["200"]
+    assert shown == ok["content"]["application/json"]["example"]
+    assert set(shown) == set(spec["components"]["schemas"]["Forecast"]["properties"])
+    history = driver.find_element("id", "getForecastHistory").text
+    assert "text/csv" in history and "kind" in history and "HistoryItem" in history
+    driver.save_screenshot(str(ARTIFACTS / "docs.png"))
+    assert console_problems(driver) == []  # the pages' CSP: no inline style or script
