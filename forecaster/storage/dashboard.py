@@ -24,7 +24,7 @@ from forecaster.storage.schema import (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TickerState:
     """What the dashboard filters, sorts and counts by, for one ticker."""
 
@@ -51,12 +51,26 @@ class TickerState:
 
 
 def ticker_states(session: Session) -> list[TickerState]:
-    """Every ticker's state, by symbol."""
+    """Every ticker's state, by symbol: one statement, a few index seeks per ticker (each
+    "newest" is an ORDER BY ... DESC LIMIT 1 on an index, which SQLite answers with one seek
+    where max() would read a ticker's whole index range)."""
     T, P = Ticker, Prediction
     newest = (
-        select(func.max(P.as_of_date)).where(P.ticker_id == T.id).correlate(T).scalar_subquery()
+        select(P.id)
+        .where(P.ticker_id == T.id)
+        .order_by(P.as_of_date.desc())
+        .limit(1)
+        .correlate(T)
+        .scalar_subquery()
     )
-    last_day = select(func.max(Price.date)).where(Price.ticker_id == T.id).scalar_subquery()
+    last_day = (
+        select(Price.date)
+        .where(Price.ticker_id == T.id)
+        .order_by(Price.date.desc())
+        .limit(1)
+        .correlate(T)
+        .scalar_subquery()
+    )
     step = (
         select(JobStep.status)
         .where(JobStep.ticker == T.symbol)
@@ -72,14 +86,21 @@ def ticker_states(session: Session) -> list[TickerState]:
         T.tracked,
         T.suspect_day,
         last_day.label("last_date"),
-        newest.label("as_of"),
+        newest.label("prediction_id"),
         step.label("step_status"),
     ).subquery("base")
     made_by = aliased(ModelVersion)
     champion = aliased(ModelVersion)
     rows = session.execute(
         select(
-            base,
+            base.c.id,
+            base.c.symbol,
+            base.c.name,
+            base.c.tracked,
+            base.c.suspect_day,
+            base.c.last_date,
+            base.c.step_status,
+            P.as_of_date,
             P.method,
             P.predicted_close,
             P.last_close,
@@ -87,33 +108,42 @@ def ticker_states(session: Session) -> list[TickerState]:
             champion.method,
             champion.mae_ratio,
         )
-        .outerjoin(P, and_(P.ticker_id == base.c.id, P.as_of_date == base.c.as_of))
+        .outerjoin(P, P.id == base.c.prediction_id)
         .outerjoin(made_by, made_by.id == P.model_version_id)
         .outerjoin(champion, and_(champion.ticker_id == base.c.id, champion.status == "champion"))
-        .order_by(base.c.symbol)
-    ).all()
-    out = []
-    for r in rows:
-        (tid, symbol, name, tracked, suspect_day, last_date, as_of, step_status) = r[:8]
-        method, predicted, last_close, ratio, champion_method, champion_ratio = r[8:]
-        change = None
-        if predicted is not None and last_close:
-            change = predicted / last_close - 1.0
-        out.append(
-            TickerState(
-                id=tid,
-                symbol=symbol,
-                name=name,
-                tracked=bool(tracked),
-                suspect=suspect_day is not None,
-                last_date=last_date,
-                as_of=as_of,
-                method=method or champion_method,
-                change=change,
-                mae_ratio=ratio if method is not None else champion_ratio,
-                step_status=step_status,
-            )
+    ).tuples()
+    out = [
+        TickerState(
+            tid,
+            symbol,
+            name,
+            bool(tracked),
+            suspect_day is not None,
+            last_date,
+            as_of,
+            method or champion_method,
+            predicted / last_close - 1.0 if predicted is not None and last_close else None,
+            ratio if method is not None else champion_ratio,
+            step_status,
         )
+        for (
+            tid,
+            symbol,
+            name,
+            tracked,
+            suspect_day,
+            last_date,
+            step_status,
+            as_of,
+            method,
+            predicted,
+            last_close,
+            ratio,
+            champion_method,
+            champion_ratio,
+        ) in rows
+    ]
+    out.sort(key=lambda t: t.symbol)  # in Python: the same order on every database's collation
     return out
 
 
