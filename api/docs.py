@@ -8,7 +8,7 @@ from functools import cache
 
 from flask import Blueprint, Response, render_template
 
-from api import schema_docs
+import api.schema_docs as schema_docs
 from api.context import state
 from api.openapi import build_spec
 from api.pages import page

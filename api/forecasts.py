@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from flask import Blueprint, Response, current_app, request
 
 import api.schemas as schemas
@@ -114,22 +116,9 @@ def history(ticker: str) -> Response:
 
 
 def _history_item(r: forecast_record.RecordItem) -> schemas.HistoryItem:
+    fields = dataclasses.asdict(r)
+    low, high, coverage = fields.pop("low"), fields.pop("high"), fields.pop("coverage")
     box = None
-    if r.low is not None and r.high is not None and r.coverage is not None:
-        box = schemas.Interval(low=r.low, high=r.high, coverage=r.coverage, calibrated=None)
-    return schemas.HistoryItem(
-        kind=r.kind,
-        as_of=r.as_of,
-        target_date=r.target_date,
-        predicted_close=r.predicted_close,  # type: ignore[arg-type]
-        interval=box,
-        last_close=r.last_close,  # type: ignore[arg-type]
-        actual_close=r.actual_close,
-        error=r.error,
-        abs_error=r.abs_error,
-        persistence_abs_error=r.persistence_abs_error,
-        within_interval=r.within_interval,
-        method=r.method,  # type: ignore[arg-type]
-        model_version=r.model_version,
-        fold=r.fold,
-    )
+    if low is not None and high is not None:
+        box = {"low": low, "high": high, "coverage": coverage, "calibrated": None}
+    return schemas.HistoryItem.model_validate({**fields, "interval": box})

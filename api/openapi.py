@@ -10,9 +10,9 @@ import copy
 from functools import cache
 from typing import Any
 
+import api.schema_docs as schema_docs
 import api.schemas as schemas
 import forecaster
-from api import schema_docs
 from forecaster import forecast_record
 
 REF_TEMPLATE = "#/components/schemas/{model}"
