@@ -6,6 +6,7 @@ The pages read these endpoints like any other client: one source for the numbers
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from datetime import date
 
@@ -191,16 +192,8 @@ def universe(
         seconds = None
         if run.finished_at is not None:
             seconds = num((run.finished_at - run.started_at).total_seconds(), 1)
-        night = schemas.LastNight(
-            run_id=run.run_id,
-            kind=run.kind,
-            trigger=run.trigger,
-            status=run.status,  # type: ignore[arg-type]
-            started_at=run.started_at,
-            finished_at=run.finished_at,
-            duration_seconds=seconds,
-            tickers=run.tickers,
-            failed=run.failed,
+        night = schemas.LastNight.model_validate(
+            {**dataclasses.asdict(run), "duration_seconds": seconds}
         )
     return schemas.Universe(
         tickers=len(states),
@@ -236,6 +229,21 @@ def _column(values: list[float | None], digits: int = 4) -> list[float | None]:
     return [round(v, digits) if v is not None and math.isfinite(v) else None for v in values]
 
 
+def _errors(
+    predicted: list[float], last: list[float], actual: list[float | None]
+) -> dict[str, list[float | None]]:
+    """The chart's error columns: |forecast - actual| and persistence's |last close - actual|,
+    null until the actual close is stored."""
+    return {
+        "abs_error": _column(
+            [None if a is None else abs(p - a) for p, a in zip(predicted, actual, strict=True)]
+        ),
+        "persistence_abs_error": _column(
+            [None if a is None else abs(c - a) for c, a in zip(last, actual, strict=True)]
+        ),
+    }
+
+
 def _suspect(row: storage.Ticker) -> schemas.Suspect | None:
     if row.suspect_day is None:
         return None
@@ -264,18 +272,7 @@ def _series(
             coverage=_column([f.coverage for f in fc]),
             method=[f.method for f in fc],
             actual_close=_column(actual),
-            abs_error=_column(
-                [
-                    None if a is None else abs(f.predicted_close - a)
-                    for f, a in zip(fc, actual, strict=True)
-                ]
-            ),
-            persistence_abs_error=_column(
-                [
-                    None if a is None else abs(f.last_close - a)
-                    for f, a in zip(fc, actual, strict=True)
-                ]
-            ),
+            **_errors([f.predicted_close for f in fc], [f.last_close for f in fc], actual),
         ),
         backtest=_backtest(row.id, start, end),
         actions=[
@@ -306,6 +303,9 @@ def _backtest(
         low=_column([r.low for r in rows]),
         high=_column([r.high for r in rows]),
         actual_close=_column([r.actual_close for r in rows]),
-        abs_error=_column([abs(r.predicted_close - r.actual_close) for r in rows]),
-        persistence_abs_error=_column([abs(r.last_close - r.actual_close) for r in rows]),
+        **_errors(
+            [r.predicted_close for r in rows],
+            [r.last_close for r in rows],
+            [r.actual_close for r in rows],
+        ),
     )
