@@ -212,7 +212,9 @@ def build_spec(max_limit: int = 1000) -> dict[str, Any]:
                 "summary": "Chart columns: closes, forecasts, intervals, realized errors",
                 "description": "Closes in [start, end] and the forecasts whose target date falls "
                 "in it, oldest first, as columns (what the ticker page draws). At most the newest "
-                "`limit` of each; `truncated` says when more exist.",
+                "`limit` of each; `truncated` says when more exist. The whole history (no "
+                "parameter) is a document the pipeline stores when the ticker's data changes, "
+                "read in one query and sent gzip-compressed to a client that accepts gzip.",
                 "operationId": "getSeries",
                 "parameters": [TICKER_PARAM, *query(schemas.SeriesQuery)],
                 "responses": {

@@ -30,7 +30,7 @@ from pydantic import (
     model_validator,
 )
 
-from forecaster import documents
+from forecaster import documents, series_document
 from forecaster.errors import InvalidTicker
 from forecaster.policy import METHODS
 from forecaster.providers.base import TICKER_PATTERN as SYMBOL_PATTERN
@@ -49,6 +49,13 @@ BaselineFigures = documents.BaselineFigures
 Backtest = documents.Backtest
 ModelSummary = documents.ModelSummary
 Forecast = documents.Forecast
+# The chart series' models (forecaster/series_document.py: the pipeline renders that document).
+Suspect = series_document.Suspect
+SeriesCloses = series_document.SeriesCloses
+SeriesForecasts = series_document.SeriesForecasts
+SeriesBacktest = series_document.SeriesBacktest
+Action = series_document.Action
+Series = series_document.Series
 
 StepStatus = Literal[STEP_STATUSES]  # type: ignore[valid-type]
 
@@ -263,15 +270,6 @@ class LastRun(Schema):
     error: str | None
 
 
-class Suspect(Schema):
-    """An unexplained one-day move in the stored closes: persistence serves the ticker and its
-    training waits until an operator resolves it (`stockcast tickers resolve`) or a backfill
-    adjusts the history."""
-
-    day: date
-    note: str | None
-
-
 class SummaryRow(Schema):
     ticker: str
     name: str | None
@@ -325,67 +323,6 @@ class SummaryPage(Schema):
     tickers: list[SummaryRow]
 
 
-class SeriesCloses(Schema):
-    date: list[date]
-    close: list[float | None]
-
-
-class SeriesForecasts(Schema):
-    """Columns, one entry per forecast, oldest target first; actual_close and the errors are
-    null until the target day's close is stored. persistence_abs_error: |last close - actual|."""
-
-    as_of: list[date]
-    target_date: list[date]
-    predicted_close: list[float | None]
-    low: list[float | None]
-    high: list[float | None]
-    coverage: list[float | None]
-    method: list[Method]
-    actual_close: list[float | None]
-    abs_error: list[float | None]
-    persistence_abs_error: list[float | None]
-
-
-class SeriesBacktest(Schema):
-    """The newest full backtest's out-of-sample forecasts of the method its version served, as
-    columns by target date (oldest first): what the chart draws as "backtest (out of sample)".
-    low/high are null in the first fold, which had no earlier fold to calibrate on."""
-
-    method: Method
-    model_version: int
-    as_of: list[date]
-    target_date: list[date]
-    predicted_close: list[float | None]
-    low: list[float | None]
-    high: list[float | None]
-    actual_close: list[float | None]
-    abs_error: list[float | None]
-    persistence_abs_error: list[float | None]
-
-
-class Action(Schema):
-    """A corporate action the provider reported: a split (value: new shares per old share) or a
-    cash dividend (value: per share)."""
-
-    date: date
-    kind: Literal["split", "dividend"]
-    value: float
-
-
-class Series(Schema):
-    ticker: str
-    start: date | None
-    end: date | None
-    truncated: bool
-    closes: SeriesCloses
-    forecasts: SeriesForecasts
-    backtest: SeriesBacktest | None = Field(
-        description="null until the ticker's first full backtest with a stored record."
-    )
-    actions: list[Action] = Field(description="Splits and dividends in the range, oldest first.")
-    suspect: Suspect | None
-
-
 class Health(Schema):
     status: str
 
@@ -420,7 +357,7 @@ RESPONSES: tuple[type[Schema], ...] = (
 # reaches a response. Its JSON Schema is what /openapi.json documents for the parameter.
 
 MAX_OFFSET = 10_000_000
-SERIES_MAX_LIMIT = 20_000  # 80 years of sessions: a whole history fits one response
+SERIES_MAX_LIMIT = series_document.MAX_LIMIT
 SUMMARY_MAX_LIMIT = 500
 RUNS_MAX_LIMIT = 200
 SUMMARY_STATUSES = ("stale", "fresh", "suspect", "failed")

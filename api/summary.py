@@ -7,16 +7,18 @@ The pages read these endpoints like any other client: one source for the numbers
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import math
 from datetime import date
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, request
 
 import api.schemas as schemas
 from api.context import db, state
 from api.params import parse_query, respond, ticker_param
 from api.serialize import change_pct, interval, num, pvalue
-from forecaster import backtest_record, calendar, storage
+from forecaster import calendar, series_document, storage
+from forecaster.documents import dumps
 from forecaster.errors import UnknownTicker, public_error
 
 bp = Blueprint("summary", __name__)
@@ -104,7 +106,7 @@ def summary_row(row: storage.DashboardRow, last_session: date, cal: str) -> sche
         skill=skill(row.model),
         freshness=freshness(p, row.last_date, last_session, cal),
         last_run=last_run(row.last_step),
-        suspect=_suspect(row.ticker),
+        suspect=series_document.suspect(row.ticker),
     )
 
 
@@ -212,6 +214,10 @@ def series(ticker: str) -> Response:
     symbol = ticker_param(ticker)
     query = parse_query(schemas.SeriesQuery)
     start, end, limit = query.start, query.end, query.limit
+    if start is None and end is None and limit == schemas.SERIES_MAX_LIMIT:
+        stored = series_document.read(db(), symbol)  # the whole history: one read
+        if stored is not None:
+            return _gzipped(stored)
     row = storage.get_ticker(db(), symbol)
     if row is None:
         raise UnknownTicker(symbol, "not tracked by this service")
@@ -219,93 +225,17 @@ def series(ticker: str) -> Response:
     cache = state().responses  # the same short per-worker TTL as the latest forecast
     body = cache.get(key)
     if body is None:
-        body = respond(_series(row, start, end, limit)).get_data()
+        body = dumps(series_document.render(db(), row, start, end, limit)).encode()
         cache.put(key, body)
     return Response(body, mimetype="application/json")
 
 
-def _column(values: list[float | None], digits: int = 4) -> list[float | None]:
-    """num() over a column, inlined: a whole history is tens of thousands of values."""
-    return [round(v, digits) if v is not None and math.isfinite(v) else None for v in values]
-
-
-def _errors(
-    predicted: list[float], last: list[float], actual: list[float | None]
-) -> dict[str, list[float | None]]:
-    """The chart's error columns: |forecast - actual| and persistence's |last close - actual|,
-    null until the actual close is stored."""
-    return {
-        "abs_error": _column(
-            [None if a is None else abs(p - a) for p, a in zip(predicted, actual, strict=True)]
-        ),
-        "persistence_abs_error": _column(
-            [None if a is None else abs(c - a) for c, a in zip(last, actual, strict=True)]
-        ),
-    }
-
-
-def _suspect(row: storage.Ticker) -> schemas.Suspect | None:
-    if row.suspect_day is None:
-        return None
-    return schemas.Suspect(day=row.suspect_day, note=row.suspect_note)
-
-
-def _series(
-    row: storage.Ticker, start: date | None, end: date | None, limit: int
-) -> schemas.Series:
-    symbol = row.symbol
-    data = storage.chart_series(db(), row.id, start, end, limit)
-    fc = data.forecasts
-    actual = [f.actual_close for f in fc]
-    return schemas.Series(
-        ticker=symbol,
-        start=start,
-        end=end,
-        truncated=data.truncated,
-        closes=schemas.SeriesCloses(date=list(data.dates), close=_column(data.closes)),
-        forecasts=schemas.SeriesForecasts(
-            as_of=[f.as_of_date for f in fc],
-            target_date=[f.target_date for f in fc],
-            predicted_close=_column([f.predicted_close for f in fc]),
-            low=_column([f.lower for f in fc]),
-            high=_column([f.upper for f in fc]),
-            coverage=_column([f.coverage for f in fc]),
-            method=[f.method for f in fc],
-            actual_close=_column(actual),
-            **_errors([f.predicted_close for f in fc], [f.last_close for f in fc], actual),
-        ),
-        backtest=_backtest(row.id, start, end),
-        actions=[
-            schemas.Action(date=a.date, kind=a.kind, value=a.value)  # type: ignore[arg-type]
-            for a in storage.actions_of(db(), row.id, start, end)
-        ],
-        suspect=_suspect(row),
-    )
-
-
-def _backtest(
-    ticker_id: int, start: date | None, end: date | None
-) -> schemas.SeriesBacktest | None:
-    stored = backtest_record.read(db(), ticker_id)
-    if stored is None:
-        return None
-    rows = [
-        r
-        for r in backtest_record.rows(stored.record, methods=(stored.method,))
-        if (start is None or r.target_date >= start) and (end is None or r.target_date <= end)
-    ]
-    return schemas.SeriesBacktest(
-        method=stored.method,  # type: ignore[arg-type]
-        model_version=stored.version,
-        as_of=[r.as_of for r in rows],
-        target_date=[r.target_date for r in rows],
-        predicted_close=_column([r.predicted_close for r in rows]),
-        low=_column([r.low for r in rows]),
-        high=_column([r.high for r in rows]),
-        actual_close=_column([r.actual_close for r in rows]),
-        **_errors(
-            [r.predicted_close for r in rows],
-            [r.last_close for r in rows],
-            [r.actual_close for r in rows],
-        ),
-    )
+def _gzipped(stored: bytes) -> Response:
+    """A stored document as it is when the client takes gzip, else decompressed."""
+    if request.accept_encodings["gzip"]:
+        response = Response(stored, mimetype="application/json")
+        response.headers["Content-Encoding"] = "gzip"
+    else:
+        response = Response(gzip.decompress(stored), mimetype="application/json")
+    response.vary.add("Accept-Encoding")
+    return response

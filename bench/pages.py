@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "bench"))  # api_load's gunicorn line for the bare
 from api_load import bare_argv  # noqa: E402
 from pagedata import seed_pages  # noqa: E402
 
-from forecaster import migrate, storage  # noqa: E402
+from forecaster import migrate, series_document, storage  # noqa: E402
 from forecaster.providers.synthetic import SyntheticProvider  # noqa: E402
 
 
@@ -67,18 +67,38 @@ def seed(url: str, extra: int) -> None:
             f"seeded {s.ticker}: {s.prices} closes, {s.forecasts} forecasts ({s.realized} realized)"
         )
     print(f"seeded {extra} synthetic tickers; {time.perf_counter() - started:.1f} s")
+    # What the stored series document costs each write of a ticker's data (a night's step).
+    with sessions() as s:
+        for symbol in ("^GSPC", "SYN-RW-1" if extra else "GOOG"):
+            row = storage.get_ticker(s, symbol)
+            assert row is not None
+            times = []
+            for _ in range(5):
+                t0 = time.perf_counter()
+                series_document.write(s, row)
+                s.flush()
+                times.append((time.perf_counter() - t0) * 1000)
+            stored = s.get(storage.SeriesDocument, row.id)
+            assert stored is not None
+            print(
+                f"series document of {symbol}: render + gzip + write {statistics.median(times):.1f}"
+                f" ms, {stored.size:,} bytes of JSON, {len(stored.body):,} gzipped"
+            )
+        s.rollback()
 
 
-def time_requests(port: int, path: str, n: int) -> tuple[float, float, int]:
+def time_requests(
+    port: int, path: str, n: int, headers: dict[str, str] | None = None
+) -> tuple[float, float, int]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     for _ in range(3):  # warm: templates compiled, calendars loaded, pool connected
-        conn.request("GET", path)
+        conn.request("GET", path, headers=headers or {})
         conn.getresponse().read()
     times = []
     size = 0
     for _ in range(n):
         t0 = time.perf_counter()
-        conn.request("GET", path)
+        conn.request("GET", path, headers=headers or {})
         response = conn.getresponse()
         body = response.read()
         times.append((time.perf_counter() - t0) * 1000)
@@ -176,6 +196,14 @@ def main() -> None:
             ):
                 median, p95, size = time_requests(port, path, args.requests)
                 print(f"{path:<40} {median:>10.2f} {p95:>8.2f} {size:>9,}")
+            # The whole series as a browser asks for it (the stored gzip as it is), and rendered
+            # per request (a range, as every whole history was before the stored document).
+            for label, path, headers in (
+                ("/v1/series/%5EGSPC (gzip)", "/v1/series/%5EGSPC", {"Accept-Encoding": "gzip"}),
+                ("/v1/series/%5EGSPC?start=1900-01-01", "/v1/series/%5EGSPC?start=1900-01-01", {}),
+            ):
+                median, p95, size = time_requests(port, path, args.requests, headers)
+                print(f"{label:<40} {median:>10.2f} {p95:>8.2f} {size:>9,}")
             # The yardstick, same database, same run: a bare Flask route doing one read.
             bare_port = free_port()
             bare = subprocess.Popen(

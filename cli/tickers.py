@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
+import forecaster.series_document  # noqa: F401  (its commit hook renders the series)
 from cli.context import AppContext, pass_app
 from forecaster import storage, universe
 from forecaster.errors import ConfigError, StockcastError

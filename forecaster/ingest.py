@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.orm import Session
 
+import forecaster.series_document  # noqa: F401  (its commit hook renders the series)
 from forecaster import storage
 from forecaster.errors import UnknownTicker, ValidationFailed
 from forecaster.providers.base import PriceProvider, check_range, normalize_ticker

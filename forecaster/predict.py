@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.orm import Session
 
+import forecaster.series_document  # noqa: F401  (its commit hook renders the series)
 from forecaster import artifacts, documents, live, storage
 from forecaster.errors import ModelArtifactError, NoChampion, UnknownTicker
 from forecaster.evaluation import baseline_next_log_return

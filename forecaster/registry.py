@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
+import forecaster.series_document  # noqa: F401  (its commit hook renders the series)
 from forecaster import artifacts, backtest_record, storage
 from forecaster.errors import ModelRejected, NoChampion
 from forecaster.evaluation import finite

@@ -152,6 +152,7 @@ TABLES = (
     "live_forecasts",
     "predictions",
     "backtest_records",
+    "series_documents",
     "model_artifacts",
     "model_versions",
     "prices",

@@ -70,10 +70,13 @@ from forecaster.storage.schema import (
     ModelVersion,
     Prediction,
     Price,
+    SeriesDocument,
     Ticker,
     as_utc,
     utcnow,
 )
+from forecaster.storage.touch import on_commit as on_touched_commit
+from forecaster.storage.touch import touch
 
 __all__ = [
     "MODEL_STATUSES",
@@ -95,6 +98,7 @@ __all__ = [
     "Prediction",
     "Price",
     "PurgeCounts",
+    "SeriesDocument",
     "Ticker",
     "TickerOverview",
     "TickerState",
@@ -125,6 +129,7 @@ __all__ = [
     "model_versions",
     "newest_forecast_days",
     "next_version_number",
+    "on_touched_commit",
     "ping",
     "price_bounds",
     "price_page",
@@ -136,6 +141,7 @@ __all__ = [
     "ticker_overview",
     "ticker_states",
     "ticker_summaries",
+    "touch",
     "tracked_symbols",
     "upsert_prediction",
     "upsert_prices",

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from forecaster.storage.queries import UpsertCounts, upsert_prices
 from forecaster.storage.schema import CorporateAction, Price, Ticker
+from forecaster.storage.touch import touch
 
 ACTION_KINDS = ("split", "dividend")
 
@@ -23,6 +24,7 @@ def replace_prices(
     stored row is deleted and the frame inserted, in the caller's transaction, so a reader sees
     the old history or the new one, never a mix."""
     session.execute(delete(Price).where(Price.ticker_id == ticker.id))
+    touch(session, ticker.id)
     session.flush()
     return upsert_prices(session, ticker, frame, source=source, adjusted=adjusted)
 

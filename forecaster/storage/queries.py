@@ -41,10 +41,12 @@ from forecaster.storage.schema import (
     ModelVersion,
     Prediction,
     Price,
+    SeriesDocument,
     Ticker,
     as_utc,
     utcnow,
 )
+from forecaster.storage.touch import touch
 
 # --------------------------------------------------------------------------- tickers
 
@@ -185,6 +187,7 @@ def upsert_prices(
         )
     if to_write:
         _upsert(session, Price, to_write, ["ticker_id", "date"])
+        touch(session, ticker.id)
     return UpsertCounts(inserted, updated, len(frame) - inserted - updated)
 
 
@@ -286,6 +289,7 @@ def upsert_prediction(session: Session, values: dict[str, Any]) -> Prediction:
     """One forecast per (ticker, as-of date): a re-run or a new champion replaces it."""
     row = {**values, "created_at": utcnow()}
     _upsert(session, Prediction, [row], ["ticker_id", "as_of_date"])
+    touch(session, values["ticker_id"])
     prediction = session.scalar(
         select(Prediction).where(
             Prediction.ticker_id == values["ticker_id"],
@@ -523,6 +527,7 @@ def purge_ticker(session: Session, ticker: Ticker) -> PurgeCounts:
     session.execute(delete(LiveForecast).where(LiveForecast.ticker_id == ticker.id))
     predictions = session.execute(delete(Prediction).where(Prediction.ticker_id == ticker.id))
     session.execute(delete(BacktestRecord).where(BacktestRecord.ticker_id == ticker.id))
+    session.execute(delete(SeriesDocument).where(SeriesDocument.ticker_id == ticker.id))
     ticker_versions = select(ModelVersion.id).where(ModelVersion.ticker_id == ticker.id)
     session.execute(
         delete(ModelArtifact).where(ModelArtifact.model_version_id.in_(ticker_versions))

@@ -215,6 +215,21 @@ class BacktestRecord(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class SeriesDocument(Base):
+    """A ticker's whole chart series (`GET /v1/series/<ticker>` without a range), rendered when
+    its prices, forecasts, backtest record, actions or suspect flag change, in that transaction
+    (forecaster.series_document), so the API serves it with one read. gzip-compressed JSON."""
+
+    __tablename__ = "series_documents"
+
+    ticker_id: Mapped[int] = mapped_column(
+        ForeignKey("tickers.id", ondelete="CASCADE"), primary_key=True
+    )
+    body: Mapped[bytes] = mapped_column(LargeBinary)  # gzip of the JSON bytes the API sends
+    size: Mapped[int]  # bytes of the uncompressed JSON
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Prediction(Base):
     __tablename__ = "predictions"
     __table_args__ = (
