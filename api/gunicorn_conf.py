@@ -9,10 +9,17 @@ master process:
   (the port is taken) leaves the running one's files alone.
 - child_exit: a worker that exits (recycled by --max-requests, crashed, or at shutdown) is marked
   dead: its live-gauge files go, its counter and histogram files stay so totals stay monotonic.
+
+And one in each worker:
+- post_worker_init: once the application is loaded, its objects are moved out of the garbage
+  collector's reach (`gc.freeze`). A summary of 5,000 tickers allocates enough to trigger a full
+  collection every few requests, and a full collection of the loaded application took ~75 ms
+  (p95 114 ms against a median of 37 ms; with the freeze, p95 39 ms).
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 from pathlib import Path
 from typing import Any
@@ -51,3 +58,8 @@ def child_exit(server: Any, worker: Any) -> None:
     if _metrics_dir() is None:
         return
     multiprocess.mark_process_dead(worker.pid)
+
+
+def post_worker_init(worker: Any) -> None:
+    gc.collect()
+    gc.freeze()  # full collections scan only what requests allocate from now on

@@ -168,8 +168,11 @@ _SORT_KEYS = {
 
 
 def sort_states(states: list[storage.TickerState], sort: str) -> list[storage.TickerState]:
-    """Sorted by one column (descending with a leading '-'), ties by symbol; missing values
-    (no forecast, no model, NaN) last either way."""
+    """`states` (by symbol, as storage.ticker_states gives them) sorted by one column
+    (descending with a leading '-'), ties by symbol; missing values (no forecast, no model, NaN)
+    last either way."""
+    if sort == "ticker":
+        return states
     descending = sort.startswith("-")
     key = _SORT_KEYS[sort.lstrip("-")]
 
@@ -177,9 +180,9 @@ def sort_states(states: list[storage.TickerState], sort: str) -> list[storage.Ti
         v = key(t)
         return v is not None and not (isinstance(v, float) and math.isnan(v))
 
-    present = sorted((t for t in states if known(t)), key=lambda t: t.symbol)
+    present = [t for t in states if known(t)]
     present.sort(key=key, reverse=descending)  # stable: ties stay by symbol
-    return present + sorted((t for t in states if not known(t)), key=lambda t: t.symbol)
+    return present + [t for t in states if not known(t)]
 
 
 def universe(

@@ -153,6 +153,7 @@ TABLES = (
     "predictions",
     "backtest_records",
     "series_documents",
+    "ticker_states",
     "model_artifacts",
     "model_versions",
     "prices",

@@ -1,17 +1,20 @@
 """The dashboard's read model: a compact state of every ticker (to filter, sort and count the
 whole universe in one statement), the details of one page of tickers, and the newest run.
 
-At 5,000 tickers the state is one statement of index seeks per ticker (its newest forecast, its
-last stored day, its newest pipeline step); the details are read for the page only.
+Each ticker's state is kept on write: the transaction that writes its prices, forecasts or
+model versions stores it again in `ticker_states` (a commit hook of forecaster.storage.touch),
+so a summary of 5,000 tickers reads 5,000 rows and one index seek each (the newest pipeline
+step, which the run writes in its own transactions); the details are read for the page only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any, NamedTuple
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.orm import Session, aliased
 
 from forecaster.storage.schema import (
@@ -21,12 +24,14 @@ from forecaster.storage.schema import (
     Prediction,
     Price,
     Ticker,
+    TickerStateRow,
 )
+from forecaster.storage.touch import on_commit
 
 
-@dataclass(frozen=True, slots=True)
-class TickerState:
-    """What the dashboard filters, sorts and counts by, for one ticker."""
+class TickerState(NamedTuple):
+    """What the dashboard filters, sorts and counts by, for one ticker (a tuple: 5,000 of them
+    are built per summary request)."""
 
     id: int
     symbol: str
@@ -50,10 +55,53 @@ class TickerState:
         )
 
 
+def _newest_step() -> Any:
+    return (
+        select(JobStep.status)
+        .where(JobStep.ticker == Ticker.symbol)
+        .order_by(JobStep.id.desc())
+        .limit(1)
+        .correlate(Ticker)
+        .scalar_subquery()
+    )
+
+
 def ticker_states(session: Session) -> list[TickerState]:
-    """Every ticker's state, by symbol: one statement, a few index seeks per ticker (each
-    "newest" is an ORDER BY ... DESC LIMIT 1 on an index, which SQLite answers with one seek
-    where max() would read a ticker's whole index range)."""
+    """Every ticker's state, by symbol: its stored row (`ticker_states`, kept on write) beside
+    its `tickers` row and newest pipeline step (one index seek), in one statement; a ticker
+    without a stored row (no data written since migration 0014) is computed."""
+    S = TickerStateRow
+    rows = (
+        session.connection()
+        .execute(
+            select(
+                Ticker.id,
+                Ticker.symbol,
+                Ticker.name,
+                Ticker.tracked,
+                Ticker.suspect_day.is_not(None),
+                S.last_date,
+                S.as_of,
+                S.method,
+                S.change,
+                S.mae_ratio,
+                _newest_step(),
+                S.ticker_id.is_(None),
+            ).outerjoin(S, S.ticker_id == Ticker.id)
+        )
+        .all()
+    )
+    out = [TickerState._make(row[:-1]) for row in rows if not row[-1]]
+    missing = [row[0] for row in rows if row[-1]]
+    if missing:
+        out.extend(computed_states(session, missing))
+    out.sort(key=lambda t: t.symbol)  # in Python: the same order on every database's collation
+    return out
+
+
+def _computed_statement() -> Any:
+    """The statement of `computed_states`, built once (building it costs ten times running it
+    for one ticker, and a commit that touched a ticker runs it)."""
     T, P = Ticker, Prediction
     newest = (
         select(P.id)
@@ -71,27 +119,23 @@ def ticker_states(session: Session) -> list[TickerState]:
         .correlate(T)
         .scalar_subquery()
     )
-    step = (
-        select(JobStep.status)
-        .where(JobStep.ticker == T.symbol)
-        .order_by(JobStep.id.desc())
-        .limit(1)
-        .correlate(T)
-        .scalar_subquery()
+    base = (
+        select(
+            T.id,
+            T.symbol,
+            T.name,
+            T.tracked,
+            T.suspect_day,
+            last_day.label("last_date"),
+            newest.label("prediction_id"),
+            _newest_step().label("step_status"),
+        )
+        .where(T.id.in_(bindparam("ids", expanding=True)))
+        .subquery("base")
     )
-    base = select(
-        T.id,
-        T.symbol,
-        T.name,
-        T.tracked,
-        T.suspect_day,
-        last_day.label("last_date"),
-        newest.label("prediction_id"),
-        step.label("step_status"),
-    ).subquery("base")
     made_by = aliased(ModelVersion)
     champion = aliased(ModelVersion)
-    rows = session.execute(
+    return (
         select(
             base.c.id,
             base.c.symbol,
@@ -111,8 +155,18 @@ def ticker_states(session: Session) -> list[TickerState]:
         .outerjoin(P, P.id == base.c.prediction_id)
         .outerjoin(made_by, made_by.id == P.model_version_id)
         .outerjoin(champion, and_(champion.ticker_id == base.c.id, champion.status == "champion"))
-    ).tuples()
-    out = [
+    )
+
+
+_COMPUTED = _computed_statement()
+
+
+def computed_states(session: Session, ids: Collection[int]) -> list[TickerState]:
+    """The state of the tickers `ids` computed from their prices, forecasts and versions: a
+    few index seeks per ticker (each "newest" is an ORDER BY ... DESC LIMIT 1 on an index, which
+    SQLite answers with one seek where max() would read a ticker's whole index range)."""
+    rows = session.execute(_COMPUTED, {"ids": list(ids)}).tuples()
+    return [
         TickerState(
             tid,
             symbol,
@@ -143,8 +197,21 @@ def ticker_states(session: Session) -> list[TickerState]:
             champion_ratio,
         ) in rows
     ]
-    out.sort(key=lambda t: t.symbol)  # in Python: the same order on every database's collation
-    return out
+
+
+def store_states(session: Session, touched: set[int]) -> None:
+    """Keep the stored state of the tickers a transaction touched (a commit hook of
+    forecaster.storage.touch), in that transaction."""
+    for state in computed_states(session, touched):
+        row = session.get(TickerStateRow, state.id)
+        if row is None:
+            row = TickerStateRow(ticker_id=state.id)
+            session.add(row)
+        row.last_date, row.as_of, row.method = state.last_date, state.as_of, state.method
+        row.change, row.mae_ratio = state.change, state.mae_ratio
+
+
+on_commit(store_states)
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from forecaster.storage.schema import (
     Price,
     SeriesDocument,
     Ticker,
+    TickerStateRow,
     as_utc,
     utcnow,
 )
@@ -528,6 +529,7 @@ def purge_ticker(session: Session, ticker: Ticker) -> PurgeCounts:
     predictions = session.execute(delete(Prediction).where(Prediction.ticker_id == ticker.id))
     session.execute(delete(BacktestRecord).where(BacktestRecord.ticker_id == ticker.id))
     session.execute(delete(SeriesDocument).where(SeriesDocument.ticker_id == ticker.id))
+    session.execute(delete(TickerStateRow).where(TickerStateRow.ticker_id == ticker.id))
     ticker_versions = select(ModelVersion.id).where(ModelVersion.ticker_id == ticker.id)
     session.execute(
         delete(ModelArtifact).where(ModelArtifact.model_version_id.in_(ticker_versions))

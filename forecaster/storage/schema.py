@@ -230,6 +230,23 @@ class SeriesDocument(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class TickerStateRow(Base):
+    """What the dashboard filters, sorts and counts by, per ticker, kept by the transaction that
+    writes the ticker's prices, forecasts or model versions (forecaster.storage.dashboard), so
+    the summary reads a row per ticker instead of computing every ticker's state per request."""
+
+    __tablename__ = "ticker_states"
+
+    ticker_id: Mapped[int] = mapped_column(
+        ForeignKey("tickers.id", ondelete="CASCADE"), primary_key=True
+    )
+    last_date: Mapped[date | None] = mapped_column(Date)  # newest stored close
+    as_of: Mapped[date | None] = mapped_column(Date)  # newest forecast's as-of day
+    method: Mapped[str | None] = mapped_column(String(16))
+    change: Mapped[float | None]
+    mae_ratio: Mapped[float | None]
+
+
 class Prediction(Base):
     __tablename__ = "predictions"
     __table_args__ = (

@@ -1,6 +1,8 @@
-"""The stored series document (forecaster/series_document.py): every write of a ticker's prices,
-forecasts, backtest record, actions or suspect flag renders it again in that transaction, so the
-whole-history `/v1/series/<ticker>` is one read and always the series rendered now."""
+"""What is kept on write (forecaster/storage/touch.py): every write of a ticker's prices,
+forecasts, backtest record, actions, suspect flag or model versions renders its series document
+(forecaster/series_document.py) and stores its dashboard state (forecaster/storage/dashboard.py)
+again in that transaction, so the whole-history `/v1/series/<ticker>` is one read and the summary
+reads a row per ticker, and both always equal what is computed now."""
 
 from __future__ import annotations
 
@@ -11,12 +13,13 @@ from datetime import date
 import pandas as pd
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import delete
+from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session, sessionmaker
 from test_history_export import RECORD
 
-from forecaster import backtest_record, series_document, service, storage
+from forecaster import backtest_record, migrate, series_document, service, storage
 from forecaster.providers.sample import SampleProvider
+from forecaster.settings import Settings
 
 
 def stored(sessions: sessionmaker[Session], symbol: str = "GOOG") -> bytes | None:
@@ -30,6 +33,17 @@ def rendered(sessions: sessionmaker[Session], symbol: str = "GOOG") -> bytes:
         row = storage.get_ticker(s, symbol)
         assert row is not None
         return series_document.body(s, row)
+
+
+def states_agree(sessions: sessionmaker[Session]) -> list[storage.TickerState]:
+    """The stored states (every ticker with data has a row) equal the computed ones."""
+    with sessions() as s:
+        stored = storage.ticker_states(s)
+        computed = storage.computed_states(s, [t.id for t in stored])
+        rows = s.scalars(select(storage.TickerStateRow.ticker_id)).all()
+    assert stored == sorted(computed, key=lambda t: t.symbol)
+    assert set(rows) == {t.id for t in stored if t.last_date is not None}
+    return stored
 
 
 def goog(s: Session) -> storage.Ticker:
@@ -97,6 +111,25 @@ def _suspect(s: Session) -> None:
     row.suspect_day, row.suspect_note = date(2013, 2, 20), "a move"
 
 
+def _champion(s: Session) -> None:
+    gspc = storage.get_ticker(s, "^GSPC")
+    assert gspc is not None
+    template = storage.champion(s, goog(s).id)
+    assert template is not None
+    s.add(
+        storage.ModelVersion(
+            **{
+                c.key: getattr(template, c.key)
+                for c in storage.ModelVersion.__table__.columns
+                if c.key not in ("id", "ticker_id", "status", "method")
+            },
+            ticker_id=gspc.id,
+            status="champion",
+            method="drift",
+        )
+    )
+
+
 def _swap_history(s: Session) -> None:
     prices = storage.load_prices(s, goog(s).id)
     storage.replace_prices(s, goog(s), prices.iloc[5:], source="sample", adjusted=True)
@@ -104,18 +137,22 @@ def _swap_history(s: Session) -> None:
 
 @pytest.mark.parametrize(
     "write",
-    [_earlier_days, _forecast, _action, _record, _suspect, _swap_history],
+    [_earlier_days, _forecast, _action, _record, _suspect, _swap_history, _champion],
     ids=lambda f: f.__name__,
 )
 def test_every_write_renders_the_document_again(
     client: FlaskClient, sessions: sessionmaker[Session], write: Callable[[Session], None]
 ) -> None:
-    before = stored(sessions)
+    before, states_before = stored(sessions), states_agree(sessions)
     with sessions.begin() as s:
         write(s)
+    if write is _champion:  # ^GSPC's state, not GOOG's series
+        assert states_agree(sessions) != states_before
+        return
     after = stored(sessions)
     assert after != before and after == rendered(sessions)
     assert client.get("/v1/series/GOOG").data == after
+    states_agree(sessions)
 
 
 def test_a_rolled_back_write_leaves_the_document(
@@ -134,6 +171,7 @@ def test_a_purge_takes_the_document(sessions: sessionmaker[Session], client: Fla
     with sessions.begin() as s:
         storage.purge_ticker(s, goog(s))
     assert stored(sessions) is None
+    assert [t.symbol for t in states_agree(sessions)] == ["^GSPC"]
     assert client.get("/v1/series/GOOG").status_code == 404
 
 
@@ -153,3 +191,30 @@ def test_a_document_that_fails_to_render_costs_no_data(
     served = client.get("/v1/series/GOOG")
     assert served.status_code == 200 and served.data == rendered(sessions)
     assert served.get_json()["forecasts"]["as_of"][-1] == "2013-03-04"
+
+
+def test_states_of_tickers_without_a_row_are_computed(
+    client: FlaskClient, sessions: sessionmaker[Session]
+) -> None:
+    with sessions.begin() as s:
+        storage.get_or_create_ticker(s, "NEWCO", "sample")  # no data yet: nothing to keep
+        s.execute(
+            delete(storage.TickerStateRow).where(storage.TickerStateRow.ticker_id == goog(s).id)
+        )
+    with sessions() as s:
+        states = {t.symbol: t for t in storage.ticker_states(s)}
+        assert states["GOOG"] == storage.computed_states(s, [goog(s).id])[0]
+        assert states["GOOG"].as_of == date(2013, 3, 1) and states["GOOG"].method == "lstm"
+        assert states["NEWCO"].last_date is None and states["NEWCO"].as_of is None
+    body = client.get("/v1/summary?sort=ticker").get_json()
+    assert [r["ticker"] for r in body["tickers"]] == ["GOOG", "NEWCO", "^GSPC"]
+
+
+def test_migration_0014_fills_every_state(
+    client: FlaskClient, sessions: sessionmaker[Session], settings: Settings, engine: Engine
+) -> None:
+    url = settings.resolved_database_url
+    engine.dispose()
+    migrate.downgrade(url, "0013")
+    migrate.upgrade(url)
+    assert len(states_agree(sessions)) == 2
