@@ -1,6 +1,9 @@
 """Sole owner of the database: the schema (schema.py, created only by the Alembic migrations),
-engines and sessions (engine.py), and every query the application runs (queries.py; the dashboard's read model: dashboard.py). Callers
-import the package: `from forecaster import storage; storage.get_ticker(session, "GOOG")`."""
+engines and sessions (engine.py), and every query the application runs, by what it is about:
+tickers.py, prices.py (history.py: a history swapped whole, corporate actions), models.py
+(versions and predictions), the pages' read models (views.py, dashboard.py), and what is kept on
+write (touch.py). Writes are idempotent (upsert.py). Callers import the package:
+`from forecaster import storage; storage.get_ticker(session, "GOOG")`."""
 
 from __future__ import annotations
 
@@ -23,36 +26,22 @@ from forecaster.storage.engine import (
     sqlite_file,
 )
 from forecaster.storage.history import actions_of, replace_prices, store_actions
-from forecaster.storage.queries import (
-    ChartSeries,
-    PurgeCounts,
-    TickerOverview,
-    TickerSummary,
-    UpsertCounts,
-    all_symbols,
+from forecaster.storage.models import (
     champion,
-    chart_series,
-    count_tickers,
     forecast_history,
-    get_or_create_ticker,
-    get_ticker,
-    is_fresh,
-    job_runs,
     latest_document,
     latest_forecast,
     latest_prediction,
-    load_prices,
     model_versions,
     newest_forecast_days,
     next_version_number,
+    upsert_prediction,
+)
+from forecaster.storage.prices import (
+    UpsertCounts,
+    load_prices,
     price_bounds,
     price_page,
-    purge_ticker,
-    set_tracked,
-    ticker_overview,
-    ticker_summaries,
-    tracked_symbols,
-    upsert_prediction,
     upsert_prices,
 )
 from forecaster.storage.schema import (
@@ -77,8 +66,28 @@ from forecaster.storage.schema import (
     as_utc,
     utcnow,
 )
+from forecaster.storage.tickers import (
+    PurgeCounts,
+    TickerOverview,
+    TickerSummary,
+    all_symbols,
+    count_tickers,
+    get_or_create_ticker,
+    get_ticker,
+    is_fresh,
+    purge_ticker,
+    set_tracked,
+    ticker_overview,
+    ticker_summaries,
+    tracked_symbols,
+)
 from forecaster.storage.touch import on_commit as on_touched_commit
 from forecaster.storage.touch import touch
+from forecaster.storage.views import (
+    ChartSeries,
+    chart_series,
+    job_runs,
+)
 
 __all__ = [
     "MODEL_STATUSES",

@@ -10,7 +10,7 @@ import pandas as pd
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from forecaster.storage.queries import UpsertCounts, upsert_prices
+from forecaster.storage.prices import UpsertCounts, upsert_prices
 from forecaster.storage.schema import CorporateAction, Price, Ticker
 from forecaster.storage.touch import touch
 

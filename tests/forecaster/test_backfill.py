@@ -120,9 +120,9 @@ def test_strict_rejection_stores_nothing(sessions: sessionmaker[Session]) -> Non
 def test_failure_mid_batch_rolls_back_everything(
     sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from forecaster.storage import queries
+    from forecaster.storage import prices
 
-    real = queries._upsert
+    real = prices.upsert
     calls = {"n": 0}
 
     def flaky(session: Session, model: type, rows: list, keys: list[str]) -> None:
@@ -130,7 +130,7 @@ def test_failure_mid_batch_rolls_back_everything(
         real(session, model, rows[:10], keys)  # part of the batch reaches the database ...
         raise RuntimeError("connection lost")  # ... then the write fails
 
-    monkeypatch.setattr(queries, "_upsert", flaky)
+    monkeypatch.setattr(prices, "upsert", flaky)
     with pytest.raises(RuntimeError), sessions.begin() as s:
         backfill_ticker(s, SampleProvider(), "GOOG", date(2013, 1, 1), date(2013, 3, 1))
     with sessions() as s:
