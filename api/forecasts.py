@@ -6,6 +6,7 @@ import dataclasses
 
 from flask import Blueprint, Response, current_app, request
 
+import api.queries as queries
 import api.schemas as schemas
 from api.cache import Rendered
 from api.context import db, state
@@ -32,7 +33,7 @@ def _require_ticker(symbol: str) -> storage.Ticker:
 def latest(ticker: str) -> Response:
     symbol = ticker_param(ticker)
     if request.args:  # no parameter is allowed: only a query string can fail
-        parse_query(schemas.NoQuery)
+        parse_query(queries.NoQuery)
     cache = state().responses
     rendered = cache.get(symbol)
     if rendered is None:
@@ -72,7 +73,7 @@ def _render_latest(symbol: str) -> bytes:
 @bp.get("/v1/forecasts/<ticker>/history")
 def history(ticker: str) -> Response:
     symbol = ticker_param(ticker)
-    query = parse_query(schemas.HistoryQuery, state().settings.api_max_limit)
+    query = parse_query(queries.HistoryQuery, state().settings.api_max_limit)
     t = _require_ticker(symbol)
     kinds: tuple[forecast_record.Kind, ...] = (
         ("live", "backtest") if query.kind == "all" else (query.kind,)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
+import api.queries as queries
 import api.schemas as schemas
 from api.context import db
 from api.params import parse_query, respond, ticker_param
@@ -18,7 +19,7 @@ bp = Blueprint("models", __name__)
 @bp.get("/v1/models/<ticker>")
 def list_models(ticker: str) -> Response:
     symbol = ticker_param(ticker)
-    parse_query(schemas.NoQuery)
+    parse_query(queries.NoQuery)
     row = storage.get_ticker(db(), symbol)
     if row is None:
         raise UnknownTicker(symbol, "not tracked by this service")

@@ -1,7 +1,7 @@
 """The OpenAPI 3.1 description of every endpoint.
 
-Components and query parameters are generated from the pydantic models of api/schemas.py (the one
-source of the contract); only the operations (paths, summaries, status codes) are written here.
+Components and query parameters are generated from the pydantic models of api/schemas.py and
+api/queries.py (the one source of the contract); only the operations (paths, summaries, status codes) are written here.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import copy
 from functools import cache
 from typing import Any
 
+import api.queries as queries
 import api.schema_docs as schema_docs
 import api.schemas as schemas
 import forecaster
@@ -23,7 +24,7 @@ TICKER_PARAM = {
     "in": "path",
     "required": True,
     "description": "Yahoo-style symbol, e.g. ^GSPC (URL-encoded as %5EGSPC), GOOG, BRK-B.",
-    "schema": {"type": "string", "pattern": schemas.TICKER_PATTERN, "maxLength": 21},
+    "schema": {"type": "string", "pattern": queries.TICKER_PATTERN, "maxLength": 21},
 }
 
 
@@ -44,7 +45,7 @@ def _components() -> dict[str, Any]:
     return out
 
 
-def query_parameters(model: type[schemas.Query], max_limit: int) -> list[dict[str, Any]]:
+def query_parameters(model: type[queries.Query], max_limit: int) -> list[dict[str, Any]]:
     """The query model's fields as OpenAPI parameters, in field order."""
     properties = model.model_json_schema().get("properties", {})
     params = []
@@ -52,7 +53,7 @@ def query_parameters(model: type[schemas.Query], max_limit: int) -> list[dict[st
         schema = {k: v for k, v in properties[name].items() if k not in ("title", "description")}
         if schema.get("default", 0) is None:
             del schema["default"]  # absent, not null: a query string has no null
-        if schema.pop(schemas.SETTINGS_MAXIMUM, False):
+        if schema.pop(queries.SETTINGS_MAXIMUM, False):
             schema["maximum"] = max_limit
         params.append(
             {
@@ -110,7 +111,7 @@ COMMON_ERRORS = {
 
 
 def build_spec(max_limit: int = 1000) -> dict[str, Any]:
-    def query(model: type[schemas.Query]) -> list[dict[str, Any]]:
+    def query(model: type[queries.Query]) -> list[dict[str, Any]]:
         return query_parameters(model, max_limit)
 
     not_found = _error("Unknown ticker.")
@@ -122,7 +123,7 @@ def build_spec(max_limit: int = 1000) -> dict[str, Any]:
                 "champion model version, newest forecast and newest pipeline step status. "
                 "Paginated (follow next_offset) and filterable by symbol and tracked state.",
                 "operationId": "listTickers",
-                "parameters": query(schemas.TickerQuery),
+                "parameters": query(queries.TickerQuery),
                 "responses": {
                     "200": _ok("Tickers", schemas.TickerPage),
                     **COMMON_ERRORS,
@@ -137,7 +138,7 @@ def build_spec(max_limit: int = 1000) -> dict[str, Any]:
                 "walk-forward MAE as a ratio to persistence (below 1 means it beat 'tomorrow = "
                 "today').",
                 "operationId": "getForecast",
-                "parameters": [TICKER_PARAM, *query(schemas.NoQuery)],
+                "parameters": [TICKER_PARAM, *query(queries.NoQuery)],
                 "responses": {
                     "200": _ok("Forecast", schemas.Forecast),
                     "304": {"description": "Not modified (If-None-Match matched the ETag)."},
@@ -155,7 +156,7 @@ def build_spec(max_limit: int = 1000) -> dict[str, Any]:
                 "`format=csv` (or `Accept: text/csv`) returns every matching row as CSV with the "
                 "columns of HistoryItem (interval as low, high, coverage).",
                 "operationId": "getForecastHistory",
-                "parameters": [TICKER_PARAM, *query(schemas.HistoryQuery)],
+                "parameters": [TICKER_PARAM, *query(queries.HistoryQuery)],
                 "responses": {
                     "200": _with_csv(
                         _ok("Forecast record, newest first", schemas.ForecastHistory),
@@ -170,7 +171,7 @@ def build_spec(max_limit: int = 1000) -> dict[str, Any]:
             "get": {
                 "summary": "Model versions with metrics, champion flag and rejection reasons",
                 "operationId": "listModels",
-                "parameters": [TICKER_PARAM, *query(schemas.NoQuery)],
+                "parameters": [TICKER_PARAM, *query(queries.NoQuery)],
                 "responses": {
                     "200": _ok("Model versions, newest first (at most 100)", schemas.ModelList),
                     "404": not_found,
@@ -184,7 +185,7 @@ def build_spec(max_limit: int = 1000) -> dict[str, Any]:
                 "description": "Rows in [start, end], oldest first, at most `limit`; without "
                 "start, the newest `limit` rows.",
                 "operationId": "listPrices",
-                "parameters": [TICKER_PARAM, *query(schemas.PriceQuery)],
+                "parameters": [TICKER_PARAM, *query(queries.PriceQuery)],
                 "responses": {
                     "200": _ok("Prices", schemas.PricePage),
                     "404": not_found,
@@ -200,7 +201,7 @@ def build_spec(max_limit: int = 1000) -> dict[str, Any]:
                 "network's backtest skill vs persistence, whether the forecast is stale, the last "
                 "pipeline step and the recent closes. Sorted by symbol; `q` filters.",
                 "operationId": "getSummary",
-                "parameters": query(schemas.SummaryQuery),
+                "parameters": query(queries.SummaryQuery),
                 "responses": {
                     "200": _ok("One page of tickers", schemas.SummaryPage),
                     **COMMON_ERRORS,
@@ -216,7 +217,7 @@ def build_spec(max_limit: int = 1000) -> dict[str, Any]:
                 "parameter) is a document the pipeline stores when the ticker's data changes, "
                 "read in one query and sent gzip-compressed to a client that accepts gzip.",
                 "operationId": "getSeries",
-                "parameters": [TICKER_PARAM, *query(schemas.SeriesQuery)],
+                "parameters": [TICKER_PARAM, *query(queries.SeriesQuery)],
                 "responses": {
                     "200": _ok("Series", schemas.Series),
                     "404": not_found,
@@ -228,7 +229,7 @@ def build_spec(max_limit: int = 1000) -> dict[str, Any]:
             "get": {
                 "summary": "Pipeline runs and their per-ticker steps, newest first",
                 "operationId": "listRuns",
-                "parameters": query(schemas.RunQuery),
+                "parameters": query(queries.RunQuery),
                 "responses": {
                     "200": _ok("Runs", schemas.RunPage),
                     **COMMON_ERRORS,

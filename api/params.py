@@ -1,4 +1,4 @@
-"""Strict query-string parsing with the query models of api/schemas.py, and sending a response
+"""Strict query-string parsing with the query models of api/queries.py, and sending a response
 model. Unknown or repeated parameters, bad dates and out-of-range numbers are 400s with the one
 JSON error shape and a one-line message."""
 
@@ -10,7 +10,7 @@ from flask import Response, current_app, request
 from pydantic import BaseModel, ValidationError
 
 from api.errors import ApiError
-from api.schemas import Query
+from api.queries import Query
 from forecaster.errors import InvalidTicker
 from forecaster.providers.base import normalize_ticker
 from forecaster.rules import one_line, shown
@@ -56,7 +56,7 @@ def parse_query(model: type[Q], max_limit: int | None = None) -> Q:
     raise ApiError(400, kind if kind in _CODES else "bad_parameter", message)
 
 
-# The error types our query validators raise (api/schemas.py) and that are API error codes.
+# The error types our query validators raise (api/queries.py) and that are API error codes.
 _CODES = frozenset({"bad_parameter", "bad_date", "bad_date_range", InvalidTicker.code})
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
+import api.queries as queries
 import api.schemas as schemas
 from api.context import db, state
 from api.params import parse_query, respond, ticker_param
@@ -18,7 +19,7 @@ bp = Blueprint("prices", __name__)
 def list_prices(ticker: str) -> Response:
     """Rows in [start, end], oldest first, at most `limit`. Without start: the newest `limit` rows."""
     symbol = ticker_param(ticker)
-    query = parse_query(schemas.PriceQuery, state().settings.api_max_limit)
+    query = parse_query(queries.PriceQuery, state().settings.api_max_limit)
     t = storage.get_ticker(db(), symbol)
     if t is None:
         raise UnknownTicker(symbol, "not tracked by this service")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
+import api.queries as queries
 import api.schemas as schemas
 from api.context import db
 from api.params import parse_query, respond
@@ -17,7 +18,7 @@ bp = Blueprint("runs", __name__)
 
 @bp.get("/v1/runs")
 def list_runs() -> Response:
-    query = parse_query(schemas.RunQuery)
+    query = parse_query(queries.RunQuery)
     total, runs = storage.job_runs(db(), query.limit, query.offset, query.ticker)
     return respond(
         schemas.RunPage(

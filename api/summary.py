@@ -13,6 +13,7 @@ from datetime import date
 
 from flask import Blueprint, Response, request
 
+import api.queries as queries
 import api.schemas as schemas
 from api.context import db, state
 from api.params import parse_query, respond, ticker_param
@@ -112,7 +113,7 @@ def summary_row(row: storage.DashboardRow, last_session: date, cal: str) -> sche
 
 @bp.get("/v1/summary")
 def summary() -> Response:
-    query = parse_query(schemas.SummaryQuery)
+    query = parse_query(queries.SummaryQuery)
     limit, offset = query.limit, query.offset
     settings = state().settings
     last_session = calendar.last_session_before(
@@ -138,7 +139,7 @@ def summary() -> Response:
 
 
 def filter_states(
-    states: list[storage.TickerState], query: schemas.SummaryQuery, last_session: date
+    states: list[storage.TickerState], query: queries.SummaryQuery, last_session: date
 ) -> list[storage.TickerState]:
     out = states
     if query.q:
@@ -215,9 +216,9 @@ def universe(
 @bp.get("/v1/series/<ticker>")
 def series(ticker: str) -> Response:
     symbol = ticker_param(ticker)
-    query = parse_query(schemas.SeriesQuery)
+    query = parse_query(queries.SeriesQuery)
     start, end, limit = query.start, query.end, query.limit
-    if start is None and end is None and limit == schemas.SERIES_MAX_LIMIT:
+    if start is None and end is None and limit == queries.SERIES_MAX_LIMIT:
         stored = series_document.read(db(), symbol)  # the whole history: one read
         if stored is not None:
             return _gzipped(stored)

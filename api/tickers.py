@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
+import api.queries as queries
 import api.schemas as schemas
 from api.context import db, state
 from api.params import parse_query, respond
@@ -15,7 +16,7 @@ bp = Blueprint("tickers", __name__)
 
 @bp.get("/v1/tickers")
 def list_tickers() -> Response:
-    query = parse_query(schemas.TickerQuery, state().settings.api_max_limit)
+    query = parse_query(queries.TickerQuery, state().settings.api_max_limit)
     contains, tracked = query.q, query.tracked
     limit, offset = query.limit, query.offset
     session = db()

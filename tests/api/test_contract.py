@@ -23,6 +23,7 @@ from openapi_spec_validator import validate
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+import api.queries as queries
 import api.schemas as schemas
 from api import create_app
 from api.openapi import REF_TEMPLATE, build_spec
@@ -54,15 +55,15 @@ def test_components_are_the_models_schemas() -> None:
 def test_query_parameters_are_the_query_models() -> None:
     spec = build_spec(max_limit=250)
     ops = {path: item["get"] for path, item in spec["paths"].items()}
-    queries = {
-        "/v1/tickers": schemas.TickerQuery,
-        "/v1/forecasts/{ticker}/history": schemas.HistoryQuery,
-        "/v1/prices/{ticker}": schemas.PriceQuery,
-        "/v1/summary": schemas.SummaryQuery,
-        "/v1/series/{ticker}": schemas.SeriesQuery,
-        "/v1/runs": schemas.RunQuery,
+    models = {
+        "/v1/tickers": queries.TickerQuery,
+        "/v1/forecasts/{ticker}/history": queries.HistoryQuery,
+        "/v1/prices/{ticker}": queries.PriceQuery,
+        "/v1/summary": queries.SummaryQuery,
+        "/v1/series/{ticker}": queries.SeriesQuery,
+        "/v1/runs": queries.RunQuery,
     }
-    for path, model in queries.items():
+    for path, model in models.items():
         params = [p for p in ops[path].get("parameters", []) if p["in"] == "query"]
         assert [p["name"] for p in params] == list(model.model_fields), path
     limits = {p["name"]: p["schema"] for p in ops["/v1/prices/{ticker}"]["parameters"]}
