@@ -55,7 +55,7 @@ def cli(ctx: click.Context, verbose: bool, log_format: str | None) -> None:
     except StockcastError as exc:
         raise click.ClickException(str(exc)) from exc
     configure_logging("DEBUG" if verbose else settings.log_level, log_format or settings.log_format)
-    from forecaster.model import use_gpu
+    from forecaster.network import use_gpu
 
     use_gpu(settings.use_gpu)  # before any command imports TensorFlow
     app = AppContext(settings)

@@ -90,7 +90,8 @@ def pack(bundle: ForecastBundle) -> Artifact:
 
 def unpack(artifact: Artifact, label: str = "model artifact") -> ForecastBundle:
     """The bundle an artifact holds; ModelArtifactError (one line) if it cannot be loaded."""
-    from forecaster.model import ForecastBundle, LSTMForecaster, tf_runtime
+    from forecaster.model import ForecastBundle, LSTMForecaster
+    from forecaster.network import tf_runtime
     from forecaster.windows import FeatureStats
 
     meta = artifact.meta

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from forecaster.highway import RidgeFit, fit_highway
-from forecaster.model import build_network, tf_runtime
+from forecaster.network import build_network, tf_runtime
 from forecaster.params import ModelParams
 
 log = logging.getLogger(__name__)

@@ -286,7 +286,7 @@ def bootstrap_worker(settings: Settings, *, threads: int, parent_pid: int) -> En
     cores, and open the database engine its steps share."""
     from forecaster import storage
     from forecaster.logs import configure_logging
-    from forecaster.model import use_gpu, warm_up
+    from forecaster.network import use_gpu, warm_up
 
     die_with_parent(parent_pid)
     configure_logging(settings.log_level, settings.log_format)

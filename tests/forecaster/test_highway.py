@@ -9,7 +9,8 @@ import pytest
 
 from forecaster import artifacts
 from forecaster.highway import RIDGE_ALPHAS, fit_highway, ridge_highway
-from forecaster.model import HIGHWAY, ForecastBundle, LSTMForecaster
+from forecaster.model import ForecastBundle, LSTMForecaster
+from forecaster.network import HIGHWAY
 from forecaster.params import ModelParams
 from forecaster.windows import FeatureStats
 

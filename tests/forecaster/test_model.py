@@ -78,15 +78,15 @@ def test_served_network_is_centred_on_its_training_data(
 
 
 def test_a_reused_trainer_starts_every_fit_where_a_fresh_network_would() -> None:
-    """Fits share one compiled network per architecture (forecaster.model._Trainer): whatever
+    """Fits share one compiled network per architecture (forecaster.network.Trainer): whatever
     ran before (other data, a fine-tune, early stopping), a fit gives the same weights."""
-    from forecaster import model as model_module
+    from forecaster import network
 
     rng = np.random.default_rng(0)
     X = rng.standard_normal((300, 7, 5)).astype("float32")
     y = rng.standard_normal(300).astype("float32")
     params = ModelParams(units=(6, 3), epochs=3, batch_size=32, patience=1, seed=11)
-    model_module._trainers.clear()  # the first fit builds the trainer, as a new worker would
+    network._trainers.clear()  # the first fit builds the trainer, as a new worker would
     first = LSTMForecaster(params).fit(X, y)
     other = LSTMForecaster(params).fit(X[::-1] * 2, y[::-1], X[:50], y[:50])  # early stopping
     other.fine_tune(X, y, 2)
