@@ -215,13 +215,14 @@ def write(session: Session, row: storage.Ticker) -> None:
 
 
 def store(session: Session, ticker_id: int, data: bytes) -> None:
-    stored = session.get(storage.SeriesDocument, ticker_id)
-    if stored is None:
-        stored = storage.SeriesDocument(ticker_id=ticker_id)
-        session.add(stored)
-    stored.body = gzip.compress(data, LEVEL, mtime=0)
-    stored.size = len(data)
-    stored.created_at = utcnow()
+    """Insert or replace the ticker's document (without loading the old one)."""
+    row = {
+        "ticker_id": ticker_id,
+        "body": gzip.compress(data, LEVEL, mtime=0),
+        "size": len(data),
+        "created_at": utcnow(),
+    }
+    storage.upsert(session, storage.SeriesDocument, [row], ["ticker_id"])
 
 
 def read(session: Session, symbol: str) -> bytes | None:
@@ -240,14 +241,13 @@ def _write_touched(session: Session, touched: set[int]) -> None:
         if row is None:  # purged in this transaction
             continue
         try:
-            data = body(session, row)
+            with session.begin_nested():  # a failed read (e.g. a timeout) spoils only this
+                store(session, row.id, body(session, row))
         except Exception:  # a document must never cost the data its transaction writes
-            log.exception("series document not rendered", extra={"ticker": row.symbol})
+            log.exception("series document not written", extra={"ticker": row.symbol})
             session.execute(
                 delete(storage.SeriesDocument).where(storage.SeriesDocument.ticker_id == row.id)
             )  # the API renders the series per request until the next write
-            continue
-        store(session, row.id, data)
 
 
 storage.on_touched_commit(_write_touched)

@@ -81,8 +81,10 @@ from forecaster.storage.tickers import (
     ticker_summaries,
     tracked_symbols,
 )
+from forecaster.storage.touch import hooks as touch_hooks
 from forecaster.storage.touch import on_commit as on_touched_commit
 from forecaster.storage.touch import touch
+from forecaster.storage.upsert import upsert
 from forecaster.storage.views import (
     ChartSeries,
     chart_series,
@@ -155,7 +157,9 @@ __all__ = [
     "ticker_states",
     "ticker_summaries",
     "touch",
+    "touch_hooks",
     "tracked_symbols",
+    "upsert",
     "upsert_prediction",
     "upsert_prices",
     "utcnow",

@@ -27,6 +27,7 @@ from forecaster.storage.schema import (
     TickerStateRow,
 )
 from forecaster.storage.touch import on_commit
+from forecaster.storage.upsert import upsert
 
 
 class TickerState(NamedTuple):
@@ -202,13 +203,19 @@ def computed_states(session: Session, ids: Collection[int]) -> list[TickerState]
 def store_states(session: Session, touched: set[int]) -> None:
     """Keep the stored state of the tickers a transaction touched (a commit hook of
     forecaster.storage.touch), in that transaction."""
-    for state in computed_states(session, touched):
-        row = session.get(TickerStateRow, state.id)
-        if row is None:
-            row = TickerStateRow(ticker_id=state.id)
-            session.add(row)
-        row.last_date, row.as_of, row.method = state.last_date, state.as_of, state.method
-        row.change, row.mae_ratio = state.change, state.mae_ratio
+    rows = [
+        {
+            "ticker_id": state.id,
+            "last_date": state.last_date,
+            "as_of": state.as_of,
+            "method": state.method,
+            "change": state.change,
+            "mae_ratio": state.mae_ratio,
+        }
+        for state in computed_states(session, touched)
+    ]
+    if rows:
+        upsert(session, TickerStateRow, rows, ["ticker_id"])
 
 
 on_commit(store_states)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from itertools import chain
 from typing import Any
 
-from sqlalchemy import event, inspect
+from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session, SessionTransaction
 
 from forecaster.storage.schema import (
@@ -33,6 +33,11 @@ _HOOKS: list[Hook] = []
 
 def touch(session: Session, ticker_id: int) -> None:
     session.info.setdefault(_KEY, set()).add(ticker_id)
+
+
+def hooks() -> list[Hook]:
+    """The registered hooks (the list itself)."""
+    return _HOOKS
 
 
 def on_commit(hook: Hook) -> None:
@@ -58,11 +63,30 @@ def _touch_flushed(session: Session, _context: Any, _instances: Any) -> None:
 
 @event.listens_for(Session, "before_commit")
 def _before_commit(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint's release: the outer commit decides
+        return
     session.flush()  # the commit's own flush comes after this event: see its writes first
     touched = session.info.pop(_KEY, None)
     if touched:
+        _lock(session, touched)
         for hook in _HOOKS:
             hook(session, touched)
+
+
+def _lock(session: Session, touched: set[int]) -> None:
+    """On PostgreSQL, take the touched tickers' rows (in id order, so two writers never wait on
+    each other crosswise) before deriving anything: a concurrent writer of the same ticker waits
+    here until the other commits, and what the hooks then read includes its writes. NO KEY
+    UPDATE does not conflict with the KEY SHARE locks the writes' foreign keys took. (SQLite
+    serialises writers already: a write transaction holds the database's write lock.)"""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    session.execute(
+        select(Ticker.id)
+        .where(Ticker.id.in_(sorted(touched)))
+        .order_by(Ticker.id)
+        .with_for_update(key_share=True)
+    )
 
 
 @event.listens_for(Session, "after_transaction_end")

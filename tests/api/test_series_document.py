@@ -7,13 +7,15 @@ reads a row per ticker, and both always equal what is computed now."""
 from __future__ import annotations
 
 import gzip
+import json
+import threading
 from collections.abc import Callable
 from datetime import date
 
 import pandas as pd
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, delete, select, text
 from sqlalchemy.orm import Session, sessionmaker
 from test_history_export import RECORD
 
@@ -175,11 +177,12 @@ def test_a_purge_takes_the_document(sessions: sessionmaker[Session], client: Fla
     assert client.get("/v1/series/GOOG").status_code == 404
 
 
-def test_a_document_that_fails_to_render_costs_no_data(
+def test_a_document_that_fails_to_render_costs_no_data_even_on_a_database_error(
     client: FlaskClient, sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(_s: Session, _row: storage.Ticker) -> bytes:
-        raise RuntimeError("render bug")
+    def broken(s: Session, _row: storage.Ticker) -> bytes:
+        s.execute(text("SELECT * FROM no_such_table"))  # on PostgreSQL: an aborted transaction
+        raise AssertionError("unreachable")
 
     monkeypatch.setattr(series_document, "body", broken)
     with sessions.begin() as s:
@@ -218,3 +221,62 @@ def test_migration_0014_fills_every_state(
     migrate.downgrade(url, "0013")
     migrate.upgrade(url)
     assert len(states_agree(sessions)) == 2
+
+
+@pytest.mark.parametrize(
+    "db_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+def test_concurrent_writers_of_a_ticker_derive_from_each_others_writes(
+    client: FlaskClient, sessions: sessionmaker[Session]
+) -> None:
+    """Two transactions write GOOG at once. The first to commit holds GOOG's row from its
+    render to its commit, so the second renders after it and includes both writes (without the
+    lock, each would render from its own snapshot and the later commit would lose the other's).
+    SQLite serialises writers with its database lock."""
+    first_rendered, go = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def pause(session: Session, _touched: set[int]) -> None:
+        if session.info.get("pause"):
+            first_rendered.set()
+            assert go.wait(30)
+
+    def run(write: Callable[[Session], None], pause_it: bool) -> None:
+        try:
+            with sessions.begin() as s:
+                s.info["pause"] = pause_it
+                write(s)
+        except BaseException as exc:  # reported by the test's thread
+            errors.append(exc)
+
+    storage.on_touched_commit(pause)
+    try:
+        a = threading.Thread(target=run, args=(_forecast, True))
+        a.start()
+        assert first_rendered.wait(30)  # A holds GOOG and has rendered without B's days
+        b = threading.Thread(target=run, args=(_earlier_days, False))
+        b.start()
+        with sessions() as s:  # B is waiting for GOOG's row: a lock wait, not a sleep
+            for _ in range(300):
+                waiting = s.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND datname = current_database()"
+                    )
+                )
+                if waiting:
+                    break
+                threading.Event().wait(0.05)
+            assert waiting == 1
+        go.set()
+        a.join(30)
+        b.join(30)
+    finally:
+        touch_hooks = storage.touch_hooks()
+        touch_hooks.remove(pause)
+    assert not errors
+    doc = json.loads(stored(sessions) or b"{}")
+    assert doc["forecasts"]["as_of"][-1] == "2013-03-04"  # A's forecast
+    assert doc["closes"]["date"][0] == "2013-01-14"  # B's earlier days
+    assert stored(sessions) == rendered(sessions)
+    states_agree(sessions)
