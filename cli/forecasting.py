@@ -9,7 +9,7 @@ import click
 from sqlalchemy.orm import Session
 
 from cli.context import AppContext, parse_day, pass_app, resolve_tickers
-from forecaster import artifacts, documents, locks, service, storage
+from forecaster import artifacts, documents, locks, refresh, service, storage
 from forecaster.errors import StockcastError
 from forecaster.predict import live_figures
 
@@ -90,7 +90,7 @@ def train(app: AppContext, tickers: tuple[str, ...]) -> None:
     symbols = resolve_tickers(app, tickers)
     app.check_schema()
     # The pipeline's step on stored prices: no transaction stays open while the network trains.
-    options = service.RefreshOptions(fetch=False, force_train=True)
+    options = refresh.RefreshOptions(fetch=False, force_train=True)
     if app.settings.model_scope == "universe":
         _train_universe(app, options)
         return
@@ -100,9 +100,9 @@ def train(app: AppContext, tickers: tuple[str, ...]) -> None:
         try:
             # The pipeline's lock: never two trainings of one ticker at once (scheduler, CLI).
             with locks.hold(app.engine, locks.ticker_lock_name(symbol)):
-                outcome = service.refresh_ticker(app.settings, symbol, options, engine=app.engine)
+                outcome = refresh.refresh_ticker(app.settings, symbol, options, engine=app.engine)
         except StockcastError as exc:
-            outcome = service.StepOutcome(symbol, status="failed", error=str(exc))
+            outcome = refresh.StepOutcome(symbol, status="failed", error=str(exc))
         if outcome.status == "failed":
             failures += 1
             click.echo(f"{symbol}: error: {outcome.error}", err=True)
@@ -112,7 +112,7 @@ def train(app: AppContext, tickers: tuple[str, ...]) -> None:
         raise click.ClickException("training failed for some tickers")
 
 
-def _train_universe(app: AppContext, options: service.RefreshOptions) -> None:
+def _train_universe(app: AppContext, options: refresh.RefreshOptions) -> None:
     """Universe scope: one fit for every tracked ticker (the pipeline's universe step)."""
     from forecaster.universe import tracked_universe
     from forecaster.universe_refresh import refresh_universe_locked
@@ -127,7 +127,7 @@ def _train_universe(app: AppContext, options: service.RefreshOptions) -> None:
         raise click.ClickException(outcome.error or f"universe {outcome.status}")
 
 
-def _echo_trained(app: AppContext, outcome: service.StepOutcome) -> None:
+def _echo_trained(app: AppContext, outcome: refresh.StepOutcome) -> None:
     symbol = outcome.ticker
     with app.transaction() as session:
         v = session.get(storage.ModelVersion, outcome.model_version_id)

@@ -12,7 +12,7 @@ from types import FrameType
 import click
 
 from cli.context import AppContext, pass_app, resolve_tickers
-from forecaster.service import StepOutcome
+from forecaster.refresh import StepOutcome
 
 
 def _duration(seconds: float | None) -> str:

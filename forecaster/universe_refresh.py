@@ -20,9 +20,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from forecaster import locks, storage
 from forecaster.errors import LockBusy, StockcastError
+from forecaster.refresh import RefreshOptions, StepOutcome
 from forecaster.service import (
-    RefreshOptions,
-    StepOutcome,
     latest_model_covers_data,
     predict_ticker,
     previous_training,

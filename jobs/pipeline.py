@@ -1,5 +1,5 @@
 """The pipeline run: for each tracked ticker (tickers.tracked, forecaster.universe), one step
-(forecaster.service.refresh_ticker: fetch -> validate -> retrain -> evaluate -> promote or reject
+(forecaster.refresh.refresh_ticker: fetch -> validate -> retrain -> evaluate -> promote or reject
 -> predict the next trading day) under the ticker's lock, with a record of every run and step
 (jobs.records).
 
@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from forecaster import locks, migrate, storage
 from forecaster.errors import ConfigError, DatabaseUnavailable, StockcastError
 from forecaster.providers.base import normalize_ticker
-from forecaster.service import ProviderFactory, RefreshOptions, StepOutcome
+from forecaster.refresh import ProviderFactory, RefreshOptions, StepOutcome
 from forecaster.settings import Settings
 from forecaster.universe import tracked_universe
 from jobs import records

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from forecaster import storage
 from forecaster.locks import process_gone
-from forecaster.service import StepOutcome  # also imported from here, where it used to live
+from forecaster.refresh import StepOutcome  # also imported from here, where it used to live
 
 log = logging.getLogger(__name__)
 

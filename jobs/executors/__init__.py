@@ -7,7 +7,7 @@
 - `celery`: one Celery task per step through the broker; `stockcast worker` processes on any
   machine run them (imported only when used).
 
-Whatever runs a step takes the ticker's lock itself (forecaster.service.refresh_ticker_locked),
+Whatever runs a step takes the ticker's lock itself (forecaster.refresh.refresh_ticker_locked),
 so the lock lives exactly as long as the process that writes.
 """
 

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
-from forecaster.service import ProviderFactory, RefreshOptions, StepOutcome
+from forecaster.refresh import ProviderFactory, RefreshOptions, StepOutcome
 from forecaster.settings import Settings
 from forecaster.training import config_hash, run_config
 
@@ -172,7 +172,7 @@ class StepResult:
 def _refresh(
     task: StepTask, settings: Settings, engine: Engine, provider_factory: ProviderFactory | None
 ) -> StepOutcome:
-    from forecaster.service import refresh_ticker_locked
+    from forecaster.refresh import refresh_ticker_locked
 
     return refresh_ticker_locked(
         settings, task.target, task.options, provider_factory=provider_factory, engine=engine

@@ -48,7 +48,7 @@ from celery.exceptions import TimeLimitExceeded, WorkerLostError
 from sqlalchemy import Engine
 
 from forecaster.errors import StockcastError
-from forecaster.service import StepOutcome
+from forecaster.refresh import StepOutcome
 from forecaster.settings import Settings
 from jobs.executors.base import (
     Finished,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-from forecaster.service import ProviderFactory
+from forecaster.refresh import ProviderFactory
 from forecaster.settings import Settings
 from jobs.executors.base import Finished, Started, StepTask, interrupted, run_step
 

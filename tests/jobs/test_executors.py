@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from forecaster import service, storage
 from forecaster.providers.synthetic import SyntheticProvider
-from forecaster.service import RefreshOptions, StepOutcome
+from forecaster.refresh import RefreshOptions, StepOutcome
 from forecaster.settings import Settings
 from jobs.executors import LocalPool, StepTask
 from jobs.executors.base import tf_threads

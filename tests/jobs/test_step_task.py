@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from forecaster import service, storage
 from forecaster.params import ModelParams
 from forecaster.providers.synthetic import SyntheticProvider
-from forecaster.service import RefreshOptions, StepOutcome
+from forecaster.refresh import RefreshOptions, StepOutcome
 from forecaster.settings import Settings
 from forecaster.training import config_hash, run_config
 from jobs.executors import InlineExecutor, StepTask, run_step

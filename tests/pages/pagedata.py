@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from forecaster import calendar, service, storage
 from forecaster.providers.base import PriceProvider
 from forecaster.providers.sample import SampleProvider
-from forecaster.service import StepOutcome
+from forecaster.refresh import StepOutcome
 from jobs import records
 
 Z90 = 1.6449  # two-sided 90% normal quantile
