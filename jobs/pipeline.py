@@ -79,7 +79,9 @@ def make_executor(
     if kind == "inline":
         return InlineExecutor(settings, engine, stop, provider_factory)
     if kind == "celery":
-        from jobs.executors.celery import CeleryExecutor  # Celery is imported only when used
+        from jobs.executors.celery_executor import (
+            CeleryExecutor,  # Celery is imported only when used
+        )
 
         return CeleryExecutor(settings, stop, engine=engine)
     return LocalPool(settings, workers=workers or settings.workers, stop=stop)
