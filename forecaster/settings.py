@@ -15,71 +15,32 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Self
 
-from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
+from pydantic import BeforeValidator, Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
-    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
 
-from forecaster.errors import ConfigError, InvalidTicker
+from forecaster.errors import ConfigError
 from forecaster.params import Integer, ModelParams
-from forecaster.providers.base import PROVIDERS, normalize_ticker
-from forecaster.rules import bad, choice, one_line, replaced, rules, shown, variable, variables
+from forecaster.providers.base import PROVIDERS
+from forecaster.rules import choice, one_line, replaced, rules, variable, variables
+from forecaster.settings_types import (
+    DEFAULT_FEATURES,
+    Features,
+    Tickers,
+    boolean,
+    broker,
+    text_rule,
+    with_legacy_executor,
+)
 
-DEFAULT_FEATURES: tuple[str, ...] = ("open", "high", "low", "volume", "close")
 SAMPLE_TICKERS: tuple[str, ...] = ("^GSPC", "GOOG")
 EXECUTORS = ("local", "celery", "inline")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("json", "text")
 SCOPES = ("ticker", "universe")
-# The variable STOCKCAST_EXECUTOR replaced: process (a child per step) or inline.
-_LEGACY_ISOLATION = {"process": "local", "inline": "inline"}
-_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
-
-
-# --- text rules for the variables' values ----------------------------------------------------
-
-
-def _csv(raw: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in raw.split(",") if part.strip())
-
-
-def _text_rule(parse: Any) -> BeforeValidator:
-    """Applied to text only: values given in code (tests, `replace`) are already typed."""
-    return BeforeValidator(lambda raw: parse(raw.strip()) if isinstance(raw, str) else raw)
-
-
-def _boolean(raw: str) -> bool:
-    if raw.lower() in _TRUE:
-        return True
-    if raw.lower() in _FALSE:
-        return False
-    raise bad("must be true or false")
-
-
-def _features_valid(features: tuple[str, ...]) -> tuple[str, ...]:
-    if set(features) - set(DEFAULT_FEATURES) or "close" not in features:
-        raise bad(f"must be drawn from {DEFAULT_FEATURES} and include close")
-    return features
-
-
-def _tickers(raw: str) -> tuple[str, ...]:
-    try:
-        return tuple(normalize_ticker(t) for t in _csv(raw))
-    except InvalidTicker as exc:
-        raise bad(f"holds a {exc}") from None
-
-
-def _broker(raw: str) -> str:
-    if not raw.startswith(("redis://", "rediss://")):
-        raise bad("must be a redis:// or rediss:// URL", echo=False)
-    return raw
-
-
-Features = Annotated[tuple[str, ...], NoDecode, _text_rule(_csv), AfterValidator(_features_valid)]
-Tickers = Annotated[tuple[str, ...], NoDecode, _text_rule(_tickers)]
 
 
 class Settings(BaseSettings):
@@ -252,10 +213,8 @@ class Settings(BaseSettings):
         ge=0,
         allow_inf_nan=False,
     )
-    yf_auto_adjust: Annotated[bool, _text_rule(_boolean)] = variable(
-        "STOCKCAST_YF_AUTO_ADJUST",
-        "store adjusted OHLC from yfinance",
-        default=False,
+    yf_auto_adjust: Annotated[bool, text_rule(boolean)] = variable(
+        "STOCKCAST_YF_AUTO_ADJUST", "store adjusted OHLC from yfinance", default=False
     )
 
     # --- pipeline: where each ticker's step runs (jobs.executors)
@@ -287,7 +246,7 @@ class Settings(BaseSettings):
         default=0,
         ge=0,
     )
-    broker_url: Annotated[str, _text_rule(_broker)] = variable(
+    broker_url: Annotated[str, text_rule(broker)] = variable(
         "STOCKCAST_BROKER_URL",
         "Celery broker and result store (Redis)",
         default="redis://127.0.0.1:6379/0",
@@ -324,7 +283,7 @@ class Settings(BaseSettings):
         le=3600,
         allow_inf_nan=False,
     )
-    use_gpu: Annotated[bool, _text_rule(_boolean)] = variable(
+    use_gpu: Annotated[bool, text_rule(boolean)] = variable(
         "STOCKCAST_USE_GPU",
         "let TensorFlow see GPUs (these tiny networks are faster on the CPU)",
         default=False,
@@ -335,9 +294,7 @@ class Settings(BaseSettings):
         "STOCKCAST_SCHEDULE_CRON", "nightly schedule", default="30 18 * * mon-fri"
     )
     schedule_timezone: str = variable(
-        "STOCKCAST_SCHEDULE_TIMEZONE",
-        "time zone of the schedule",
-        default="America/New_York",
+        "STOCKCAST_SCHEDULE_TIMEZONE", "time zone of the schedule", default="America/New_York"
     )
     misfire_grace_seconds: Integer = variable(
         "STOCKCAST_MISFIRE_GRACE_SECONDS",
@@ -353,10 +310,7 @@ class Settings(BaseSettings):
 
     # --- api
     api_cache_max_age: Integer = variable(
-        "STOCKCAST_API_CACHE_MAX_AGE",
-        "HTTP cache lifetime (seconds)",
-        default=60,
-        ge=0,
+        "STOCKCAST_API_CACHE_MAX_AGE", "HTTP cache lifetime (seconds)", default=60, ge=0
     )
     api_response_ttl: float = variable(
         "STOCKCAST_API_RESPONSE_TTL",
@@ -380,11 +334,7 @@ class Settings(BaseSettings):
         le=64,
     )
     api_threads: Integer = variable(
-        "STOCKCAST_API_THREADS",
-        "`stockcast serve` threads per worker",
-        default=4,
-        ge=1,
-        le=64,
+        "STOCKCAST_API_THREADS", "`stockcast serve` threads per worker", default=4, ge=1, le=64
     )
     # prometheus_client's own variable: the library reads it at import time; stockcast reads
     # it here only (`stockcast serve` sets it for gunicorn: DATA_DIR/prometheus/PORT).
@@ -437,14 +387,7 @@ class Settings(BaseSettings):
         """Read the variables (os.environ, or a test's mapping); unset or blank keeps a default."""
         source = os.environ if env is None else env
         given = {k: v.strip() for k, v in source.items() if v.strip()}  # blank: unset
-        if "STOCKCAST_EXECUTOR" not in given and "STOCKCAST_PIPELINE_ISOLATION" in given:
-            legacy = given["STOCKCAST_PIPELINE_ISOLATION"].lower()
-            if legacy not in _LEGACY_ISOLATION:
-                raise ConfigError(
-                    f"STOCKCAST_EXECUTOR must be one of {', '.join(EXECUTORS)} "
-                    f"(STOCKCAST_PIPELINE_ISOLATION: {shown(legacy)})"
-                )
-            given["STOCKCAST_EXECUTOR"] = _LEGACY_ISOLATION[legacy]
+        given = with_legacy_executor(given, EXECUTORS)
         names, model_names = variables(cls), variables(ModelParams)
         values: dict[str, Any] = {k: v for k, v in given.items() if k in names}
         model = {k: v for k, v in given.items() if k in model_names}
