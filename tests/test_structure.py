@@ -89,3 +89,15 @@ def test_api_views_contain_no_sql() -> None:
             if isinstance(node, ast.Attribute) and node.attr in ("execute", "scalars", "scalar"):
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}: .{node.attr}(")
     assert offenders == []
+
+
+def test_modules_do_one_job() -> None:
+    """No source file of the application over 400 lines (tests and benchmarks aside): past it, a
+    module holds several jobs and is split by what each part is about."""
+    long = {
+        str(path.relative_to(ROOT)): n
+        for package in (*PACKAGES, "migrations", "scripts")
+        for path in (ROOT / package).rglob("*.py")
+        if (n := len(path.read_text().splitlines())) > 400
+    }
+    assert not long, long
