@@ -25,7 +25,7 @@ from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
 from api.cache import Rendered, if_none_match
-from forecaster import dbtimeouts, documents, storage
+from forecaster import dbtimeouts, storage
 from forecaster.errors import DatabaseUnavailable, InvalidTicker
 from forecaster.providers.base import normalize_ticker
 
@@ -142,13 +142,9 @@ def sends_stored_bytes(app: Flask) -> bool:
     )
 
 
-def stored_body(found: tuple[str | None, str] | None) -> bytes | None:
-    """The response body from `storage.latest_document`'s answer: the stored document with the
-    model's status brought up to date; None for no forecast or a row without a document."""
+def stored_body(found: tuple[str | None] | None) -> bytes | None:
+    """The response body from `storage.latest_document`'s answer: the stored document as it is
+    (kept current when its version is retired); None for no forecast or a row without one."""
     if found is None or found[0] is None:
         return None
-    document, status = found
-    # Written by the champion ("champion"); a later promotion retired that version.
-    if status != "champion":
-        document = documents.with_status(document, status)
-    return document.encode()
+    return found[0].encode()

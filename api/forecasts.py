@@ -46,8 +46,7 @@ def latest(ticker: str) -> Response:
 
 def _render_latest(symbol: str) -> bytes:
     """The body: the document stored with the prediction (one indexed read, usually done by
-    api/fastpath.py before Flask), its model status brought up to date, or, for rows stored
-    before documents existed, rendered from the rows."""
+    api/fastpath.py before Flask), or, for rows stored without one, rendered from the rows."""
     found = request.environ.pop(READ_KEY, _UNREAD)
     if isinstance(found, Exception):  # the read before Flask failed: answer it, do not retry
         raise found

@@ -8,9 +8,9 @@ shape the bytes. The builders round numbers with `num()`, which also turns NaN a
 null: strict JSON never carries them.
 
 One part of a stored document can change after it was written: the model version's `status` (a
-newer version is promoted and this one retired). The document is written by the champion, so it
-says "champion"; readers patch the one `"status"` member with `with_status` when the version's
-current status differs (the API's hot query reads that status with the document).
+newer version is promoted and this one retired). The registry then renders the newest
+forecast's document again in the promotion's transaction (forecaster.predict.render_again), so
+a stored document is always current and served as it is.
 """
 
 from __future__ import annotations
@@ -364,22 +364,3 @@ def render(
 ) -> str:
     """The forecast document stored in `predictions.document`."""
     return dumps(forecast(symbol, p, mv, record, demoted))
-
-
-def _status_member(status: str) -> str:
-    return json.dumps({"status": status}, separators=(",", ":"))[1:-1]
-
-
-# A JSON string's quotes are always escaped inside a value, so `"status":"` can only be a member
-# name: in a forecast document it occurs once, in "model" (no other model has a `status` member).
-_STATUS_MEMBERS = {status: _status_member(status) for status in MODEL_STATUSES}
-
-
-def with_status(document: str, status: str) -> str:
-    """`document` with its model's status replaced by `status` (a no-op when it is already)."""
-    for member in _STATUS_MEMBERS.values():
-        if member in document:
-            return document.replace(
-                member, _STATUS_MEMBERS.get(status) or _status_member(status), 1
-            )
-    raise ValueError("not a forecast document: no model status")

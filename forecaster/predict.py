@@ -153,6 +153,18 @@ def _legacy(
     return prediction
 
 
+def render_again(session: Session, row: storage.Ticker) -> None:
+    """Render the ticker's newest stored forecast document again from its rows (its version was
+    just retired by a promotion), in the caller's transaction."""
+    prediction = storage.latest_prediction(session, row.id)
+    if prediction is None or prediction.document is None:  # none, or served from its rows
+        return
+    version = session.get(storage.ModelVersion, prediction.model_version_id)
+    assert version is not None
+    record, is_demoted = live_figures(session, row, version)
+    prediction.document = documents.render(row.symbol, prediction, version, record, is_demoted)
+
+
 def demoted(row: storage.Ticker, version: storage.ModelVersion) -> bool:
     """Whether the live record took this version's network off serving."""
     return row.demoted_under is not None and row.demoted_under == backtest_end(version)

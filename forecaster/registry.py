@@ -28,6 +28,7 @@ from forecaster import artifacts, backtest_record, storage
 from forecaster.errors import ModelRejected, NoChampion
 from forecaster.evaluation import finite
 from forecaster.policy import backtest_key
+from forecaster.predict import render_again
 from forecaster.settings import Settings
 
 if TYPE_CHECKING:
@@ -114,6 +115,7 @@ def register(
     if current is not None:
         current.status = "retired"
         session.flush()  # retire first: at most one champion per ticker at any moment
+        render_again(session, ticker)  # the served document says its version is retired
     session.add(row)
     session.flush()
     artifacts.store(session, row, artifact, outcome.bundle)

@@ -93,23 +93,20 @@ _predictions, _versions, _tickers = (
     Ticker.__table__,
 )
 LATEST_DOCUMENT = (
-    select(_predictions.c.document, _versions.c.status)
-    .select_from(
-        _predictions.join(_tickers, _tickers.c.id == _predictions.c.ticker_id).join(
-            _versions, _versions.c.id == _predictions.c.model_version_id
-        )
-    )
+    select(_predictions.c.document)
+    .select_from(_predictions.join(_tickers, _tickers.c.id == _predictions.c.ticker_id))
     .where(_tickers.c.symbol == bindparam("symbol"))
     .order_by(_predictions.c.as_of_date.desc())
     .limit(1)
 )
 
 
-def latest_document(connection: Connection, symbol: str) -> tuple[str | None, str] | None:
-    """(stored forecast document or None for rows written before documents existed, the model
-    version's current status) of the ticker's newest prediction; None when it has none."""
+def latest_document(connection: Connection, symbol: str) -> tuple[str | None] | None:
+    """(the stored forecast document, or None for a row without one,) of the ticker's newest
+    prediction; None when it has none. The document is current: forecaster.predict renders it
+    again when its version is retired (forecaster.registry), in that transaction."""
     row = connection.execute(LATEST_DOCUMENT, {"symbol": symbol}).first()
-    return None if row is None else (row[0], row[1])
+    return None if row is None else (row[0],)
 
 
 def forecast_history(

@@ -14,7 +14,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from api import create_app, if_none_match
-from forecaster import documents, service, storage
+from forecaster import migrate, service, storage
+from forecaster.predict import render_again
 from forecaster.settings import Settings
 
 BACKTEST = {
@@ -52,6 +53,7 @@ def add_champion(s: Session, symbol: str, version: int, method: str = "persisten
     if current is not None:
         current.status = "retired"
         s.flush()
+        render_again(s, ticker)
     s.add(
         storage.ModelVersion(
             ticker_id=ticker.id,
@@ -143,6 +145,37 @@ def test_a_promotion_after_the_forecast_shows_in_its_model_status(
     assert served.get_data() == rendered_from_rows(sessions, uncached(app, settings, engine))
 
 
+def test_migration_0015_clears_documents_a_promotion_left_stale(
+    app: Flask, settings: Settings, engine: Engine, sessions: sessionmaker[Session]
+) -> None:
+    """Before 0015 a promotion left the document saying "champion" (readers patched it): the
+    migration clears it, and the API renders that forecast from its rows."""
+    with sessions.begin() as s:
+        add_champion(s, "GOOG", 4)
+    with sessions.begin() as s:
+        service.predict_ticker(s, settings, "GOOG")
+        stale = s.scalar(select(storage.Prediction.document).order_by(storage.Prediction.id.desc()))
+    with sessions.begin() as s:
+        add_champion(s, "GOOG", 5)
+    url = settings.resolved_database_url
+    engine.dispose()
+    migrate.downgrade(url, "0014")
+    with sessions.begin() as s:  # as an older release left it
+        s.execute(
+            update(storage.Prediction)
+            .where(storage.Prediction.document.is_not(None))
+            .values(document=stale)
+        )
+    migrate.upgrade(url)
+    with sessions() as s:
+        documents = s.scalars(select(storage.Prediction.document)).all()
+    assert documents and all(d is None for d in documents)  # every seeded forecast is v2's or v4's
+    client = uncached(app, settings, engine).test_client()
+    served = client.get("/v1/forecasts/GOOG")
+    assert served.get_json()["model"]["status"] == "retired"
+    assert served.get_data() == rendered_from_rows(sessions, uncached(app, settings, engine))
+
+
 def test_the_hot_path_is_one_select_and_no_session(
     app: Flask,
     settings: Settings,
@@ -193,15 +226,6 @@ def test_rows_without_a_document_and_missing_forecasts_keep_their_answers(
         }
     }
     assert client.get("/v1/forecasts/GOOG?x=1").status_code == 400
-
-
-def test_with_status_replaces_only_the_model_status() -> None:
-    document = '{"ticker":"X","method_reason":"a \\"status\\":\\"champion\\"","model":{"version":1,"status":"champion","mae":1.0}}\n'
-    patched = documents.with_status(document, "retired")
-    assert patched == document.replace('"status":"champion"', '"status":"retired"')
-    assert documents.with_status(patched, "champion") == document
-    with pytest.raises(ValueError):
-        documents.with_status("{}", "retired")
 
 
 @pytest.mark.parametrize(
@@ -325,8 +349,12 @@ def test_what_the_read_before_flask_found_is_not_read_again(
     reads.clear()
     assert client.get("/v1/forecasts/goog").status_code == 200  # Flask normalizes, then reads
     assert reads == ["GOOG"]
+
     # Any other failure of the read before Flask is Flask's JSON 500, not the server's own page.
-    monkeypatch.setattr(storage, "latest_document", lambda conn, symbol: ("{}", "retired"))
+    def broken(_conn: object, _symbol: str) -> tuple[str | None] | None:
+        raise RuntimeError("a bug in the read")
+
+    monkeypatch.setattr(storage, "latest_document", broken)
     broken = client.get("/v1/forecasts/GOOG")
     assert broken.status_code == 500
     assert broken.get_json() == {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from typing import Any
 
@@ -71,6 +72,11 @@ def test_train_promote_retrain_predict(
         result = service.evaluate_ticker(s, lenient, "GOOG")
         # every stored day was used to fit the served network: nothing new to score yet
         assert result.backtest == backtest and result.live is None
+    with sessions.begin() as s:  # v3 promoted: v2, which made the stored forecast, is retired
+        assert service.train_ticker(s, lenient, "GOOG").promoted
+    with sessions() as s:  # and the served document says so, rendered in that transaction
+        model = json.loads(s.scalar(select(storage.Prediction.document)) or "{}")["model"]
+    assert (model["version"], model["status"]) == (2, "retired")
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # serving rule, not storage
