@@ -242,7 +242,7 @@ def _write_touched(session: Session, touched: set[int]) -> None:
             continue
         try:
             with session.begin_nested():  # a failed read (e.g. a timeout) spoils only this
-                store(session, row.id, body(session, row))
+                write(session, row)
         except Exception:  # a document must never cost the data its transaction writes
             log.exception("series document not written", extra={"ticker": row.symbol})
             session.execute(

@@ -67,31 +67,29 @@ def _newest_step() -> Any:
     )
 
 
+# Every ticker's stored state beside its `tickers` row and its newest step, built once (the
+# summary runs it on every request); the last column says the ticker has no stored row.
+_STORED = select(
+    Ticker.id,
+    Ticker.symbol,
+    Ticker.name,
+    Ticker.tracked,
+    Ticker.suspect_day.is_not(None),
+    TickerStateRow.last_date,
+    TickerStateRow.as_of,
+    TickerStateRow.method,
+    TickerStateRow.change,
+    TickerStateRow.mae_ratio,
+    _newest_step(),
+    TickerStateRow.ticker_id.is_(None),
+).outerjoin(TickerStateRow, TickerStateRow.ticker_id == Ticker.id)
+
+
 def ticker_states(session: Session) -> list[TickerState]:
     """Every ticker's state, by symbol: its stored row (`ticker_states`, kept on write) beside
     its `tickers` row and newest pipeline step (one index seek), in one statement; a ticker
     without a stored row (no data written since migration 0014) is computed."""
-    S = TickerStateRow
-    rows = (
-        session.connection()
-        .execute(
-            select(
-                Ticker.id,
-                Ticker.symbol,
-                Ticker.name,
-                Ticker.tracked,
-                Ticker.suspect_day.is_not(None),
-                S.last_date,
-                S.as_of,
-                S.method,
-                S.change,
-                S.mae_ratio,
-                _newest_step(),
-                S.ticker_id.is_(None),
-            ).outerjoin(S, S.ticker_id == Ticker.id)
-        )
-        .all()
-    )
+    rows = session.connection().execute(_STORED).all()
     out = [TickerState._make(row[:-1]) for row in rows if not row[-1]]
     missing = [row[0] for row in rows if row[-1]]
     if missing:

@@ -84,14 +84,10 @@ def latest_forecast(session: Session, symbol: str) -> tuple[Prediction, ModelVer
 
 
 # The API's hot read (GET /v1/forecasts/<ticker>), built once: the stored document of the
-# ticker's newest prediction and its version's current status, through the unique indexes on
-# tickers.symbol and predictions (ticker_id, as_of_date) and the versions' primary key. Core
-# tables, so the row comes back as plain values with no ORM identity map or loading.
-_predictions, _versions, _tickers = (
-    Prediction.__table__,
-    ModelVersion.__table__,
-    Ticker.__table__,
-)
+# ticker's newest prediction, through the unique indexes on tickers.symbol and predictions
+# (ticker_id, as_of_date). Core tables, so the row comes back as plain values with no ORM
+# identity map or loading.
+_predictions, _tickers = Prediction.__table__, Ticker.__table__
 LATEST_DOCUMENT = (
     select(_predictions.c.document)
     .select_from(_predictions.join(_tickers, _tickers.c.id == _predictions.c.ticker_id))
