@@ -158,13 +158,17 @@ def timed_run(
     settings: Settings, symbols: list[str], workers: int, today: date
 ) -> tuple[RunReport, dict[str, float]]:
     """One night; each step's recorded wall time (handed out to reported) by ticker."""
-    report = run_pipeline(settings, symbols, workers=workers, today=today, trigger="bench")
     engine = storage.make_engine(settings.resolved_database_url, timeout=30)
-    with storage.make_session_factory(engine)() as s:
-        run = s.get(storage.JobRun, report.run_id)
-        assert run is not None
-        seconds = {step.ticker: step.duration_seconds or 0.0 for step in run.steps}
-    engine.dispose()
+    try:
+        report = run_pipeline(
+            settings, symbols, workers=workers, today=today, trigger="bench", engine=engine
+        )
+        with storage.make_session_factory(engine)() as s:
+            run = s.get(storage.JobRun, report.run_id)
+            assert run is not None
+            seconds = {step.ticker: step.duration_seconds or 0.0 for step in run.steps}
+    finally:
+        engine.dispose()
     return report, seconds
 
 

@@ -186,7 +186,7 @@ def scheduler(app: AppContext, no_catch_up: bool) -> None:
     from jobs.scheduler import run_scheduler
 
     app.check_schema()
-    run_scheduler(app.settings, catch_up=not no_catch_up)
+    run_scheduler(app.settings, app.engine, catch_up=not no_catch_up)
 
 
 @click.group()
@@ -199,10 +199,10 @@ def runs() -> None:
 @pass_app
 def runs_list(app: AppContext, limit: int) -> None:
     """Recent pipeline runs, newest first, with each ticker's step."""
-    from jobs.records import recent_runs
+    from forecaster import storage
 
     with app.transaction() as session:
-        rows = recent_runs(session, limit)
+        _, rows = storage.job_runs(session, limit, 0)  # GET /v1/runs's query
         if not rows:
             click.echo(
                 "no pipeline runs yet; run `stockcast run-now` or start `stockcast scheduler`"

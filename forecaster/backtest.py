@@ -40,6 +40,7 @@ from forecaster.evaluation import (
 from forecaster.model import LSTMForecaster
 from forecaster.params import ModelParams
 from forecaster.policy import BASELINES
+from forecaster.providers.base import OHLCV
 from forecaster.validation import GAP_DAYS
 from forecaster.windows import MIN_TRAIN, MIN_VAL, FeatureStats, fit_stats, make_windows
 
@@ -223,9 +224,7 @@ def history_fingerprint(prices: pd.DataFrame, through: date) -> dict[str, Any]:
     """What a later night checks before reusing this backtest: the same first day, the same
     number of days up to `through`, and the same OHLCV values (a re-backfill after a split or a
     corrected row changes them)."""
-    seen = prices.loc[
-        prices.index <= pd.Timestamp(through), ["open", "high", "low", "close", "volume"]
-    ]
+    seen = prices.loc[prices.index <= pd.Timestamp(through), list(OHLCV)]
     digest = hashlib.sha256(np.ascontiguousarray(seen.to_numpy(dtype="float64")).tobytes())
     return {
         "first": prices.index[0].date().isoformat(),

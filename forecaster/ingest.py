@@ -30,12 +30,12 @@ from sqlalchemy.orm import Session
 import forecaster.series_document  # noqa: F401  (its commit hook renders the series)
 from forecaster import storage
 from forecaster.errors import UnknownTicker, ValidationFailed
-from forecaster.providers.base import PriceProvider, check_range, normalize_ticker
+from forecaster.providers.base import OHLC, PriceProvider, check_range, normalize_ticker
 from forecaster.validation import check_daily, gaps, validate_prices
 
 log = logging.getLogger(__name__)
 
-COMPARED = ("open", "high", "low", "close")  # a revision shows in the prices (volume is noisy)
+COMPARED = OHLC  # a revision shows in the prices (volume is noisy)
 # A first backfill checks its newest year for suspect moves: older ones no longer reach a
 # forecast's inputs (the window, the drift baseline's year, the volatility estimate).
 SUSPECT_LOOKBACK = 252
@@ -214,7 +214,7 @@ def backfill_ticker(
         if result.rejected:
             raise ValidationFailed(f"{symbol}: no valid rows to store")
         raise UnknownTicker(symbol, f"{provider.name} returned no prices for the requested range")
-    row = storage.get_or_create_ticker(session, symbol, provider.name)
+    row = existing or storage.get_or_create_ticker(session, symbol, provider.name)
     row.provider = provider.name
     revised = revised_days(tail, valid, rules.tolerance) if not tail.empty else None
     if revised is not None and len(revised):

@@ -22,13 +22,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 from sqlalchemy import Connection, Engine, delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from forecaster import storage
 from forecaster.errors import LockBusy
+from forecaster.processes import process_gone
 
 log = logging.getLogger(__name__)
 
@@ -45,30 +45,6 @@ def owner_is_dead(owner: str) -> bool:
     host, _, rest = owner.partition(":")
     pid_text = rest.partition(":")[0]
     return pid_text.isdigit() and process_gone(host, int(pid_text))
-
-
-def process_gone(host: str | None, pid: int | None) -> bool:
-    """True only for another process on this host that no longer exists. Processes on other
-    hosts cannot be checked from here: their liveness shows only through expiry or heartbeats."""
-    if host != socket.gethostname() or pid is None or pid == os.getpid():
-        return False
-    return not pid_alive(pid)
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        pass
-    # A zombie has ended and holds nothing; it stays in the table until its parent waits for it,
-    # which in a container whose PID 1 does not reap orphans is never.
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:  # no /proc (not Linux), or it just went away
-        return not Path("/proc").is_dir()
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def advisory_key(name: str) -> int:

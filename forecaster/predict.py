@@ -22,7 +22,11 @@ from forecaster.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def require_ticker(session: Session, ticker: str) -> storage.Ticker:
+def require_ticker(session: Session, ticker: str | storage.Ticker) -> storage.Ticker:
+    """The ticker's row: looked up by symbol, or a row a caller resolved earlier (in another
+    session of the same step) attached to this one as it is, without asking the database."""
+    if isinstance(ticker, storage.Ticker):
+        return ticker if ticker in session else session.merge(ticker, load=False)
     symbol = normalize_ticker(ticker)
     row = storage.get_ticker(session, symbol)
     if row is None:
@@ -71,7 +75,9 @@ def serving_choice(
     return method, reason
 
 
-def predict_ticker(session: Session, settings: Settings, ticker: str) -> storage.Prediction:
+def predict_ticker(
+    session: Session, settings: Settings, ticker: str | storage.Ticker
+) -> storage.Prediction:
     """The serving method forecasts the close of the next trading session after the last stored
     day (forecaster.policy, then the suspect and demotion rules above); every method's forecast
     of the night goes to the live record."""

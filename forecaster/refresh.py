@@ -83,7 +83,7 @@ def refresh_ticker_locked(
     options: RefreshOptions | None = None,
     *,
     provider_factory: ProviderFactory | None = None,
-    engine: Engine | None = None,
+    engine: Engine,
 ) -> StepOutcome:
     """`refresh_ticker` under the ticker's lock, taken by the process that does the writes.
 
@@ -92,39 +92,31 @@ def refresh_ticker_locked(
     other run can train, promote or remove artifacts of the same ticker meanwhile. A busy lock
     skips the ticker: another run is on it.
     """
-    own_engine = engine is None
-    engine = engine or storage.make_engine(
-        settings.resolved_database_url, timeout=settings.db_timeout_seconds
-    )
     try:
-        try:
-            lock = locks.acquire(engine, locks.ticker_lock_name(symbol))
-        except LockBusy as exc:
-            # The step's detail is public (GET /v1/runs): the owner (host:pid) goes to the log only.
-            log.info("ticker busy", extra={"ticker": symbol, "owner": exc.owner})
-            return StepOutcome(
-                symbol, status="skipped", notes=["another run holds this ticker: left to that run"]
+        lock = locks.acquire(engine, locks.ticker_lock_name(symbol))
+    except LockBusy as exc:
+        # The step's detail is public (GET /v1/runs): the owner (host:pid) goes to the log only.
+        log.info("ticker busy", extra={"ticker": symbol, "owner": exc.owner})
+        return StepOutcome(
+            symbol, status="skipped", notes=["another run holds this ticker: left to that run"]
+        )
+    except OperationalError as exc:
+        return StepOutcome(
+            symbol,
+            status="failed",
+            error=f"database unavailable: {storage.db_error_summary(exc)}",
+            error_code="database_unavailable",
+        )
+    try:
+        with locks.KeepFresh(lock):
+            return refresh_ticker(
+                settings, symbol, options, provider_factory=provider_factory, engine=engine
             )
-        except OperationalError as exc:
-            return StepOutcome(
-                symbol,
-                status="failed",
-                error=f"database unavailable: {storage.db_error_summary(exc)}",
-                error_code="database_unavailable",
-            )
-        try:
-            with locks.KeepFresh(lock):
-                return refresh_ticker(
-                    settings, symbol, options, provider_factory=provider_factory, engine=engine
-                )
-        finally:
-            try:
-                lock.release()
-            except Exception:  # the row expires, or the server drops a dead connection's lock
-                log.warning("could not release the ticker lock", exc_info=True)
     finally:
-        if own_engine:
-            engine.dispose()
+        try:
+            lock.release()
+        except Exception:  # the row expires, or the server drops a dead connection's lock
+            log.warning("could not release the ticker lock", exc_info=True)
 
 
 def _fetch_new_days(
@@ -170,10 +162,12 @@ def _fetch_new_days(
         log.warning("rows rejected", extra={"ticker": symbol, "detail": fetched.rejected_summary})
 
 
-def _forecast(session: Session, settings: Settings, symbol: str, outcome: StepOutcome) -> None:
+def _forecast(
+    session: Session, settings: Settings, row: storage.Ticker, outcome: StepOutcome
+) -> None:
     """The refresh's last stage: the champion's forecast of the next session, stored."""
     try:
-        p = predict_ticker(session, settings, symbol)
+        p = predict_ticker(session, settings, row)
     except NoChampion:
         outcome.notes.append("no champion model: no forecast")
         return
@@ -197,7 +191,7 @@ def refresh_ticker(
     options: RefreshOptions | None = None,
     *,
     provider_factory: ProviderFactory | None = None,
-    engine: Engine | None = None,
+    engine: Engine,
 ) -> StepOutcome:
     """One ticker from new prices to a stored forecast: fetch -> validate -> retrain -> evaluate
     -> promote or reject -> predict. The caller holds the ticker's lock (refresh_ticker_locked).
@@ -209,10 +203,6 @@ def refresh_ticker(
 
     options = options or RefreshOptions()
     outcome = StepOutcome(symbol)
-    own_engine = engine is None
-    engine = engine or storage.make_engine(
-        settings.resolved_database_url, timeout=settings.db_timeout_seconds
-    )
     sessions = storage.make_session_factory(engine)
     try:
         if options.fetch:
@@ -228,13 +218,13 @@ def refresh_ticker(
         with sessions.begin() as s:
             ticker_row = require_ticker(s, symbol)
             covering = (
-                None if options.force_train else latest_model_covers_data(s, settings, symbol)
+                None if options.force_train else latest_model_covers_data(s, settings, ticker_row)
             )
             covering_version = covering.version if covering is not None else None
             universe_scope = settings.model_scope == "universe"  # the universe step trains
             suspect = ticker_row.suspect_day
             if covering_version is None and not universe_scope and suspect is None:
-                _, prices = training_data(s, symbol)
+                _, prices = training_data(s, ticker_row)
                 previous = previous_training(s, ticker_row)
         if universe_scope:
             outcome.notes.append("universe scope: the universe step trains (`run-now`)")
@@ -251,7 +241,7 @@ def refresh_ticker(
             trained = train(prices, settings, ticker=symbol, previous=previous)
             outcome.fit_seconds = round(trained.train_seconds, 3)
             with sessions.begin() as s:
-                result = register_candidate(s, settings, symbol, trained)
+                result = register_candidate(s, settings, ticker_row, trained)
                 version = result.model_version
                 outcome.model_version_id = version.id
                 outcome.model_version = version.version
@@ -259,7 +249,7 @@ def refresh_ticker(
             outcome.notes.append(training_note(result, trained))
 
         with sessions.begin() as s:
-            _forecast(s, settings, symbol, outcome)
+            _forecast(s, settings, ticker_row, outcome)
     except StockcastError as exc:
         outcome.status, outcome.error, outcome.error_code = "failed", str(exc), exc.code
     except OperationalError as exc:
@@ -269,7 +259,4 @@ def refresh_ticker(
         log.exception("pipeline step crashed", extra={"ticker": symbol})
         outcome.status, outcome.error = "failed", f"{type(exc).__name__}: {exc}"
         outcome.error_code = "internal_error"
-    finally:
-        if own_engine:
-            engine.dispose()
     return outcome

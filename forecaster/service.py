@@ -90,18 +90,20 @@ def previous_training(session: Session, row: storage.Ticker) -> dict[str, Any] |
     }
 
 
-def training_data(session: Session, ticker: str) -> tuple[storage.Ticker, pd.DataFrame]:
+def training_data(
+    session: Session, ticker: str | storage.Ticker
+) -> tuple[storage.Ticker, pd.DataFrame]:
     row = require_ticker(session, ticker)
     return row, storage.load_prices(session, row.id)
 
 
 def register_candidate(
-    session: Session, settings: Settings, symbol: str, outcome: Any
+    session: Session, settings: Settings, ticker: str | storage.Ticker, outcome: Any
 ) -> TrainResult:
     """Save a trained version's artifact, record it and promote it (or raise ModelRejected)."""
     from forecaster import registry
 
-    row = require_ticker(session, symbol)
+    row = require_ticker(session, ticker)
     version, decision = registry.register(session, settings, row, outcome)
     return TrainResult(
         model_version=version,
@@ -114,7 +116,7 @@ def register_candidate(
 
 
 def latest_model_covers_data(
-    session: Session, settings: Settings, ticker: str
+    session: Session, settings: Settings, ticker: str | storage.Ticker
 ) -> storage.ModelVersion | None:
     """The newest model version if it was trained on data up to the last stored day, else None.
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from forecaster.providers.base import PRICE_COLUMNS
+from forecaster.providers.base import OHLC, OHLCV, PRICE_COLUMNS
 
-REQUIRED = ("open", "high", "low", "close", "volume")
+REQUIRED = OHLCV
 # Daily bars are 1 calendar day apart, 3 over a weekend, 4 over a long weekend: a median
 # spacing above this is weekly or monthly data.
 MAX_MEDIAN_SPACING_DAYS = 4.0
@@ -62,7 +62,7 @@ def validate_prices(frame: pd.DataFrame) -> ValidationReport:
         flag(np.isnan(values[c]), f"{c} is NaN")
         flag(np.isinf(values[c]), f"{c} is infinite")
     with np.errstate(invalid="ignore"):
-        for c in ("open", "high", "low", "close"):
+        for c in OHLC:
             flag(values[c] <= 0, f"{c} is not positive")
             flag((values[c] > 0) & (values[c] < MIN_PRICE), f"{c} is below {MIN_PRICE:g}")
             flag(np.isfinite(values[c]) & (values[c] > MAX_PRICE), f"{c} exceeds {MAX_PRICE:g}")

@@ -1,7 +1,7 @@
 """The pipeline run: for each tracked ticker (tickers.tracked, forecaster.universe), one step
 (forecaster.refresh.refresh_ticker: fetch -> validate -> retrain -> evaluate -> promote or reject
 -> predict the next trading day) under the ticker's lock, with a record of every run and step
-(jobs.records).
+(forecaster.storage.runs).
 
 Safety, in order of what can go wrong:
 - Two runs (two schedulers, or a scheduler and `stockcast run-now`) never work on the same ticker
@@ -44,14 +44,49 @@ from forecaster.providers.base import normalize_ticker
 from forecaster.refresh import ProviderFactory, RefreshOptions, StepOutcome
 from forecaster.settings import Settings
 from forecaster.universe import tracked_universe
-from jobs import records
 from jobs.executors import Executor, InlineExecutor, LocalPool, StepTask
 from jobs.executors.base import refused
-from jobs.records import Heartbeat
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, StepOutcome | None], None]
+
+
+def run_status(outcomes: list[StepOutcome]) -> str:
+    statuses = [o.status for o in outcomes]
+    failed = statuses.count("failed")
+    succeeded = statuses.count("succeeded")
+    if failed:
+        return "partial" if succeeded else "failed"
+    if statuses and not succeeded:
+        return "skipped"  # e.g. every ticker was being handled by another run
+    return "succeeded"
+
+
+class Heartbeat:
+    """Keeps the run's heartbeat_at fresh while work goes on."""
+
+    def __init__(self, sessions: sessionmaker[Session], run_id: int, interval: float) -> None:
+        self._sessions = sessions
+        self._run_id = run_id
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="stockcast-heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                storage.beat(self._sessions, self._run_id)
+            except Exception:  # a database blip must not kill the heartbeat
+                log.warning("heartbeat failed", exc_info=True)
 
 
 @dataclass
@@ -114,7 +149,7 @@ def record_failed_run(sessions: sessionmaker[Session], run_id: int, exc: BaseExc
             code, message = exc.code, str(exc)
         else:
             code, message = "internal_error", f"{type(exc).__name__}: {exc}"
-        records.finish_run(sessions, run_id, "failed", message, code)
+        storage.finish_run(sessions, run_id, "failed", message, code)
     except Exception:
         log.warning("could not record the failed run", exc_info=True)
 
@@ -132,7 +167,7 @@ def run_pipeline(
     stop: threading.Event | None = None,
     progress: Progress | None = None,
     today: date | None = None,
-    engine: Engine | None = None,
+    engine: Engine,
 ) -> RunReport:
     """Run the pipeline once over `tickers` (default: every tracked ticker) and record it.
 
@@ -141,10 +176,6 @@ def run_pipeline(
     started = time.perf_counter()
     explicit = [normalize_ticker(t) for t in tickers or ()]  # checked before any work
     options = RefreshOptions(fetch=fetch, force_train=force_train, today=today)
-    own_engine = engine is None
-    engine = engine or storage.make_engine(
-        settings.resolved_database_url, timeout=settings.db_timeout_seconds
-    )
     sessions = storage.make_session_factory(engine)
     executor = make_executor(
         settings, engine, workers=workers, stop=stop, provider_factory=provider_factory
@@ -162,8 +193,8 @@ def run_pipeline(
             )
         with sessions.begin() as s:  # no tickers given: every tracked one (forecaster.universe)
             symbols = list(dict.fromkeys(explicit)) or tracked_universe(s, settings)
-        reaped = records.reap_stale_runs(sessions, settings.run_stale_seconds)
-        run_id = records.start_run(sessions, kind=kind, trigger=trigger, tickers=symbols)
+        reaped = storage.reap_stale_runs(sessions, settings.run_stale_seconds)
+        run_id = storage.start_run(sessions, kind=kind, trigger=trigger, tickers=symbols)
         log.info(
             "pipeline run started",
             extra={
@@ -180,10 +211,10 @@ def run_pipeline(
         def step_started(symbol: str) -> None:
             if progress:
                 progress(symbol, None)
-            step_ids[symbol] = records.start_step(sessions, run_id, symbol)
+            step_ids[symbol] = storage.start_step(sessions, run_id, symbol)
 
         def step_finished(outcome: StepOutcome, seconds: float) -> None:
-            records.finish_step(sessions, step_ids.pop(outcome.ticker), outcome, seconds)
+            storage.finish_step(sessions, step_ids.pop(outcome.ticker), outcome, seconds)
             outcomes.append(outcome)
             log.info(
                 "pipeline step finished",
@@ -209,14 +240,14 @@ def run_pipeline(
         except BaseException as exc:
             record_failed_run(sessions, run_id, exc)
             raise
-        status = records.run_status(outcomes)
+        status = run_status(outcomes)
         interrupted = stop is not None and stop.is_set()
         if interrupted:  # shut down before every ticker was done: never "succeeded"
             status = "partial" if any(o.status == "succeeded" for o in outcomes) else "failed"
         note, note_code = ("interrupted", "interrupted") if interrupted else (None, None)
         if not interrupted and (line := refused(outcomes)) is not None:
             note, note_code = line, "config_mismatch"  # the run says so in one line
-        records.finish_run(sessions, run_id, status, note, note_code)
+        storage.finish_run(sessions, run_id, status, note, note_code)
         seconds = time.perf_counter() - started
         log.info(
             "pipeline run finished",
@@ -229,5 +260,3 @@ def run_pipeline(
         # A worker killed mid-step (timeout, crash, shutdown) cannot release its ticker's lock.
         with contextlib.suppress(Exception):
             locks.release_dead(engine)
-        if own_engine:
-            engine.dispose()

@@ -34,12 +34,12 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy import Engine
 
 from forecaster import storage
 from forecaster.calendar import exchange_today, is_trading_day, schedule_zone
 from forecaster.errors import ConfigError, StockcastError
 from forecaster.settings import Settings
-from jobs import records
 from jobs.pipeline import RunReport, run_pipeline
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,7 @@ def cron_trigger(settings: Settings) -> CronTrigger:
 
 def nightly_job(
     settings: Settings,
+    engine: Engine,
     stop: threading.Event | None = None,
     clock: Clock | None = None,
 ) -> RunReport | None:
@@ -73,7 +74,7 @@ def nightly_job(
         )
         return None
     try:
-        report = run_pipeline(settings, trigger="scheduler", stop=stop, today=today)
+        report = run_pipeline(settings, trigger="scheduler", stop=stop, today=today, engine=engine)
     except StockcastError as exc:  # database down, schema behind: try again at the next fire time
         log.error("pipeline run could not start", extra={"error": str(exc)})
         return None
@@ -99,6 +100,7 @@ def _on_event(event: JobExecutionEvent) -> None:
 
 def build_scheduler(
     settings: Settings,
+    engine: Engine,
     *,
     scheduler: BaseScheduler | None = None,
     trigger: BaseTrigger | None = None,
@@ -125,7 +127,7 @@ def build_scheduler(
         trigger or cron_trigger(settings),
         id=JOB_ID,
         name="nightly pipeline: fetch, retrain, promote, predict",
-        kwargs={"settings": settings, "stop": stop, "clock": clock},
+        kwargs={"settings": settings, "engine": engine, "stop": stop, "clock": clock},
         **common,
     )
     if catch_up is not None:
@@ -135,7 +137,12 @@ def build_scheduler(
             run_date=datetime.now(zone),
             id=f"{JOB_ID}-catch-up",
             name=f"catch-up of the run due {catch_up.isoformat()}",
-            kwargs={"settings": settings, "stop": stop, "clock": lambda: catch_up},
+            kwargs={
+                "settings": settings,
+                "engine": engine,
+                "stop": stop,
+                "clock": lambda: catch_up,
+            },
             **common,
         )
     sched.add_listener(
@@ -144,7 +151,7 @@ def build_scheduler(
     return sched
 
 
-def missed_fire_time(settings: Settings, now: datetime) -> datetime | None:
+def missed_fire_time(settings: Settings, now: datetime, engine: Engine) -> datetime | None:
     """The latest fire time within the grace period before `now` if no run has started since."""
     trigger = cron_trigger(settings)
     due = None
@@ -154,23 +161,18 @@ def missed_fire_time(settings: Settings, now: datetime) -> datetime | None:
         t = trigger.get_next_fire_time(t, t + timedelta(seconds=1))
     if due is None or not is_trading_day(exchange_today(settings, due), settings.exchange_calendar):
         return None
-    engine = storage.make_engine(
-        settings.resolved_database_url, timeout=settings.db_timeout_seconds
-    )
-    try:
-        with storage.make_session_factory(engine)() as session:
-            ran = records.last_run_started_after(session, due)
-    finally:
-        engine.dispose()
+    with storage.make_session_factory(engine)() as session:
+        ran = storage.last_run_started_after(session, due)
     return None if ran is not None else due
 
 
-def run_scheduler(settings: Settings, *, catch_up: bool = True) -> None:
-    """Block, running the pipeline on schedule until SIGTERM or SIGINT."""
+def run_scheduler(settings: Settings, engine: Engine, *, catch_up: bool = True) -> None:
+    """Block, running the pipeline on schedule until SIGTERM or SIGINT (on `engine`, which the
+    caller opened and disposes of)."""
     zone = schedule_zone(settings)
     stop = threading.Event()
     now = datetime.now(zone)
-    missed = missed_fire_time(settings, now) if catch_up else None
+    missed = missed_fire_time(settings, now, engine) if catch_up else None
     if missed is not None:
         log.warning(
             "a scheduled run was missed while no scheduler was up: running it now",
@@ -178,7 +180,7 @@ def run_scheduler(settings: Settings, *, catch_up: bool = True) -> None:
         )
     # A background scheduler with the main thread waiting on `stop`: the signal handler only
     # sets the event, so a signal at any moment (even before start-up finished) is safe.
-    sched = build_scheduler(settings, stop=stop, catch_up=missed)
+    sched = build_scheduler(settings, engine, stop=stop, catch_up=missed)
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("scheduler stopping", extra={"signal": signal.Signals(signum).name})

@@ -10,8 +10,12 @@ import pandas as pd
 
 from forecaster.errors import InvalidDateRange, InvalidTicker
 
-# Canonical columns every provider returns (adj_close is NaN where a source has none).
-PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "adj_close", "volume")
+# The daily price columns, named here once: the prices (OHLC), what every source must give
+# (OHLCV), and the canonical columns every provider returns and the database stores (adj_close
+# is NaN where a source has none).
+OHLC: tuple[str, ...] = ("open", "high", "low", "close")
+OHLCV: tuple[str, ...] = (*OHLC, "volume")
+PRICE_COLUMNS: tuple[str, ...] = (*OHLC, "adj_close", "volume")
 
 # Yahoo-style symbols: AAPL, BRK-B, ^GSPC, EURUSD=X, BTC-USD, 0700.HK. Checked before any I/O.
 TICKER_PATTERN = re.compile(r"^\^?[A-Z0-9][A-Z0-9.\-=]{0,19}$")
@@ -52,7 +56,7 @@ def canonicalize(frame: pd.DataFrame) -> pd.DataFrame:
     Rows are neither sorted nor de-duplicated here: validation reports those problems.
     """
     renamed = frame.rename(columns=lambda c: str(c).strip().lower().replace(" ", "_"))
-    missing = [c for c in ("open", "high", "low", "close", "volume") if c not in renamed.columns]
+    missing = [c for c in OHLCV if c not in renamed.columns]
     if missing:
         from forecaster.errors import ProviderError
 

@@ -24,7 +24,13 @@ from typing import Any
 import pandas as pd
 
 from forecaster.errors import ProviderError, RateLimited, UnknownTicker
-from forecaster.providers.base import canonicalize, check_range, empty_frame, normalize_ticker
+from forecaster.providers.base import (
+    OHLCV,
+    canonicalize,
+    check_range,
+    empty_frame,
+    normalize_ticker,
+)
 from forecaster.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -159,7 +165,7 @@ class YFinanceProvider:
                 raise UnknownTicker(symbol, "Yahoo Finance returned no price history")
             return empty_frame()
         frame, actions = self._normalise(symbol, raw)
-        frame = frame.loc[frame[["open", "high", "low", "close", "volume"]].notna().any(axis=1)]
+        frame = frame.loc[frame[list(OHLCV)].notna().any(axis=1)]
         if start is not None:
             frame = frame.loc[frame.index >= pd.Timestamp(start)]
             actions = actions.loc[actions.index >= pd.Timestamp(start)]

@@ -44,6 +44,16 @@ from forecaster.storage.prices import (
     price_page,
     upsert_prices,
 )
+from forecaster.storage.runs import (
+    beat,
+    finish_run,
+    finish_step,
+    job_runs,
+    last_run_started_after,
+    reap_stale_runs,
+    start_run,
+    start_step,
+)
 from forecaster.storage.schema import (
     MODEL_STATUSES,
     NAMING_CONVENTION,
@@ -85,11 +95,7 @@ from forecaster.storage.touch import hooks as touch_hooks
 from forecaster.storage.touch import on_commit as on_touched_commit
 from forecaster.storage.touch import touch
 from forecaster.storage.upsert import upsert
-from forecaster.storage.views import (
-    ChartSeries,
-    chart_series,
-    job_runs,
-)
+from forecaster.storage.views import ChartSeries, chart_series
 
 __all__ = [
     "MODEL_STATUSES",
@@ -121,6 +127,7 @@ __all__ = [
     "actions_of",
     "all_symbols",
     "as_utc",
+    "beat",
     "champion",
     "chart_series",
     "computed_states",
@@ -129,12 +136,15 @@ __all__ = [
     "db_error_summary",
     "ensure_sqlite_dir",
     "file_identity",
+    "finish_run",
+    "finish_step",
     "forecast_history",
     "get_or_create_ticker",
     "get_ticker",
     "is_fresh",
     "job_runs",
     "last_run",
+    "last_run_started_after",
     "latest_document",
     "latest_forecast",
     "latest_prediction",
@@ -149,9 +159,12 @@ __all__ = [
     "price_bounds",
     "price_page",
     "purge_ticker",
+    "reap_stale_runs",
     "replace_prices",
     "set_tracked",
     "sqlite_file",
+    "start_run",
+    "start_step",
     "store_actions",
     "ticker_overview",
     "ticker_states",

@@ -41,9 +41,6 @@ class UpsertCounts:
     unchanged: int
 
 
-_VALUE_COLUMNS = ("open", "high", "low", "close", "adj_close", "volume")
-
-
 def _same(a: float | None, b: float | None) -> bool:
     if a is None or b is None:
         return a is None and b is None
@@ -68,7 +65,7 @@ def upsert_prices(
     existing = {
         row.date: row
         for row in session.execute(
-            select(Price.date, *[getattr(Price, c) for c in _VALUE_COLUMNS]).where(
+            select(Price.date, *[getattr(Price, c) for c in PRICE_COLUMNS]).where(
                 Price.ticker_id == ticker.id, Price.date >= first, Price.date <= last
             )
         )
@@ -87,7 +84,7 @@ def upsert_prices(
         old = existing.get(day)
         if old is None:
             inserted += 1
-        elif all(_same(getattr(old, c), record[c]) for c in _VALUE_COLUMNS):
+        elif all(_same(getattr(old, c), record[c]) for c in PRICE_COLUMNS):
             continue
         else:
             updated += 1

@@ -8,17 +8,13 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import (
-    func,
     select,
 )
 from sqlalchemy.orm import (
     Session,
-    selectinload,
 )
 
 from forecaster.storage.schema import (
-    JobRun,
-    JobStep,
     Prediction,
     Price,
 )
@@ -78,20 +74,3 @@ def chart_series(
         forecasts=list(forecasts[:limit][::-1]),
         truncated=truncated,
     )
-
-
-def job_runs(
-    session: Session, limit: int, offset: int, ticker: str | None = None
-) -> tuple[int, list[JobRun]]:
-    """Runs newest first with their steps (only runs that had a step for `ticker` if given)."""
-    query = select(JobRun)
-    if ticker is not None:
-        query = query.where(JobRun.id.in_(select(JobStep.run_id).where(JobStep.ticker == ticker)))
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    runs = session.scalars(
-        query.options(selectinload(JobRun.steps))
-        .order_by(JobRun.started_at.desc(), JobRun.id.desc())
-        .limit(limit)
-        .offset(offset)
-    ).all()
-    return total, list(runs)

@@ -1,14 +1,19 @@
-"""Helpers for the pipeline tests: a sample provider over a short history."""
+"""Helpers for the pipeline tests: a sample provider over a short history, a pipeline run."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
+from typing import Any
 
 import pandas as pd
 
+from forecaster import storage
 from forecaster.providers.base import PriceProvider
 from forecaster.providers.sample import SampleProvider
+from forecaster.settings import Settings
+from jobs import pipeline
+from jobs.pipeline import RunReport
 
 # Short real histories keep training in tests to about a second per ticker.
 FIRST_DAY = {"^GSPC": date(2016, 6, 1), "GOOG": date(2011, 6, 1)}
@@ -37,3 +42,17 @@ class ShortSample:
 
 def factory_of(provider: PriceProvider) -> Callable[[str, str | None], PriceProvider]:
     return lambda _symbol, _stored: provider
+
+
+def run_pipeline(settings: Settings, *args: Any, **kwargs: Any) -> RunReport:
+    """jobs.pipeline.run_pipeline on an engine of the settings' database, opened and disposed of
+    here as an entry point does (a test that has one passes `engine=`)."""
+    if "engine" in kwargs:
+        return pipeline.run_pipeline(settings, *args, **kwargs)
+    engine = storage.make_engine(
+        settings.resolved_database_url, timeout=settings.db_timeout_seconds
+    )
+    try:
+        return pipeline.run_pipeline(settings, *args, engine=engine, **kwargs)
+    finally:
+        engine.dispose()

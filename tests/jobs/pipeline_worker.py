@@ -17,10 +17,11 @@ import sys
 import time
 from typing import Any
 
+from jobhelpers import run_pipeline
+
 from forecaster import training
 from forecaster.logs import configure_logging
 from forecaster.settings import Settings
-from jobs.pipeline import run_pipeline
 
 
 def main() -> None:

@@ -3,6 +3,7 @@ universe shared between two workers, a worker process killed mid-task, a broker 
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -15,13 +16,15 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from jobhelpers import run_pipeline
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from forecaster import artifacts, service, storage
 from forecaster.providers.synthetic import SyntheticProvider
 from forecaster.settings import Settings
-from jobs.pipeline import RunReport, run_pipeline
+from jobs.executors import celery_executor
+from jobs.pipeline import RunReport
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 STOCKCAST = str(Path(sys.executable).with_name("stockcast"))
@@ -253,11 +256,17 @@ def children(pid: int) -> list[int]:
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the lock row names its process
 def test_a_whole_worker_lost_mid_step_is_queued_again_within_the_run(
-    celery_settings: Settings, sessions: sessionmaker[Session], workers: Workers
+    celery_settings: Settings,
+    sessions: sessionmaker[Session],
+    workers: Workers,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Every process of one worker SIGKILLed while it runs a step (its machine lost): the run
-    sees the worker stop answering and queues the step again for the other worker about 30 s
-    later, instead of waiting for the broker's visibility timeout (hours at the defaults)."""
+    sees the worker stop answering and queues the step again for the other worker after
+    LOST_AFTER checks (every 10 s in production, every 3 s here), instead of waiting for the
+    broker's visibility timeout (hours at the defaults)."""
+    checked = functools.partial(celery_executor.CeleryExecutor, liveness_seconds=3.0)
+    monkeypatch.setattr(celery_executor, "CeleryExecutor", checked)
     symbols = ["SYN-RW-1", "SYN-RW-2"]
     register(sessions, symbols)
     workers.start_ready(celery_settings, "alpha", "beta")
@@ -280,7 +289,7 @@ def test_a_whole_worker_lost_mid_step_is_queued_again_within_the_run(
     killed = time.monotonic()
     run.join(180)
     assert not run.is_alive()
-    assert time.monotonic() - killed < 90  # LOST_AFTER checks, then the step again
+    assert time.monotonic() - killed < 60  # LOST_AFTER checks, then the step again
     check_each_trained_once(sessions, celery_settings, result["r"], symbols)
     with sessions() as s:
         steps = s.scalars(select(storage.JobStep).where(storage.JobStep.ticker == lost)).all()

@@ -18,13 +18,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from jobhelpers import run_pipeline
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from test_celery import STOCKCAST, Workers, register
 
 from forecaster import storage
 from forecaster.settings import Settings
-from jobs.pipeline import RunReport, run_pipeline
+from jobs.pipeline import RunReport
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 

@@ -7,6 +7,7 @@ import threading
 from datetime import date
 
 import pytest
+from jobhelpers import run_pipeline
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -16,7 +17,6 @@ from forecaster.refresh import RefreshOptions, StepOutcome
 from forecaster.settings import Settings
 from jobs.executors import LocalPool, StepTask
 from jobs.executors.base import tf_threads
-from jobs.pipeline import run_pipeline
 
 pytestmark = pytest.mark.slow
 SYMBOLS = [f"SYN-RW-{n}" for n in range(1, 6)]

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from jobhelpers import run_pipeline
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,7 +25,6 @@ from cli.main import cli
 from forecaster import storage
 from forecaster.providers.synthetic import SyntheticProvider
 from forecaster.settings import Settings
-from jobs.pipeline import run_pipeline
 
 pytestmark = pytest.mark.slow
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -78,7 +79,8 @@ def test_killed_run_now_takes_its_training_child_with_it(
     env: dict[str, str],
 ) -> None:
     with sessions.begin() as s:
-        service.backfill_ticker(s, SampleProvider(), "GOOG", None, None)
+        # A short history (as the pipeline tests use): the second run trains it in seconds.
+        service.backfill_ticker(s, SampleProvider(), "GOOG", date(2011, 6, 1), None)
     base = {**os.environ, **env, "STOCKCAST_EXECUTOR": "local"}
     # Long enough training that the kill surely lands mid-training.
     slow = {**base, "STOCKCAST_EPOCHS": "200", "STOCKCAST_PATIENCE": "200"}

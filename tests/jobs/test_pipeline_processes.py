@@ -12,13 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
+from jobhelpers import run_pipeline
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from forecaster import artifacts, service, storage
 from forecaster.providers.sample import SampleProvider
 from forecaster.settings import Settings
-from jobs.pipeline import run_pipeline
 
 pytestmark = pytest.mark.slow
 WORKER = Path(__file__).with_name("pipeline_worker.py")

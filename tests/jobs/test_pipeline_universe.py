@@ -8,13 +8,13 @@ from typing import Any, NoReturn
 
 import pandas as pd
 import pytest
+from jobhelpers import run_pipeline
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from forecaster import storage, universe
 from forecaster.errors import ModelRejected
 from forecaster.settings import Settings
-from jobs.pipeline import run_pipeline
 
 
 @pytest.fixture(autouse=True)

@@ -17,7 +17,7 @@ import pytest
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from forecaster import storage
@@ -35,7 +35,7 @@ def at(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datet
 @pytest.mark.slow
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)  # the production shape
 def test_real_scheduler_runs_the_pipeline_for_two_tickers(
-    pipeline_settings: Settings, sessions: sessionmaker[Session], env: dict
+    pipeline_settings: Settings, engine: Engine, sessions: sessionmaker[Session], env: dict
 ) -> None:
     """APScheduler with a fast cron trigger (every second) and a clock fixed on a trading day;
     each ticker runs in its own child process, as in production."""
@@ -50,6 +50,7 @@ def test_real_scheduler_runs_the_pipeline_for_two_tickers(
 
     sched = build_scheduler(
         settings,
+        engine,
         scheduler=BackgroundScheduler(timezone=NY),
         trigger=CronTrigger(second="*", timezone=NY),
         clock=lambda: at(2019, 1, 2, 18, 30),  # a Wednesday session, after the close
@@ -75,27 +76,29 @@ def test_real_scheduler_runs_the_pipeline_for_two_tickers(
 
 
 def test_days_without_a_session_are_skipped(
-    pipeline_settings: Settings, sessions: sessionmaker[Session]
+    pipeline_settings: Settings, engine: Engine, sessions: sessionmaker[Session]
 ) -> None:
     for day in (at(2026, 11, 26, 18, 30), at(2026, 11, 28, 18, 30)):  # Thanksgiving, Saturday
-        assert nightly_job(pipeline_settings, clock=lambda day=day: day) is None
+        assert nightly_job(pipeline_settings, engine, clock=lambda day=day: day) is None
     with sessions() as s:
         assert s.scalar(select(func.count()).select_from(storage.JobRun)) == 0
 
 
-def test_schedule_configuration() -> None:
+def test_schedule_configuration(engine: Engine) -> None:
     settings = Settings()
     trigger = cron_trigger(settings)
     # Friday evening -> Monday 18:30 New York time (EST in winter)
     assert trigger.get_next_fire_time(None, at(2026, 11, 27, 19, 0)) == at(2026, 11, 30, 18, 30)
-    sched = build_scheduler(settings, scheduler=BackgroundScheduler(timezone=NY))
+    sched = build_scheduler(settings, engine, scheduler=BackgroundScheduler(timezone=NY))
     job = sched.get_job(JOB_ID)
     assert job.coalesce is True and job.max_instances == 1
     assert job.misfire_grace_time == 6 * 3600
     assert sched.get_job(f"{JOB_ID}-catch-up") is None
     # a run missed on Friday evening, scheduler started on Saturday: caught up for Friday's date
     friday = at(2026, 11, 27, 18, 30)
-    sched = build_scheduler(settings, scheduler=BackgroundScheduler(timezone=NY), catch_up=friday)
+    sched = build_scheduler(
+        settings, engine, scheduler=BackgroundScheduler(timezone=NY), catch_up=friday
+    )
     catch_up = sched.get_job(f"{JOB_ID}-catch-up")
     assert catch_up is not None and catch_up.kwargs["clock"]() == friday
     assert sched.get_job(JOB_ID) is not None  # the regular schedule goes on
@@ -106,13 +109,17 @@ def test_schedule_configuration() -> None:
 
 
 def test_missed_run_is_caught_up_once(
-    pipeline_settings: Settings, sessions: sessionmaker[Session]
+    pipeline_settings: Settings, engine: Engine, sessions: sessionmaker[Session]
 ) -> None:
     settings = pipeline_settings
     evening = at(2026, 11, 24, 19, 0)  # Tuesday, 30 minutes after the scheduled 18:30
-    assert missed_fire_time(settings, evening) == at(2026, 11, 24, 18, 30)
-    assert missed_fire_time(settings, at(2026, 11, 24, 12, 0)) is None  # last fire > 6 h ago
-    assert missed_fire_time(settings, at(2026, 11, 26, 19, 0)) is None  # Thanksgiving: no session
+    assert missed_fire_time(settings, evening, engine) == at(2026, 11, 24, 18, 30)
+    assert (
+        missed_fire_time(settings, at(2026, 11, 24, 12, 0), engine) is None
+    )  # last fire > 6 h ago
+    assert (
+        missed_fire_time(settings, at(2026, 11, 26, 19, 0), engine) is None
+    )  # Thanksgiving: no session
     with sessions.begin() as s:  # a run started after the fire time: nothing to catch up
         s.add(
             storage.JobRun(
@@ -120,7 +127,7 @@ def test_missed_run_is_caught_up_once(
                 started_at=at(2026, 11, 24, 18, 45),
             )
         )  # fmt: skip
-    assert missed_fire_time(settings, evening) is None
+    assert missed_fire_time(settings, evening, engine) is None
 
 
 def lines_until(proc: subprocess.Popen[str], marker: str, timeout: float) -> list[str]:

@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import date
 
 import pytest
+from jobhelpers import run_pipeline
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -19,7 +20,6 @@ from forecaster.settings import Settings
 from forecaster.training import config_hash, run_config
 from jobs.executors import InlineExecutor, StepTask, run_step
 from jobs.executors.base import config_mismatch, refused
-from jobs.pipeline import run_pipeline
 
 
 def test_a_task_survives_json_whole(settings: Settings) -> None:

@@ -7,13 +7,13 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from jobhelpers import run_pipeline
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from forecaster import service, storage, universe
+from forecaster import service, storage, universe, universe_training
 from forecaster.providers.synthetic import SyntheticProvider
 from forecaster.settings import Settings
-from jobs.pipeline import run_pipeline
 
 pytestmark = pytest.mark.slow
 SYMBOLS = ["SYN-AR30-5", "SYN-RW-5", "SYN-GARCH-5"]

@@ -1,6 +1,6 @@
 """Seed data for the pages (browser tests and bench/pages.py): the real sample prices of ^GSPC and
 GOOG, a champion per ticker with a rolling-origin backtest summary, a history of forecasts with
-intervals (the drift baseline's, computed here: no training needed) and pipeline run records.
+intervals (the drift baseline's, computed here: no training needed) and pipeline run storage.
 
 Everything is deterministic: the same database every time.
 """
@@ -18,7 +18,7 @@ from forecaster import calendar, service, storage
 from forecaster.providers.base import PriceProvider
 from forecaster.providers.sample import SampleProvider
 from forecaster.refresh import StepOutcome
-from jobs import records
+from jobs.pipeline import run_status
 
 Z90 = 1.6449  # two-sided 90% normal quantile
 
@@ -174,12 +174,12 @@ def _models_and_forecasts(s: Session, symbol: str, forecast_days: int) -> Seeded
 def _runs(sessions: sessionmaker[Session], tickers: tuple[str, ...]) -> None:
     """Three nightly runs: two clean, the newest with one failed step when there are two tickers."""
     for night in range(3):
-        run_id = records.start_run(
+        run_id = storage.start_run(
             sessions, kind="pipeline", trigger="scheduler", tickers=list(tickers)
         )
         outcomes = []
         for i, symbol in enumerate(tickers):
-            step_id = records.start_step(sessions, run_id, symbol)
+            step_id = storage.start_step(sessions, run_id, symbol)
             failed = night == 2 and i == len(tickers) - 1 and len(tickers) > 1
             outcome = (
                 StepOutcome(
@@ -188,6 +188,6 @@ def _runs(sessions: sessionmaker[Session], tickers: tuple[str, ...]) -> None:
                 if failed
                 else StepOutcome(symbol, rows_fetched=1, rows_inserted=0, notes=["up to date"])
             )
-            records.finish_step(sessions, step_id, outcome, 11.5 + i)
+            storage.finish_step(sessions, step_id, outcome, 11.5 + i)
             outcomes.append(outcome)
-        records.finish_run(sessions, run_id, records.run_status(outcomes))
+        storage.finish_run(sessions, run_id, run_status(outcomes))

@@ -146,7 +146,8 @@ def pipeline_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     stockcast = str(Path(sys.executable).parent / "stockcast")
     for args in (
         ["db", "upgrade"],
-        ["backfill", "^GSPC", "--provider", "sample"],
+        # Seven years: the backtest's 500 days and their folds, trained in seconds.
+        ["backfill", "^GSPC", "--provider", "sample", "--start", "2012-01-03"],
         ["run-now", "^GSPC"],
     ):
         done = subprocess.run(
