@@ -43,9 +43,9 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# mypy over forecaster, jobs and cli (configuration: [tool.mypy] in pyproject.toml).
+# mypy over forecaster, api, jobs and cli (configuration: [tool.mypy] in pyproject.toml).
 typecheck: install
-	$(BIN)/mypy forecaster jobs cli
+	$(BIN)/mypy forecaster api jobs cli
 
 bench: install
 	$(BIN)/python bench/accuracy.py

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.cache import Rendered, ResponseCache
 from api.metrics import Metrics
 from forecaster import storage
-from forecaster.errors import DatabaseUnavailable
+from forecaster.errors import DatabaseUnavailable, UnknownTicker
 from forecaster.settings import Settings
 
 log = logging.getLogger("stockcast.api")
@@ -76,3 +76,11 @@ def db() -> Session:
     if "db" not in g:
         g.db = state().sessions()
     return g.db
+
+
+def ticker_or_404(symbol: str) -> storage.Ticker:
+    """The ticker's row, or the API's 404 (unknown_ticker)."""
+    row = storage.get_ticker(db(), symbol)
+    if row is None:
+        raise UnknownTicker(symbol, "not tracked by this service")
+    return row

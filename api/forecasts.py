@@ -9,27 +9,35 @@ from flask import Blueprint, Response, current_app, request
 import api.queries as queries
 import api.schemas as schemas
 from api.cache import Rendered
-from api.context import db, state
+from api.context import db, state, ticker_or_404
 from api.errors import ApiError
 from api.fastpath import READ_KEY, sends_stored_bytes, stored_body
 from api.params import parse_query, respond, ticker_param
+from api.routes import Operation, route
 from api.serialize import forecast
 from forecaster import forecast_record, storage
-from forecaster.errors import UnknownTicker
 from forecaster.predict import live_figures
 
 bp = Blueprint("forecasts", __name__)
 _UNREAD = object()  # no read was done before Flask
 
 
-def _require_ticker(symbol: str) -> storage.Ticker:
-    row = storage.get_ticker(db(), symbol)
-    if row is None:
-        raise UnknownTicker(symbol, "not tracked by this service")
-    return row
-
-
-@bp.get("/v1/forecasts/<ticker>")
+@route(
+    bp,
+    Operation(
+        "/v1/forecasts/<ticker>",
+        "getForecast",
+        "Latest next-trading-day close forecast",
+        "Forecast",
+        schemas.Forecast,
+        queries.NoQuery,
+        description="The newest stored forecast with its prediction interval, the last actual "
+        "close (which is also the persistence baseline's forecast) and the model's walk-forward "
+        "MAE as a ratio to persistence (below 1 means it beat 'tomorrow = today').",
+        not_found="Unknown ticker, or no forecast yet.",
+        statuses={"304": "Not modified (If-None-Match matched the ETag)."},
+    ),
+)
 def latest(ticker: str) -> Response:
     symbol = ticker_param(ticker)
     if request.args:  # no parameter is allowed: only a query string can fail
@@ -60,20 +68,37 @@ def _render_latest(symbol: str) -> bytes:
         row = storage.latest_forecast(db(), symbol)  # one query
         if row is not None:
             prediction, version = row
-            ticker = _require_ticker(symbol)
+            ticker = ticker_or_404(symbol)
             record, demoted = live_figures(db(), ticker, version)
             return respond(forecast(symbol, prediction, version, record, demoted)).get_data()
-    _require_ticker(symbol)
+    ticker_or_404(symbol)
     raise ApiError(
         404, "no_forecast", f"{symbol}: no forecast yet; run `stockcast predict {symbol}`"
     )
 
 
-@bp.get("/v1/forecasts/<ticker>/history")
+@route(
+    bp,
+    Operation(
+        "/v1/forecasts/<ticker>/history",
+        "getForecastHistory",
+        "The forecast record, live and backtest, with the actual close",
+        "Forecast record, newest first",
+        schemas.ForecastHistory,
+        queries.HistoryQuery,
+        description="Live: each night's served forecast. Backtest: every method's out-of-sample "
+        "forecast from the newest full backtest, with the interval it was scored with. Newest "
+        "first by as-of day. JSON pages with `limit`/`offset`; `format=csv` (or `Accept: "
+        "text/csv`) returns every matching row as CSV with the columns of HistoryItem (interval "
+        "as low, high, coverage).",
+        not_found="Unknown ticker.",
+        csv=",".join(forecast_record.COLUMNS),
+    ),
+)
 def history(ticker: str) -> Response:
     symbol = ticker_param(ticker)
     query = parse_query(queries.HistoryQuery, state().settings.api_max_limit)
-    t = _require_ticker(symbol)
+    t = ticker_or_404(symbol)
     kinds: tuple[forecast_record.Kind, ...] = (
         ("live", "backtest") if query.kind == "all" else (query.kind,)
     )

@@ -11,18 +11,35 @@ import api.schemas as schemas
 from api.context import db, state
 from api.errors import error_response
 from api.params import respond
+from api.routes import Operation, route
 from forecaster import migrate, storage
 
 log = logging.getLogger(__name__)
 bp = Blueprint("health", __name__)
 
 
-@bp.get("/healthz")
+@route(
+    bp,
+    Operation(
+        "/healthz", "healthz", "Liveness: the process is up", "Up", schemas.Health, cached=False
+    ),
+)
 def healthz() -> Response:
     return respond(schemas.Health(status="ok"))
 
 
-@bp.get("/readyz")
+@route(
+    bp,
+    Operation(
+        "/readyz",
+        "readyz",
+        "Readiness: database reachable and migrations at head",
+        "Ready",
+        schemas.Ready,
+        statuses={"503": "Database unreachable or migrations pending."},
+        cached=False,
+    ),
+)
 def readyz() -> tuple[Response, int]:
     engine = state().engine
     try:
@@ -34,7 +51,7 @@ def readyz() -> tuple[Response, int]:
         # The cause goes to the log; a monitor only needs to know the database is unreachable.
         log.warning("readiness check failed", extra={"error": f"{type(exc).__name__}: {exc}"})
         return error_response(503, "database_unavailable", "database unreachable")
-    if current != head:
+    if current is None or current != head:
         return error_response(
             503,
             "migrations_pending",
@@ -45,7 +62,17 @@ def readyz() -> tuple[Response, int]:
     ), 200
 
 
-@bp.get("/metrics")
+@route(
+    bp,
+    Operation(
+        "/metrics",
+        "metrics",
+        "Prometheus metrics",
+        "Prometheus text format 0.0.4",
+        None,
+        cached=False,
+    ),
+)
 def metrics() -> Response:
     today = datetime.now(UTC).date()
     ages: dict[str, float] = {}

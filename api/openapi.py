@@ -1,7 +1,8 @@
 """The OpenAPI 3.1 description of every endpoint.
 
-Components and query parameters are generated from the pydantic models of api/schemas.py and
-api/queries.py (the one source of the contract); only the operations (paths, summaries, status codes) are written here.
+Generated: the paths from the route table (api/routes.py: each route's rule, summary, models
+and statuses, declared where the view is), the components and query parameters from the
+pydantic models of api/schemas.py and api/queries.py.
 """
 
 from __future__ import annotations
@@ -10,12 +11,21 @@ import copy
 from functools import cache
 from typing import Any
 
+import api.forecasts as forecasts
+import api.health as health
+import api.models as models
+import api.prices as prices
 import api.queries as queries
+import api.routes as routes
+import api.runs as runs
 import api.schema_docs as schema_docs
 import api.schemas as schemas
+import api.summary as summary
+import api.tickers as tickers
 import forecaster
-from forecaster import forecast_record
 
+# The modules whose routes the document describes: importing them fills routes.ROUTES.
+VIEWS = (forecasts, health, models, prices, runs, summary, tickers)
 REF_TEMPLATE = "#/components/schemas/{model}"
 STR = {"type": "string"}
 
@@ -110,167 +120,44 @@ COMMON_ERRORS = {
 }
 
 
-def build_spec(max_limit: int = 1000) -> dict[str, Any]:
-    def query(model: type[queries.Query]) -> list[dict[str, Any]]:
-        return query_parameters(model, max_limit)
+def _operation(op: routes.Operation, max_limit: int) -> dict[str, Any]:
+    """One route's OpenAPI operation, from its declaration (api/routes.py)."""
+    parameters = [TICKER_PARAM] if "{ticker}" in op.path else []
+    if op.query is not None:
+        parameters += query_parameters(op.query, max_limit)
+    if op.response is None:  # Prometheus text
+        ok: dict[str, Any] = {"description": op.ok, "content": {"text/plain": {"schema": STR}}}
+    else:
+        ok = _ok(op.ok, op.response, cached=op.cached)
+        if op.csv is not None:
+            ok = _with_csv(ok, op.csv)
+    responses: dict[str, Any] = {"200": ok}
+    for status, description in op.statuses.items():  # 3xx: no body
+        if status < "400":
+            responses[status] = {"description": description}
+    if op.not_found is not None:
+        responses["404"] = _error(op.not_found)
+    responses.update(COMMON_ERRORS)
+    for status, description in op.statuses.items():  # a route's own meaning of an error
+        if status >= "400":
+            responses[status] = _error(description)
+    operation: dict[str, Any] = {"summary": op.summary}
+    if op.description is not None:
+        operation["description"] = op.description
+    operation["operationId"] = op.operation_id
+    if parameters:
+        operation["parameters"] = parameters
+    operation["responses"] = responses
+    return operation
 
-    not_found = _error("Unknown ticker.")
-    paths = {
-        "/v1/tickers": {
-            "get": {
-                "summary": "Tickers, tracked or not, ordered by symbol",
-                "description": "Every stored ticker with its tracked flag, data range, last close, "
-                "champion model version, newest forecast and newest pipeline step status. "
-                "Paginated (follow next_offset) and filterable by symbol and tracked state.",
-                "operationId": "listTickers",
-                "parameters": query(queries.TickerQuery),
-                "responses": {
-                    "200": _ok("Tickers", schemas.TickerPage),
-                    **COMMON_ERRORS,
-                },
-            }
-        },
-        "/v1/forecasts/{ticker}": {
-            "get": {
-                "summary": "Latest next-trading-day close forecast",
-                "description": "The newest stored forecast with its prediction interval, the last "
-                "actual close (which is also the persistence baseline's forecast) and the model's "
-                "walk-forward MAE as a ratio to persistence (below 1 means it beat 'tomorrow = "
-                "today').",
-                "operationId": "getForecast",
-                "parameters": [TICKER_PARAM, *query(queries.NoQuery)],
-                "responses": {
-                    "200": _ok("Forecast", schemas.Forecast),
-                    "304": {"description": "Not modified (If-None-Match matched the ETag)."},
-                    "404": _error("Unknown ticker, or no forecast yet."),
-                    **COMMON_ERRORS,
-                },
-            }
-        },
-        "/v1/forecasts/{ticker}/history": {
-            "get": {
-                "summary": "The forecast record, live and backtest, with the actual close",
-                "description": "Live: each night's served forecast. Backtest: every method's "
-                "out-of-sample forecast from the newest full backtest, with the interval it was "
-                "scored with. Newest first by as-of day. JSON pages with `limit`/`offset`; "
-                "`format=csv` (or `Accept: text/csv`) returns every matching row as CSV with the "
-                "columns of HistoryItem (interval as low, high, coverage).",
-                "operationId": "getForecastHistory",
-                "parameters": [TICKER_PARAM, *query(queries.HistoryQuery)],
-                "responses": {
-                    "200": _with_csv(
-                        _ok("Forecast record, newest first", schemas.ForecastHistory),
-                        ",".join(forecast_record.COLUMNS),
-                    ),
-                    "404": not_found,
-                    **COMMON_ERRORS,
-                },
-            }
-        },
-        "/v1/models/{ticker}": {
-            "get": {
-                "summary": "Model versions with metrics, champion flag and rejection reasons",
-                "operationId": "listModels",
-                "parameters": [TICKER_PARAM, *query(queries.NoQuery)],
-                "responses": {
-                    "200": _ok("Model versions, newest first (at most 100)", schemas.ModelList),
-                    "404": not_found,
-                    **COMMON_ERRORS,
-                },
-            }
-        },
-        "/v1/prices/{ticker}": {
-            "get": {
-                "summary": "Stored daily OHLCV",
-                "description": "Rows in [start, end], oldest first, at most `limit`; without "
-                "start, the newest `limit` rows.",
-                "operationId": "listPrices",
-                "parameters": [TICKER_PARAM, *query(queries.PriceQuery)],
-                "responses": {
-                    "200": _ok("Prices", schemas.PricePage),
-                    "404": not_found,
-                    **COMMON_ERRORS,
-                },
-            }
-        },
-        "/v1/summary": {
-            "get": {
-                "summary": "Every ticker in one row: last close, next forecast, skill, freshness",
-                "description": "What the dashboard (`/`) shows: per ticker, the last close, the "
-                "newest forecast with its change and interval and the method that made it, the "
-                "network's backtest skill vs persistence, whether the forecast is stale, the last "
-                "pipeline step and the recent closes. Sorted by symbol; `q` filters.",
-                "operationId": "getSummary",
-                "parameters": query(queries.SummaryQuery),
-                "responses": {
-                    "200": _ok("One page of tickers", schemas.SummaryPage),
-                    **COMMON_ERRORS,
-                },
-            }
-        },
-        "/v1/series/{ticker}": {
-            "get": {
-                "summary": "Chart columns: closes, forecasts, intervals, realized errors",
-                "description": "Closes in [start, end] and the forecasts whose target date falls "
-                "in it, oldest first, as columns (what the ticker page draws). At most the newest "
-                "`limit` of each; `truncated` says when more exist. The whole history (no "
-                "parameter) is a document the pipeline stores when the ticker's data changes, "
-                "read in one query and sent gzip-compressed to a client that accepts gzip.",
-                "operationId": "getSeries",
-                "parameters": [TICKER_PARAM, *query(queries.SeriesQuery)],
-                "responses": {
-                    "200": _ok("Series", schemas.Series),
-                    "404": not_found,
-                    **COMMON_ERRORS,
-                },
-            }
-        },
-        "/v1/runs": {
-            "get": {
-                "summary": "Pipeline runs and their per-ticker steps, newest first",
-                "operationId": "listRuns",
-                "parameters": query(queries.RunQuery),
-                "responses": {
-                    "200": _ok("Runs", schemas.RunPage),
-                    **COMMON_ERRORS,
-                },
-            }
-        },
-        "/healthz": {
-            "get": {
-                "summary": "Liveness: the process is up",
-                "operationId": "healthz",
-                "responses": {
-                    "200": _ok("Up", schemas.Health, cached=False),
-                    **COMMON_ERRORS,
-                },
-            }
-        },
-        "/readyz": {
-            "get": {
-                "summary": "Readiness: database reachable and migrations at head",
-                "operationId": "readyz",
-                "responses": {
-                    "200": _ok("Ready", schemas.Ready, cached=False),
-                    **COMMON_ERRORS,
-                    "503": _error("Database unreachable or migrations pending."),
-                },
-            }
-        },
-        "/metrics": {
-            "get": {
-                "summary": "Prometheus metrics",
-                "operationId": "metrics",
-                "responses": {
-                    "200": {
-                        "description": "Prometheus text format 0.0.4",
-                        "content": {"text/plain": {"schema": STR}},
-                    },
-                    **COMMON_ERRORS,
-                },
-            }
-        },
-    }
+
+def build_spec(max_limit: int = 1000) -> dict[str, Any]:
+    """The document: one operation per declared route (api/routes.py ROUTES), the API's paths
+    in alphabetical order, then the operational ones."""
+    ordered = sorted(
+        routes.ROUTES.values(), key=lambda op: (not op.rule.startswith("/v1/"), op.rule)
+    )
+    paths = {op.path: {"get": _operation(op, max_limit)} for op in ordered}
     schemas_ = components()
     for ops in paths.values():
         for op in ops.values():

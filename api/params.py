@@ -4,7 +4,7 @@ JSON error shape and a one-line message."""
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from flask import Response, current_app, request
 from pydantic import BaseModel, ValidationError
@@ -70,4 +70,5 @@ def _reject_repeated() -> None:
 
 def respond(body: BaseModel) -> Response:
     """A response model as JSON, through Flask's provider (same bytes as jsonify of the dict)."""
-    return current_app.json.response(body.model_dump(mode="json"))
+    # The app's response_class (flask.Response), typed by Flask as werkzeug's base class.
+    return cast(Response, current_app.json.response(body.model_dump(mode="json")))

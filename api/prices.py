@@ -6,23 +6,33 @@ from flask import Blueprint, Response
 
 import api.queries as queries
 import api.schemas as schemas
-from api.context import db, state
+from api.context import db, state, ticker_or_404
 from api.params import parse_query, respond, ticker_param
-from api.serialize import price
+from api.routes import Operation, route
 from forecaster import storage
-from forecaster.errors import UnknownTicker
 
 bp = Blueprint("prices", __name__)
 
 
-@bp.get("/v1/prices/<ticker>")
+@route(
+    bp,
+    Operation(
+        "/v1/prices/<ticker>",
+        "listPrices",
+        "Stored daily OHLCV",
+        "Prices",
+        schemas.PricePage,
+        queries.PriceQuery,
+        description="Rows in [start, end], oldest first, at most `limit`; without start, the "
+        "newest `limit` rows.",
+        not_found="Unknown ticker.",
+    ),
+)
 def list_prices(ticker: str) -> Response:
     """Rows in [start, end], oldest first, at most `limit`. Without start: the newest `limit` rows."""
     symbol = ticker_param(ticker)
     query = parse_query(queries.PriceQuery, state().settings.api_max_limit)
-    t = storage.get_ticker(db(), symbol)
-    if t is None:
-        raise UnknownTicker(symbol, "not tracked by this service")
+    t = ticker_or_404(symbol)
     rows, truncated = storage.price_page(db(), t.id, query.start, query.end, query.limit)
     return respond(
         schemas.PricePage(
@@ -30,6 +40,6 @@ def list_prices(ticker: str) -> Response:
             count=len(rows),
             limit=query.limit,
             truncated=truncated,
-            prices=[price(r) for r in rows],
+            prices=[schemas.Price.model_validate(r, from_attributes=True) for r in rows],
         )
     )

@@ -160,10 +160,13 @@ def example(schema: Schema, components: dict[str, Schema], name: str = "", depth
     return _scalar(inner, name)
 
 
+_FITS: dict[str, type | tuple[type, ...]] = {"string": str, "number": (int, float), "integer": int}
+
+
 def _scalar(schema: Schema, name: str) -> Any:
     kind = schema.get("type")
     named = _NAMED.get(name)
-    fits = {"string": str, "number": (int, float), "integer": int}.get(kind or "")
+    fits = _FITS.get(kind or "")
     if fits is not None and isinstance(named, fits) and not isinstance(named, bool):
         return named
     if "default" in schema and schema["default"] is not None:

@@ -9,20 +9,20 @@ Views build the response models and send them with `api.params.respond` (`model_
 through Flask's JSON provider); `/openapi.json` takes its components from these models' JSON
 Schemas (api/openapi.py). Enumerations come from the module that owns the values.
 
-Numbers are rounded by the builders (api/serialize.py, forecaster/documents.py) with `num()`,
-which also turns NaN and infinities into null: strict JSON never carries them.
+Numbers are rounded with `num()`, which also turns NaN and infinities into null (strict JSON
+never carries them): by the builders (api/serialize.py, forecaster/documents.py), or by the
+`rounded` fields of the models that views validate straight from stored rows.
 """
 
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import (
-    Field,
-)
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
 
 from forecaster import documents, series_document
+from forecaster.errors import public_error
 from forecaster.storage import RUN_STATUSES, STEP_STATUSES
 
 # The forecast document's models and types, re-exported: the API and /openapi.json name them here.
@@ -114,14 +114,24 @@ class ForecastHistory(Schema):
     forecasts: list[HistoryItem] = Field(description="Newest first.")
 
 
+def rounded(digits: int) -> BeforeValidator:
+    """A number rounded to `digits` (documents.num) as a row is validated into its model."""
+    return BeforeValidator(lambda value: documents.num(value, digits))
+
+
+Rounded4 = Annotated[float, rounded(4)]
+
+
 class Price(Schema):
+    """Validated from a stored row (`model_validate(row, from_attributes=True)`)."""
+
     date: date
-    open: float
-    high: float
-    low: float
-    close: float
-    adj_close: float | None
-    volume: float
+    open: Rounded4
+    high: Rounded4
+    low: Rounded4
+    close: Rounded4
+    adj_close: Annotated[float | None, rounded(4)]
+    volume: Annotated[float, rounded(0)]
     source: str
     adjusted: bool
 
@@ -167,12 +177,24 @@ class TickerPage(Schema):
     tickers: list[Ticker]
 
 
-class Step(Schema):
+class PublicError(Schema):
+    """`error` as a public client may see it (errors.public_error of the stored code and text):
+    never the stored text itself, which may hold paths, SQL or host names."""
+
+    @field_validator("error", mode="before", check_fields=False)
+    @classmethod
+    def _public(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return public_error(info.data.get("error_code"), value)
+
+
+class Step(PublicError):
+    """Validated from a stored job step (`from_attributes`)."""
+
     ticker: str
     status: StepStatus
     started_at: UtcDatetime
     finished_at: UtcDatetime | None
-    duration_seconds: float | None
+    duration_seconds: Annotated[float | None, rounded(3)]
     rows_fetched: int | None
     rows_inserted: int | None
     rows_rejected: int | None
@@ -189,14 +211,16 @@ class Step(Schema):
     )
 
 
-class Run(Schema):
+class Run(PublicError):
+    """Validated from a stored run and its steps (`from_attributes`)."""
+
     id: int
     kind: str
     trigger: str
     status: Literal[RUN_STATUSES]  # type: ignore[valid-type]
     started_at: UtcDatetime
     finished_at: UtcDatetime | None
-    tickers: list[str]
+    tickers: Annotated[list[str], BeforeValidator(lambda value: list(value or []))]
     error_code: str | None
     error: str | None
     steps: list[Step]
@@ -212,10 +236,10 @@ class RunPage(Schema):
 class SummaryForecast(Schema):
     as_of: date
     target_date: date
-    predicted_close: float
-    predicted_change_pct: float
+    predicted_close: Rounded4
+    predicted_change_pct: float | None
     interval: Interval
-    last_close: float
+    last_close: Rounded4
     method: Method
 
 
@@ -246,12 +270,14 @@ class Freshness(Schema):
     stale: bool
 
 
-class LastRun(Schema):
+class LastRun(PublicError):
+    """Validated from a ticker's newest job step (`from_attributes`)."""
+
     run_id: int
     status: StepStatus
     started_at: UtcDatetime
     finished_at: UtcDatetime | None
-    duration_seconds: float | None
+    duration_seconds: Annotated[float | None, rounded(3)]
     detail: str | None
     error_code: str | None
     error: str | None

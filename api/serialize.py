@@ -7,7 +7,7 @@ from __future__ import annotations
 import api.schemas as schemas
 from forecaster import documents
 from forecaster.evaluation import finite
-from forecaster.storage import ModelVersion, Price
+from forecaster.storage import ModelVersion
 
 # The forecast document's builders (forecaster/documents.py), shared with the other endpoints.
 num = documents.num
@@ -33,18 +33,4 @@ def model_version(mv: ModelVersion) -> schemas.ModelVersion:
         interval_coverage=num(mv.interval_coverage, 4),
         config=finite(mv.config),
         evaluation=finite(mv.metrics),
-    )
-
-
-def price(row: Price) -> schemas.Price:
-    return schemas.Price(
-        date=row.date,
-        open=num(row.open, 4),
-        high=num(row.high, 4),
-        low=num(row.low, 4),
-        close=num(row.close, 4),
-        adj_close=num(row.adj_close, 4),
-        volume=num(row.volume, 0),
-        source=row.source,
-        adjusted=row.adjusted,
     )

@@ -15,12 +15,13 @@ from flask import Blueprint, Response, request
 
 import api.queries as queries
 import api.schemas as schemas
-from api.context import db, state
+from api.cache import Rendered
+from api.context import db, state, ticker_or_404
 from api.params import parse_query, respond, ticker_param
+from api.routes import Operation, route
 from api.serialize import change_pct, interval, num, pvalue
 from forecaster import calendar, series_document, storage
 from forecaster.documents import dumps
-from forecaster.errors import UnknownTicker, public_error
 
 bp = Blueprint("summary", __name__)
 
@@ -70,16 +71,7 @@ def freshness(
 def last_run(step: storage.JobStep | None) -> schemas.LastRun | None:
     if step is None:
         return None
-    return schemas.LastRun(
-        run_id=step.run_id,
-        status=step.status,
-        started_at=step.started_at,
-        finished_at=step.finished_at,
-        duration_seconds=num(step.duration_seconds, 3),
-        detail=step.detail,
-        error_code=step.error_code,
-        error=public_error(step.error_code, step.error),
-    )
+    return schemas.LastRun.model_validate(step, from_attributes=True)
 
 
 def summary_row(row: storage.DashboardRow, last_session: date, cal: str) -> schemas.SummaryRow:
@@ -89,12 +81,12 @@ def summary_row(row: storage.DashboardRow, last_session: date, cal: str) -> sche
         forecast = schemas.SummaryForecast(
             as_of=p.as_of_date,
             target_date=p.target_date,
-            predicted_close=num(p.predicted_close, 4),
+            predicted_close=p.predicted_close,
             predicted_change_pct=change_pct(p),
             interval=interval(
                 p, row.model if row.model and row.model.id == p.model_version_id else None
             ),
-            last_close=num(p.last_close, 4),
+            last_close=p.last_close,
             method=p.method,
         )
     return schemas.SummaryRow(
@@ -111,7 +103,21 @@ def summary_row(row: storage.DashboardRow, last_session: date, cal: str) -> sche
     )
 
 
-@bp.get("/v1/summary")
+@route(
+    bp,
+    Operation(
+        "/v1/summary",
+        "getSummary",
+        "Every ticker in one row: last close, next forecast, skill, freshness",
+        "One page of tickers",
+        schemas.SummaryPage,
+        queries.SummaryQuery,
+        description="What the dashboard (`/`) shows: per ticker, the last close, the newest "
+        "forecast with its change and interval and the method that made it, the network's "
+        "backtest skill vs persistence, whether the forecast is stale, the last pipeline step and "
+        "the recent closes. Sorted by symbol; `q` filters.",
+    ),
+)
 def summary() -> Response:
     query = parse_query(queries.SummaryQuery)
     limit, offset = query.limit, query.offset
@@ -213,7 +219,23 @@ def universe(
     )
 
 
-@bp.get("/v1/series/<ticker>")
+@route(
+    bp,
+    Operation(
+        "/v1/series/<ticker>",
+        "getSeries",
+        "Chart columns: closes, forecasts, intervals, realized errors",
+        "Series",
+        schemas.Series,
+        queries.SeriesQuery,
+        description="Closes in [start, end] and the forecasts whose target date falls in it, "
+        "oldest first, as columns (what the ticker page draws). At most the newest `limit` of "
+        "each; `truncated` says when more exist. The whole history (no parameter) is a document "
+        "the pipeline stores when the ticker's data changes, read in one query and sent "
+        "gzip-compressed to a client that accepts gzip.",
+        not_found="Unknown ticker.",
+    ),
+)
 def series(ticker: str) -> Response:
     symbol = ticker_param(ticker)
     query = parse_query(queries.SeriesQuery)
@@ -222,16 +244,16 @@ def series(ticker: str) -> Response:
         stored = series_document.read(db(), symbol)  # the whole history: one read
         if stored is not None:
             return _gzipped(stored)
-    row = storage.get_ticker(db(), symbol)
-    if row is None:
-        raise UnknownTicker(symbol, "not tracked by this service")
+    row = ticker_or_404(symbol)
     key = f"series:{symbol}:{start}:{end}:{limit}"
     cache = state().responses  # the same short per-worker TTL as the latest forecast
-    body = cache.get(key)
-    if body is None:
-        body = dumps(series_document.render(db(), row, start, end, limit)).encode()
-        cache.put(key, body)
-    return Response(body, mimetype="application/json")
+    rendered = cache.get(key)
+    if rendered is None:
+        rendered = Rendered.of(dumps(series_document.render(db(), row, start, end, limit)).encode())
+        cache.put(key, rendered)
+    response = Response(rendered.body, mimetype="application/json")
+    response.headers["ETag"] = rendered.etag  # computed once per render (api/__init__.py)
+    return response
 
 
 def _gzipped(stored: bytes) -> Response:

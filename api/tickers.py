@@ -8,13 +8,27 @@ import api.queries as queries
 import api.schemas as schemas
 from api.context import db, state
 from api.params import parse_query, respond
+from api.routes import Operation, route
 from api.serialize import num
 from forecaster import storage
 
 bp = Blueprint("tickers", __name__)
 
 
-@bp.get("/v1/tickers")
+@route(
+    bp,
+    Operation(
+        "/v1/tickers",
+        "listTickers",
+        "Tickers, tracked or not, ordered by symbol",
+        "Tickers",
+        schemas.TickerPage,
+        queries.TickerQuery,
+        description="Every stored ticker with its tracked flag, data range, last close, champion "
+        "model version, newest forecast and newest pipeline step status. Paginated (follow "
+        "next_offset) and filterable by symbol and tracked state.",
+    ),
+)
 def list_tickers() -> Response:
     query = parse_query(queries.TickerQuery, state().settings.api_max_limit)
     contains, tracked = query.q, query.tracked
@@ -42,7 +56,7 @@ def list_tickers() -> Response:
                     last_close=num(r.last_close, 4),
                     champion_version=r.champion_version,
                     last_forecast=None
-                    if r.forecast_as_of is None
+                    if r.forecast_as_of is None or r.forecast_target is None
                     else schemas.LastForecast(
                         as_of=r.forecast_as_of,
                         target_date=r.forecast_target,

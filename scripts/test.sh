@@ -65,7 +65,7 @@ fi
 
 "$BIN/ruff" check .
 "$BIN/ruff" format --check .
-"$BIN/mypy" forecaster jobs cli  # make typecheck
+"$BIN/mypy" forecaster api jobs cli  # make typecheck
 
 # Whole test files spread over one pytest-xdist worker per core (STOCKCAST_TEST_WORKERS=0: one
 # process); the heaviest files start first (tests/conftest.py). Bytecode is cached between runs

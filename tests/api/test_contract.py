@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import schemathesis
 from apidata import seed
+from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from openapi_spec_validator import validate
 from schemathesis import GenerationMode
@@ -187,3 +188,13 @@ def test_real_http_under_gunicorn(gunicorn_server: str) -> None:
     assert json.load(missing.value)["error"]["code"] == "unknown_ticker"
     with urllib.request.urlopen(f"{gunicorn_server}/readyz", timeout=5) as r:
         assert json.load(r)["status"] == "ready"
+
+
+def test_the_document_describes_exactly_the_api_routes(app: Flask) -> None:
+    """Generated from the route table: every Flask rule but the pages, the docs and static files
+    has its operation, and no operation lacks its rule."""
+    pages = {"/", "/tickers/<path:symbol>", "/openapi.json", "/docs"}
+    pages |= {"/assets/<path:filename>", "/static/<path:filename>"}
+    rules = {r.rule for r in app.url_map.iter_rules() if r.rule not in pages}
+    documented = {path.replace("{", "<").replace("}", ">") for path in build_spec()["paths"]}
+    assert rules == documented
