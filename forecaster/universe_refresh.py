@@ -60,9 +60,9 @@ def refresh_universe_locked(
 def refresh_universe(
     settings: Settings, symbols: list[str], options: RefreshOptions, engine: Engine
 ) -> StepOutcome:
-    """Fit the universe network on every ticker, register each ticker's version, forecast each."""
-    from forecaster.universe_training import train_universe  # TensorFlow only when it trains
-
+    """Fit the universe network on every ticker, register each ticker's version, forecast each.
+    A fit that fails fails the step, and each ticker's champion still forecasts the next session
+    (as a ticker whose own training failed keeps its champion)."""
     outcome = StepOutcome(UNIVERSE)
     sessions = storage.make_session_factory(engine)
     try:
@@ -87,28 +87,16 @@ def refresh_universe(
             outcome.notes.append("no new prices since the universe was trained: retraining skipped")
             trained_symbols: list[str] = []
         else:
-            # no transaction open while it trains
-            trained = train_universe(universe, settings, previous)
-            outcome.fit_seconds = round(trained.seconds, 3)
-            served = sum(o.choice.method == "lstm" for o in trained.outcomes.values())
-            info = trained.info
-            how = (
-                "quiet night: backtest reused, networks fine-tuned"
-                if info.get("warm_start")
-                else f"{len(info.get('backtest_origins') or [])}-fold universe backtest"
-            )
-            outcome.notes.append(
-                f"universe fit on {info.get('tickers', 0)} tickers, {info.get('windows', 0)} "
-                f"windows, {info.get('members', 0)} networks, through "
-                f"{info.get('trained_through', '-')} ({how}): the network serves {served}"
-            )
-            for symbol, error in trained.failed.items():
-                outcome.notes.append(f"{symbol}: not trained: {error}")
-            trained_symbols = []
-            for symbol, result in trained.outcomes.items():
-                register = partial(_register_one, settings=settings, symbol=symbol, result=result)
-                if _under_lock(engine, sessions, symbol, outcome, "not registered", register):
-                    trained_symbols.append(symbol)
+            try:
+                trained_symbols = _fit_and_register(
+                    engine, sessions, settings, universe, previous, outcome
+                )
+            except OperationalError:
+                raise
+            except Exception as exc:  # the fit failed: tonight the champions forecast
+                _failed(outcome, exc)
+                outcome.notes.append("the universe fit failed: each ticker's champion forecasts")
+                trained_symbols = []
         forecasts = sum(
             _under_lock(
                 engine,
@@ -123,16 +111,58 @@ def refresh_universe(
         outcome.notes.append(f"{forecasts} forecast(s) stored")
         if trained_symbols:
             outcome.promoted = True
-    except OperationalError as exc:
-        outcome.status, outcome.error_code = "failed", "database_unavailable"
-        outcome.error = f"database unavailable: {storage.db_error_summary(exc)}"
-    except StockcastError as exc:
-        outcome.status, outcome.error, outcome.error_code = "failed", str(exc), exc.code
-    except Exception as exc:  # a training or library bug: the step fails, the run goes on
-        log.exception("universe step crashed")
-        outcome.status, outcome.error = "failed", f"{type(exc).__name__}: {exc}"
-        outcome.error_code = "internal_error"
+    except Exception as exc:
+        _failed(outcome, exc)
     return outcome
+
+
+def _failed(outcome: StepOutcome, exc: Exception) -> None:
+    """Record why the universe step failed (the run goes on)."""
+    outcome.status = "failed"
+    if isinstance(exc, OperationalError):
+        outcome.error_code = "database_unavailable"
+        outcome.error = f"database unavailable: {storage.db_error_summary(exc)}"
+    elif isinstance(exc, StockcastError):
+        outcome.error, outcome.error_code = str(exc), exc.code
+    else:  # a training or library bug
+        log.error("universe step crashed", exc_info=exc)
+        outcome.error, outcome.error_code = f"{type(exc).__name__}: {exc}", "internal_error"
+
+
+def _fit_and_register(
+    engine: Engine,
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    universe: dict[str, Any],
+    previous: dict[str, Any],
+    outcome: StepOutcome,
+) -> list[str]:
+    """One universe fit (no transaction open while it trains), then each ticker's version
+    registered under its lock; the tickers registered."""
+    from forecaster.universe_training import train_universe  # TensorFlow only when it trains
+
+    trained = train_universe(universe, settings, previous)
+    outcome.fit_seconds = round(trained.seconds, 3)
+    served = sum(o.choice.method == "lstm" for o in trained.outcomes.values())
+    info = trained.info
+    how = (
+        "quiet night: backtest reused, networks fine-tuned"
+        if info.get("warm_start")
+        else f"{len(info.get('backtest_origins') or [])}-fold universe backtest"
+    )
+    outcome.notes.append(
+        f"universe fit on {info.get('tickers', 0)} tickers, {info.get('windows', 0)} "
+        f"windows, {info.get('members', 0)} networks, through "
+        f"{info.get('trained_through', '-')} ({how}): the network serves {served}"
+    )
+    for symbol, error in trained.failed.items():
+        outcome.notes.append(f"{symbol}: not trained: {error}")
+    registered = []
+    for symbol, result in trained.outcomes.items():
+        register = partial(_register_one, settings=settings, symbol=symbol, result=result)
+        if _under_lock(engine, sessions, symbol, outcome, "not registered", register):
+            registered.append(symbol)
+    return registered
 
 
 def _register_one(session: Session, settings: Settings, symbol: str, result: Any) -> None:

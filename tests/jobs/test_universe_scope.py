@@ -80,7 +80,7 @@ def test_one_fit_for_the_universe_then_every_ticker_is_registered_and_forecast(
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # storage: the test above
 def test_a_ticker_added_is_forecast_the_same_night_and_a_removed_one_leaves_the_fit(
-    universe_settings: Settings, sessions: sessionmaker[Session]
+    universe_settings: Settings, sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     universe_settings = universe_settings.replace(ensemble=1)  # the ensemble: the test above
     register(sessions, SYMBOLS)
@@ -102,6 +102,17 @@ def test_a_ticker_added_is_forecast_the_same_night_and_a_removed_one_leaves_the_
         version = newest(sessions, symbol)
         assert version is not None and version.metrics["backtest"]["universe"]["tickers"] == 3
     assert newest(sessions, "SYN-RW-5").version == 2  # type: ignore[union-attr]
+
+    # A fit that fails fails the step; every ticker's champion still forecasts the next session.
+    def broken(*_: object) -> None:
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(universe_training, "train_universe", broken)
+    report = run_pipeline(universe_settings, fetch=False, force_train=True)
+    step = run_steps(sessions, report.run_id)["universe"]
+    assert step.status == "failed" and step.error_code == "internal_error"
+    assert "the universe fit failed" in (step.detail or "")
+    assert "3 forecast(s) stored" in (step.detail or "")
 
 
 def test_ticker_scope_keeps_todays_configuration(pipeline_settings: Settings) -> None:
