@@ -17,9 +17,9 @@ never carries them): by the builders (api/serialize.py, forecaster/documents.py)
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
-from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from forecaster import documents, series_document
 from forecaster.errors import public_error
@@ -122,9 +122,10 @@ def rounded(digits: int) -> BeforeValidator:
 Rounded4 = Annotated[float, rounded(4)]
 
 
+# Price, Step, Run and LastRun are validated straight from stored rows
+# (`model_validate(row, from_attributes=True)`); comments, not docstrings: a docstring would
+# become the component's description in /openapi.json.
 class Price(Schema):
-    """Validated from a stored row (`model_validate(row, from_attributes=True)`)."""
-
     date: date
     open: Rounded4
     high: Rounded4
@@ -178,18 +179,20 @@ class TickerPage(Schema):
 
 
 class PublicError(Schema):
-    """`error` as a public client may see it (errors.public_error of the stored code and text):
-    never the stored text itself, which may hold paths, SQL or host names."""
+    # `error` as a public client may see it (errors.public_error of the stored code and text),
+    # whatever order the fields are declared in: never the stored text itself, which may hold
+    # paths, SQL or host names. The fields are the subclasses' own (their order is the body's).
+    if TYPE_CHECKING:
+        error_code: str | None
+        error: str | None
 
-    @field_validator("error", mode="before", check_fields=False)
-    @classmethod
-    def _public(cls, value: str | None, info: ValidationInfo) -> str | None:
-        return public_error(info.data.get("error_code"), value)
+    @model_validator(mode="after")
+    def _public(self) -> Self:
+        self.error = public_error(self.error_code, self.error)
+        return self
 
 
 class Step(PublicError):
-    """Validated from a stored job step (`from_attributes`)."""
-
     ticker: str
     status: StepStatus
     started_at: UtcDatetime
@@ -212,8 +215,6 @@ class Step(PublicError):
 
 
 class Run(PublicError):
-    """Validated from a stored run and its steps (`from_attributes`)."""
-
     id: int
     kind: str
     trigger: str
@@ -237,7 +238,7 @@ class SummaryForecast(Schema):
     as_of: date
     target_date: date
     predicted_close: Rounded4
-    predicted_change_pct: float | None
+    predicted_change_pct: float
     interval: Interval
     last_close: Rounded4
     method: Method
@@ -271,8 +272,6 @@ class Freshness(Schema):
 
 
 class LastRun(PublicError):
-    """Validated from a ticker's newest job step (`from_attributes`)."""
-
     run_id: int
     status: StepStatus
     started_at: UtcDatetime

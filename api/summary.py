@@ -10,6 +10,7 @@ import dataclasses
 import gzip
 import math
 from datetime import date
+from typing import cast
 
 from flask import Blueprint, Response, request
 
@@ -82,7 +83,7 @@ def summary_row(row: storage.DashboardRow, last_session: date, cal: str) -> sche
             as_of=p.as_of_date,
             target_date=p.target_date,
             predicted_close=p.predicted_close,
-            predicted_change_pct=change_pct(p),
+            predicted_change_pct=cast(float, change_pct(p)),  # as the Forecast document
             interval=interval(
                 p, row.model if row.model and row.model.id == p.model_version_id else None
             ),

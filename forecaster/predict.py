@@ -23,10 +23,15 @@ log = logging.getLogger(__name__)
 
 
 def require_ticker(session: Session, ticker: str | storage.Ticker) -> storage.Ticker:
-    """The ticker's row: looked up by symbol, or a row a caller resolved earlier (in another
-    session of the same step) attached to this one as it is, without asking the database."""
+    """The ticker's row: looked up by symbol, or, for a row a caller resolved earlier (in another
+    session of the same step), read again by its id: current, whatever happened meanwhile."""
     if isinstance(ticker, storage.Ticker):
-        return ticker if ticker in session else session.merge(ticker, load=False)
+        if ticker in session:
+            return ticker
+        row = session.get(storage.Ticker, ticker.id)
+        if row is None:
+            raise UnknownTicker(ticker.symbol, "removed while the step ran")
+        return row
     symbol = normalize_ticker(ticker)
     row = storage.get_ticker(session, symbol)
     if row is None:

@@ -91,8 +91,6 @@ def refresh_universe(
                 trained_symbols = _fit_and_register(
                     engine, sessions, settings, universe, previous, outcome
                 )
-            except OperationalError:
-                raise
             except Exception as exc:  # the fit failed: tonight the champions forecast
                 _failed(outcome, exc)
                 outcome.notes.append("the universe fit failed: each ticker's champion forecasts")
@@ -188,6 +186,7 @@ def _under_lock(
     except StockcastError as exc:
         outcome.notes.append(f"{symbol}: {missed}: {exc}")
     except Exception as exc:  # one ticker's failure (a disk error ...) must not stop the rest
+        # The notes are the step's public detail: the cause's text (paths, SQL) goes to the log.
         log.exception("universe step: one ticker failed", extra={"ticker": symbol})
-        outcome.notes.append(f"{symbol}: {missed}: {type(exc).__name__}: {exc}")
+        outcome.notes.append(f"{symbol}: {missed}: unexpected {type(exc).__name__}")
     return False

@@ -78,6 +78,10 @@ def nightly_job(
     except StockcastError as exc:  # database down, schema behind: try again at the next fire time
         log.error("pipeline run could not start", extra={"error": str(exc)})
         return None
+    finally:
+        # The scheduler lives for days: no pooled connection outlives a run (a SQLite file
+        # replaced meanwhile is opened afresh); the engine itself stays usable.
+        engine.dispose()
     return report
 
 

@@ -1,8 +1,8 @@
 """Sole owner of the database: the schema (schema.py, created only by the Alembic migrations),
 engines and sessions (engine.py), and every query the application runs, by what it is about:
 tickers.py, prices.py (history.py: a history swapped whole, corporate actions), models.py
-(versions and predictions), the pages' read models (views.py, dashboard.py), and what is kept on
-write (touch.py). Writes are idempotent (upsert.py). Callers import the package:
+(versions and predictions), runs.py (pipeline runs and steps), the pages' read models (views.py,
+dashboard.py), and what is kept on write (touch.py). Writes are idempotent (upsert.py). Callers import the package:
 `from forecaster import storage; storage.get_ticker(session, "GOOG")`."""
 
 from __future__ import annotations

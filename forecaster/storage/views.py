@@ -1,5 +1,5 @@
-"""Read models of the pages and the operator's lists: the chart's columns and the runs (the
-dashboard's: forecaster.storage.dashboard)."""
+"""Read models of the pages: the chart's columns (the dashboard's: forecaster.storage.dashboard;
+the runs list: forecaster.storage.runs)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,10 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import (
-    select,
-)
-from sqlalchemy.orm import (
-    Session,
-)
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from forecaster.storage.schema import (
-    Prediction,
-    Price,
-)
+from forecaster.storage.schema import Prediction, Price
 
 
 @dataclass(frozen=True)
