@@ -12,12 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
-from jobhelpers import run_pipeline
+from jobhelpers import ShortSample, factory_of, run_pipeline
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from forecaster import artifacts, service, storage
-from forecaster.providers.sample import SampleProvider
 from forecaster.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -82,13 +81,13 @@ def test_killed_between_training_and_promotion(
     pipeline_settings: Settings, sessions: sessionmaker[Session], env: dict[str, str]
 ) -> None:
     settings = pipeline_settings
-    first = run_pipeline(settings, ["GOOG"])
+    first = run_pipeline(settings, ["GOOG"], provider_factory=factory_of(ShortSample()))
     assert first.status == "succeeded" and versions(sessions, "GOOG") == [(1, "champion")]
     with sessions() as s:
         before = storage.latest_prediction(s, service.require_ticker(s, "GOOG").id)
         assert before is not None
 
-    proc = worker(env, "GOOG", "--force-train", "--die-before-promotion")
+    proc = worker(env, "GOOG", "--force-train", "--die-before-promotion", "--short")
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 137, out
 
@@ -106,7 +105,9 @@ def test_killed_between_training_and_promotion(
 
     # The next run: marks the dead run failed, takes the lock the dead process never released,
     # and trains the version the dead run could not commit.
-    report = run_pipeline(settings, ["GOOG"], force_train=True)
+    report = run_pipeline(
+        settings, ["GOOG"], force_train=True, provider_factory=factory_of(ShortSample())
+    )
     assert report.status == "succeeded"
     assert report.reaped == [dead.id]
     assert versions(sessions, "GOOG") == [(2, "champion"), (1, "retired")]
@@ -118,7 +119,10 @@ def test_killed_between_training_and_promotion(
 def test_two_runs_started_together_train_each_ticker_once(
     pipeline_settings: Settings, sessions: sessionmaker[Session], env: dict[str, str]
 ) -> None:
-    procs = [worker(env, "^GSPC", "GOOG", "--wait-for-go", "--slow-train", "2") for _ in range(2)]
+    procs = [
+        worker(env, "^GSPC", "GOOG", "--wait-for-go", "--slow-train", "2", "--short")
+        for _ in range(2)
+    ]
     try:
         # A barrier: both processes import everything first, then both go.
         early = wait_until_ready(procs, timeout=180)
@@ -160,7 +164,7 @@ def test_two_runs_started_together_train_each_ticker_once(
                 .select_from(storage.Price)
                 .where(storage.Price.ticker_id == ticker.id)
             )
-            assert n_prices == len(SampleProvider().fetch(symbol, None, None))
+            assert n_prices == len(ShortSample().fetch(symbol, None, None))
             n_forecasts = s.scalar(
                 select(func.count())
                 .select_from(storage.Prediction)
