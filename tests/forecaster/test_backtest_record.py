@@ -15,6 +15,7 @@ from forecaster.policy import METHODS, backtest_key
 from forecaster.training import TrainingOutcome
 
 
+@pytest.mark.slow  # its fixture trains a network: `make test`, not the inner loop
 def test_the_record_recomputes_the_published_figures(outcome: TrainingOutcome) -> None:
     record = outcome.record
     assert record is not None
