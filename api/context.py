@@ -7,8 +7,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 
-from flask import current_app, g
+from flask import Response, current_app, g
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -84,3 +85,16 @@ def ticker_or_404(symbol: str) -> storage.Ticker:
     if row is None:
         raise UnknownTicker(symbol, "not tracked by this service")
     return row
+
+
+def cached_json(key: str, render: Callable[[], bytes]) -> Response:
+    """The JSON body held under `key` in the per-worker response cache (`render` makes it on a
+    miss), sent with the ETag computed once when it was rendered (api/__init__.py keeps it)."""
+    cache = state().responses
+    rendered = cache.get(key)
+    if rendered is None:
+        rendered = Rendered.of(render())
+        cache.put(key, rendered)
+    response = Response(rendered.body, mimetype="application/json")
+    response.headers["ETag"] = rendered.etag
+    return response

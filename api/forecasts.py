@@ -8,8 +8,7 @@ from flask import Blueprint, Response, current_app, request
 
 import api.queries as queries
 import api.schemas as schemas
-from api.cache import Rendered
-from api.context import db, state, ticker_or_404
+from api.context import cached_json, db, state, ticker_or_404
 from api.errors import ApiError
 from api.fastpath import READ_KEY, sends_stored_bytes, stored_body
 from api.params import parse_query, respond, ticker_param
@@ -42,14 +41,7 @@ def latest(ticker: str) -> Response:
     symbol = ticker_param(ticker)
     if request.args:  # no parameter is allowed: only a query string can fail
         parse_query(queries.NoQuery)
-    cache = state().responses
-    rendered = cache.get(symbol)
-    if rendered is None:
-        rendered = Rendered.of(_render_latest(symbol))
-        cache.put(symbol, rendered)
-    response = Response(rendered.body, mimetype="application/json")
-    response.headers["ETag"] = rendered.etag  # computed once per render (api/__init__.py)
-    return response
+    return cached_json(symbol, lambda: _render_latest(symbol))
 
 
 def _render_latest(symbol: str) -> bytes:

@@ -16,8 +16,7 @@ from flask import Blueprint, Response, request
 
 import api.queries as queries
 import api.schemas as schemas
-from api.cache import Rendered
-from api.context import db, state, ticker_or_404
+from api.context import cached_json, db, state, ticker_or_404
 from api.params import parse_query, respond, ticker_param
 from api.routes import Operation, route
 from api.serialize import change_pct, interval, num, pvalue
@@ -247,14 +246,10 @@ def series(ticker: str) -> Response:
             return _gzipped(stored)
     row = ticker_or_404(symbol)
     key = f"series:{symbol}:{start}:{end}:{limit}"
-    cache = state().responses  # the same short per-worker TTL as the latest forecast
-    rendered = cache.get(key)
-    if rendered is None:
-        rendered = Rendered.of(dumps(series_document.render(db(), row, start, end, limit)).encode())
-        cache.put(key, rendered)
-    response = Response(rendered.body, mimetype="application/json")
-    response.headers["ETag"] = rendered.etag  # computed once per render (api/__init__.py)
-    return response
+    # the same short per-worker TTL as the latest forecast
+    return cached_json(
+        key, lambda: dumps(series_document.render(db(), row, start, end, limit)).encode()
+    )
 
 
 def _gzipped(stored: bytes) -> Response:

@@ -12,6 +12,7 @@ from types import FrameType
 import click
 
 from cli.context import AppContext, pass_app, resolve_tickers
+from forecaster import storage
 from forecaster.refresh import StepOutcome
 
 
@@ -199,8 +200,6 @@ def runs() -> None:
 @pass_app
 def runs_list(app: AppContext, limit: int) -> None:
     """Recent pipeline runs, newest first, with each ticker's step."""
-    from forecaster import storage
-
     with app.transaction() as session:
         _, rows = storage.job_runs(session, limit, 0)  # GET /v1/runs's query
         if not rows:
@@ -235,8 +234,6 @@ def runs_list(app: AppContext, limit: int) -> None:
 def runs_show(app: AppContext, run_id: int) -> None:
     """Everything recorded about run RUN_ID, full error texts included (operators only: the
     HTTP API shows error codes and short public messages)."""
-    from forecaster import storage
-
     with app.transaction() as session:
         run = session.get(storage.JobRun, run_id)
         if run is None:
