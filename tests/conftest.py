@@ -30,6 +30,10 @@ from forecaster.settings import Settings
 TINY_MODEL = ModelParams(units=(8, 4), epochs=3, batch_size=32, patience=2)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Two pytest-xdist workers share the cores, and many tests start TensorFlow processes of their
+# own: one thread per pool keeps them from oversubscribing the machine (read by TensorFlow).
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
 PG_ADMIN_URL = os.environ.get(
     "STOCKCAST_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -189,6 +193,9 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
         backtest_days=120,  # one fold: one backtest fit and the served fit per training
         backtest_refit_every=120,
         log_format="text",
+        # A loaded 2-core machine can stall a statement for seconds: tests that are about
+        # deadlines set their own.
+        db_timeout_seconds=10,
     )
 
 
