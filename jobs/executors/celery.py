@@ -52,6 +52,7 @@ from jobs.executors.base import (
     StepTask,
     bootstrap_worker,
     failed,
+    preload_tensorflow,
     quiet_tensorflow,
     run_step,
     tf_threads,
@@ -242,4 +243,5 @@ def start_worker(settings: Settings, concurrency: int, name: str | None = None) 
     quiet_tensorflow()
     configure(settings)
     check_broker(settings)
+    preload_tensorflow(settings)  # once here, not in every pool process forked from here
     app.worker_main(worker_argv(concurrency, name, settings.log_level, settings.celery_queue))
