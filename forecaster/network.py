@@ -203,17 +203,20 @@ def runner_for(model: Any) -> Runner:
         return runner
 
 
-def trainer_for(window: int, n_features: int, params: ModelParams) -> Trainer:
-    """This process's compiled network for this architecture (see Trainer)."""
+def trainer_for(
+    window: int, n_features: int, params: ModelParams, *, zero_head: bool | None = None
+) -> Trainer:
+    """This process's compiled network for this architecture (see Trainer); `zero_head` as in
+    build_network (a universe member: no highway, the head at zero)."""
     import keras
 
     p = params
-    key = (window, n_features, p.units, p.l2, p.learning_rate, p.loss, p.seed, p.highway)
+    key = (window, n_features, p.units, p.l2, p.learning_rate, p.loss, p.seed, p.highway, zero_head)
     with _trainers_lock:
         trainer = _trainers.get(key)
         if trainer is None:
             keras.utils.set_random_seed(p.seed)  # the initial weights every fit starts from
-            model = build_network(window, n_features, p, compile=True)
+            model = build_network(window, n_features, p, compile=True, zero_head=zero_head)
             model.optimizer.build(model.trainable_variables)
             trainer = _trainers[key] = Trainer(
                 model,

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from forecaster.highway import RidgeFit, fit_highway
-from forecaster.network import build_network, tf_runtime
+from forecaster.network import build_network, runner_for, tf_runtime, trainer_for
 from forecaster.params import ModelParams
 
 log = logging.getLogger(__name__)
@@ -185,69 +185,63 @@ class UniverseForecaster:
         weights: list[np.ndarray] | None = None,
         lr_factor: float = 1.0,
     ) -> tuple[Any, MemberFit]:
-        import keras
-
-        p = self._params
-        tf = tf_runtime()
-        tf.config.experimental.enable_op_determinism()
-        keras.utils.set_random_seed(seed)
+        """One member: trained on this process's compiled network for its architecture and seed
+        (network.Trainer: traced once, reset to the seeded initial weights, or to `weights`, and
+        a fresh optimizer), then detached into a network of its own."""
         # the highways are per ticker (outside): the network itself has none
-        network = build_network(
-            X.shape[1],
-            X.shape[2],
-            p.replace(highway="none"),
-            zero_head=True,
-            name=f"member_{len(self.networks_)}",
-        )
-        if weights is not None:
-            network.set_weights(weights)
-        rate = p.learning_rate * lr_factor
-        network.compile(optimizer=keras.optimizers.Adam(learning_rate=rate), loss=p.loss)
+        p = self._params.replace(highway="none", seed=seed)
+        tf_runtime().config.experimental.enable_op_determinism()
         rng = np.random.default_rng(seed)
         if Xv is not None and rv is not None and len(Xv) > VAL_PER_TICKER * len(sizes):
             keep = np.sort(rng.choice(len(Xv), VAL_PER_TICKER * len(sizes), replace=False))
             Xv, rv = Xv[keep], rv[keep]
         n_epochs = p.epochs if epochs is None else epochs
         history: list[float] = []
-        best, best_epoch, best_weights, waited = np.inf, 0, network.get_weights(), 0
-        if Xv is not None and rv is not None:
-            best = float(np.mean(np.abs(rv)))  # epoch 0: the head at zero, the highways alone
-            history.append(best)
-        epochs_run = 0
-        for epoch in range(1, n_epochs + 1):
-            take = np.minimum(sizes, self.per_ticker)
-            idx = np.concatenate(
-                [
-                    o + rng.choice(n, t, replace=False)
-                    for o, n, t in zip(offsets, sizes, take, strict=True)
-                ]
-            )
-            rng.shuffle(idx)
-            network.fit(X[idx], r[idx], batch_size=POOLED_BATCH, epochs=1, shuffle=False, verbose=0)
-            epochs_run = epoch
-            if Xv is None or rv is None:
-                best_epoch = epoch
-                continue
-            loss = float(np.mean(np.abs(_predict(network, Xv) - rv)))
-            history.append(loss)
-            if loss < best:
-                best, best_epoch, best_weights, waited = loss, epoch, network.get_weights(), 0
-            else:
-                waited += 1
-                if waited >= p.patience:
-                    break
-        if Xv is not None:
-            network.set_weights(best_weights)
+        trainer = trainer_for(X.shape[1], X.shape[2], p, zero_head=True)
+        with trainer.lock:
+            trainer.reset(weights)
+            model = trainer.model
+            model.optimizer.learning_rate = p.learning_rate * lr_factor  # reset restores it
+            best, best_epoch, best_weights, waited = np.inf, 0, model.get_weights(), 0
+            if Xv is not None and rv is not None:
+                best = float(np.mean(np.abs(rv)))  # epoch 0: the head at zero, the highways alone
+                history.append(best)
+            epochs_run = 0
+            for epoch in range(1, n_epochs + 1):
+                take = np.minimum(sizes, self.per_ticker)
+                idx = np.concatenate(
+                    [
+                        o + rng.choice(n, t, replace=False)
+                        for o, n, t in zip(offsets, sizes, take, strict=True)
+                    ]
+                )
+                rng.shuffle(idx)
+                for first in range(0, len(idx), POOLED_BATCH):  # fit(shuffle=False)'s batches
+                    batch = idx[first : first + POOLED_BATCH]
+                    model.train_on_batch(X[batch], r[batch])
+                epochs_run = epoch
+                if Xv is None or rv is None:
+                    best_epoch = epoch
+                    continue
+                loss = float(np.mean(np.abs(_predict(model, Xv) - rv)))
+                history.append(loss)
+                if loss < best:
+                    best, best_epoch, best_weights, waited = loss, epoch, model.get_weights(), 0
+                else:
+                    waited += 1
+                    if waited >= p.patience:
+                        break
+            fitted = best_weights if Xv is not None else model.get_weights()
+        network = build_network(
+            X.shape[1], X.shape[2], p, zero_head=True, name=f"member_{len(self.networks_)}"
+        )
+        network.set_weights(fitted)
         return network, MemberFit(seed, best_epoch, epochs_run, history)
 
     def _compile(self) -> None:
-        tf = tf_runtime()
-        self._infer = []
-        for network in self.networks_:
-            spec = tf.TensorSpec(shape=(None, *network.input_shape[1:]), dtype=tf.float32)
-            self._infer.append(
-                tf.function(lambda x, m=network: m(x, training=False), input_signature=[spec])
-            )
+        """Each member's forecasts through the process's traced inference function for its
+        architecture (network.Runner), not one traced per fit."""
+        self._members = [(runner_for(n), n.get_weights()) for n in self.networks_]
 
     def _network(self, X: np.ndarray) -> np.ndarray:
         """The ensemble's mean residual forecast (scaled units)."""
@@ -258,7 +252,7 @@ class UniverseForecaster:
         if not hasattr(self, "networks_"):
             raise RuntimeError("this UniverseForecaster is not fitted yet: call fit()")
         x = np.asarray(X, dtype="float32")
-        return np.stack([np.asarray(f(x)).reshape(-1).astype("float64") for f in self._infer])
+        return np.stack([run(weights, x).astype("float64") for run, weights in self._members])
 
     def predict(self, symbol: str, X: np.ndarray) -> np.ndarray:
         """Scaled next-day log returns of `symbol`'s windows: its highway + the ensemble mean -

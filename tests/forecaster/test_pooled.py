@@ -71,6 +71,27 @@ def test_a_ticker_never_seen_is_forecast_once_adopted() -> None:
     np.testing.assert_allclose(members.mean(axis=0), forecast, rtol=1e-6, atol=1e-6)
 
 
+def test_members_share_one_traced_network_and_fit_as_fresh_ones_would() -> None:
+    """Every member fit runs on the process's compiled network for its architecture and seed
+    (forecaster.network.Trainer): whatever ran before (other tickers, a warm start at a lower
+    rate), the same fit gives the same forecasts, and each fitted member keeps weights of its
+    own."""
+    from forecaster import network
+
+    prices = {s: fetch(s) for s in SYMBOLS}
+    panels = [panel(s, prices[s], 250, 50) for s in SYMBOLS]
+    network._trainers.clear()  # the first fit builds the trainers, as a new worker would
+    first = UniverseForecaster(TINY, members=2).fit(panels)
+    before = first.predict_members(SYMBOLS[0], panels[0].X_val)
+    warm = [n.get_weights() for n in first.networks_]
+    UniverseForecaster(TINY, members=2).fit(panels[1:], 2, start=warm, lr_factor=0.3)
+    again = UniverseForecaster(TINY, members=2).fit(panels)
+    np.testing.assert_array_equal(again.predict_members(SYMBOLS[0], panels[0].X_val), before)
+    np.testing.assert_array_equal(first.predict_members(SYMBOLS[0], panels[0].X_val), before)
+    assert len(network._trainers) == 2  # one per member seed, traced once
+    assert first.networks_[0] is not again.networks_[0]
+
+
 @pytest.mark.slow
 def test_epoch_zero_is_every_tickers_highway_alone() -> None:
     prices = {s: fetch(s) for s in SYMBOLS}
