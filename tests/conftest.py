@@ -63,21 +63,24 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         )
 
 
-# Seconds a module took in CI (2 cores, both databases), for the ones that take longest: a few
-# long tests can outweigh many short ones, and a long module that starts last ends the run on
-# one worker while the other idles.
+# Seconds a module took in CI (2 cores, 3 workers, both databases), for the ones that take
+# longest: a few long tests can outweigh many short ones, and a long module that starts last
+# ends the run on one worker while the others idle.
 MODULE_SECONDS = {
-    "test_universe_scope.py": 160,
-    "test_celery.py": 150,
-    "test_scheduler.py": 140,
-    "test_celery_faults.py": 130,
-    "test_pipeline.py": 70,
-    "test_pipeline_processes.py": 56,
-    "test_kill_parent.py": 51,
-    "test_live.py": 42,
-    "test_pooled.py": 38,
-    "test_executors.py": 31,
-    "test_integrity.py": 28,
+    "test_celery.py": 220,
+    "test_pipeline_processes.py": 150,
+    "test_pipeline.py": 130,
+    "test_celery_faults.py": 125,
+    "test_kill_parent.py": 90,
+    "test_forecasting_service.py": 85,
+    "test_pages_browser.py": 80,
+    "test_universe_scope.py": 70,
+    "test_executors.py": 70,
+    "test_scheduler.py": 60,
+    "test_backtest.py": 55,
+    "test_pooled.py": 55,
+    "test_integrity.py": 45,
+    "test_backtest_record.py": 40,
 }
 
 
@@ -85,7 +88,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The longest modules first (MODULE_SECONDS, else the number of slow tests), each module
     kept together: `make test` spreads whole files over its pytest-xdist workers (--dist
     loadfile), and the long ones then start at once instead of ending the run on one worker
-    while the other idles."""
+    while the others idle."""
     slow = Counter(item.path for item in items if item.get_closest_marker("slow"))
     items.sort(key=lambda item: -MODULE_SECONDS.get(item.path.name, 2 * slow[item.path]))
 
