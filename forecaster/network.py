@@ -39,8 +39,8 @@ def tf_runtime() -> Any:
         os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
     import tensorflow as tf
 
-    # Each fit (one per backtest fold) compiles its own inference function; TF then warns about
-    # "retracing", which is expected here and only noise in the pipeline's output.
+    # Fits share one traced training step and inference per architecture and process (Trainer,
+    # Runner); TF warns about "retracing" when another architecture traces: only noise here.
     tf.get_logger().setLevel("ERROR")
     return tf
 
@@ -189,7 +189,9 @@ def runner_for(model: Any) -> Runner:
 
     import keras
 
-    key = json.dumps(model.get_config(), sort_keys=True, default=str)
+    config = dict(model.get_config())
+    config.pop("name", None)  # the architecture, not the name (universe members differ by name)
+    key = json.dumps(config, sort_keys=True, default=str)
     with _trainers_lock:
         runner = _runners.get(key)
         if runner is None:

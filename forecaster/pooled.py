@@ -241,7 +241,7 @@ class UniverseForecaster:
     def _compile(self) -> None:
         """Each member's forecasts through the process's traced inference function for its
         architecture (network.Runner), not one traced per fit."""
-        self._members = [(runner_for(n), n.get_weights()) for n in self.networks_]
+        self._members = [(runner_for(n), n) for n in self.networks_]
 
     def _network(self, X: np.ndarray) -> np.ndarray:
         """The ensemble's mean residual forecast (scaled units)."""
@@ -252,7 +252,9 @@ class UniverseForecaster:
         if not hasattr(self, "networks_"):
             raise RuntimeError("this UniverseForecaster is not fitted yet: call fit()")
         x = np.asarray(X, dtype="float32")
-        return np.stack([run(weights, x).astype("float64") for run, weights in self._members])
+        return np.stack(
+            [run(network.get_weights(), x).astype("float64") for run, network in self._members]
+        )
 
     def predict(self, symbol: str, X: np.ndarray) -> np.ndarray:
         """Scaled next-day log returns of `symbol`'s windows: its highway + the ensemble mean -

@@ -30,7 +30,7 @@ from forecaster.settings import Settings
 TINY_MODEL = ModelParams(units=(8, 4), epochs=3, batch_size=32, patience=2)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-# Two pytest-xdist workers share the cores, and many tests start TensorFlow processes of their
+# The pytest-xdist workers share the cores, and many tests start TensorFlow processes of their
 # own: one thread per pool keeps them from oversubscribing the machine (read by TensorFlow).
 os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")

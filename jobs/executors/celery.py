@@ -119,7 +119,7 @@ def configure(settings: Settings) -> Celery:
         result_extended=False,
         worker_prefetch_multiplier=1,
         worker_max_tasks_per_child=settings.worker_max_tasks,
-        worker_proc_alive_timeout=120,  # a process imports TensorFlow before it says it is up
+        worker_proc_alive_timeout=120,  # a process sets up TensorFlow before it says it is up
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
         worker_send_task_events=False,
