@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 import threading
+import time
 from collections.abc import Callable
 from datetime import date
 
@@ -257,17 +258,24 @@ def test_concurrent_writers_of_a_ticker_derive_from_each_others_writes(
         b = threading.Thread(target=run, args=(_earlier_days, False))
         b.start()
         with sessions() as s:  # B is waiting for GOOG's row: a lock wait, not a sleep
-            for _ in range(300):
+            deadline = time.monotonic() + 60  # a loaded machine may take B a while to get there
+            while time.monotonic() < deadline:
                 waiting = s.scalar(
                     text(
                         "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
                         "AND datname = current_database()"
                     )
                 )
-                if waiting:
+                if waiting or not b.is_alive():
                     break
                 threading.Event().wait(0.05)
-            assert waiting == 1
+            activity = s.execute(
+                text(
+                    "SELECT state, wait_event_type, wait_event, left(query, 60) FROM "
+                    "pg_stat_activity WHERE datname = current_database()"
+                )
+            ).all()
+            assert waiting == 1, (errors, activity)
         go.set()
         a.join(30)
         b.join(30)
