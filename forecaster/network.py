@@ -150,16 +150,21 @@ def train_epochs(
     X = np.asarray(X, dtype="float32")
     y = np.asarray(y, dtype="float32")
     rng = np.random.default_rng(seed)
-    losses = []
-    for _ in range(epochs):
-        order = rng.permutation(len(X))
-        model.reset_metrics()  # train_on_batch reports the running mean since the last reset
-        loss = float("nan")
-        for start in range(0, len(X), batch_size):
-            batch = order[start : start + batch_size]
-            loss = float(model.train_on_batch(X[batch], y[batch]))
-        losses.append(loss)
-    return losses
+    return [train_epoch(model, X, y, rng.permutation(len(X)), batch_size) for _ in range(epochs)]
+
+
+def train_epoch(
+    model: Any, X: np.ndarray, y: np.ndarray, order: np.ndarray, batch_size: int
+) -> float:
+    """One epoch over the rows `order` of (X, y), in that order, as `model.fit(X[order],
+    y[order], batch_size, shuffle=False)` would batch them, through the model's compiled train
+    step; the epoch's mean training loss."""
+    model.reset_metrics()  # train_on_batch reports the running mean since the last reset
+    loss = float("nan")
+    for start in range(0, len(order), batch_size):
+        batch = order[start : start + batch_size]
+        loss = float(model.train_on_batch(X[batch], y[batch]))
+    return loss
 
 
 @dataclass

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from forecaster.highway import RidgeFit, fit_highway
-from forecaster.network import build_network, runner_for, tf_runtime, trainer_for
+from forecaster.network import build_network, runner_for, tf_runtime, train_epoch, trainer_for
 from forecaster.params import ModelParams
 
 log = logging.getLogger(__name__)
@@ -216,9 +216,7 @@ class UniverseForecaster:
                     ]
                 )
                 rng.shuffle(idx)
-                for first in range(0, len(idx), POOLED_BATCH):  # fit(shuffle=False)'s batches
-                    batch = idx[first : first + POOLED_BATCH]
-                    model.train_on_batch(X[batch], r[batch])
+                train_epoch(model, X, r, idx, POOLED_BATCH)
                 epochs_run = epoch
                 if Xv is None or rv is None:
                     best_epoch = epoch

@@ -263,9 +263,8 @@ def preload_tensorflow(settings: Settings) -> None:
     its own (bootstrap_worker)."""
     from forecaster.network import tf_runtime, use_gpu
 
-    quiet_tensorflow()
     use_gpu(settings.use_gpu)
-    tf_runtime()
+    tf_runtime()  # quiet: it sets TensorFlow's log level before the import
 
 
 def die_with_parent(parent_pid: int, poll_seconds: float = 0.5) -> None:
