@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from flask import Flask, Response, g, request
@@ -12,8 +11,9 @@ from sqlalchemy.orm import Session
 from api.cache import etag_of, if_none_match
 from api.context import ApiState
 from api.errors import register_error_handlers
-from api.fastpath import DEADLINE_KEY, STARTED_KEY, LatestForecasts
-from forecaster import dbtimeouts, storage
+from api.middleware import RULE_KEY, RequestScope, ResponseReplay
+from api.routes import ROUTES
+from forecaster import storage
 from forecaster.settings import Settings
 
 
@@ -38,53 +38,49 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     register_error_handlers(app)
 
     api_state: ApiState = app.extensions["stockcast"]
-    metrics = api_state.metrics
-    # The latest forecast's stored document is answered before Flask, identically (api/fastpath.py).
-    app.wsgi_app = LatestForecasts(app, api_state)  # type: ignore[method-assign]
+    replayed = frozenset(rule for rule, op in ROUTES.items() if op.replayed)
+    app.wsgi_app = RequestScope(  # type: ignore[method-assign]
+        ResponseReplay(app.wsgi_app, api_state, replayed),
+        settings.db_timeout_seconds,
+        api_state.metrics,
+    )
 
     @app.before_request
-    def _start_timer() -> None:
+    def _begin() -> None:
+        """Note the matched URL rule for the metrics and the replay (api/middleware.py), and
+        refuse to serve from a SQLite file that is gone."""
         environ = request.environ
-        # A request the layer before Flask began (api/fastpath.py) keeps its start and budget.
-        g.started = environ.get(STARTED_KEY) or time.perf_counter()
-        # One budget for all of the request's database waits (connect, ping, queries).
-        at = environ.get(DEADLINE_KEY)
-        budget = settings.db_timeout_seconds if at is None else max(0.0, at - time.monotonic())
-        g.db_deadline = dbtimeouts.start_deadline(budget)
-        path = request.path
+        rule = request.url_rule
+        if rule is not None:
+            environ[RULE_KEY] = rule.rule
+        path = environ["PATH_INFO"]
         if path.startswith("/v1/") or path == "/readyz":
-            api_state.check_database_file()
+            api_state.check_database_file()  # a 503 from the error handlers if it is gone
 
     @app.after_request
-    def _finish(response: Response) -> Response:
-        if (
-            response.status_code == 200
-            and request.path.startswith("/v1/")
-            and request.method in ("GET", "HEAD")
+    def _validators(response: Response) -> Response:
+        """Every successful GET or HEAD of /v1/ is cacheable: Cache-Control, a strong ETag of the
+        body and a 304 for a matching If-None-Match."""
+        if response.status_code != 200:
+            return response
+        environ = request.environ
+        if environ["PATH_INFO"].startswith("/v1/") and environ["REQUEST_METHOD"] in (
+            "GET",
+            "HEAD",
         ):
             headers = response.headers
             headers["Cache-Control"] = api_state.cache_control
-            etag = headers.get("ETag")  # the forecast view sends the one it cached with the body
-            if etag is None:
-                etag = etag_of(response.get_data())
-                headers["ETag"] = etag
-            conditional(request.environ, response, etag)
-        rule = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
-        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-        metrics.observe(request.method, rule, response.status_code, elapsed)
+            etag = etag_of(response.get_data())
+            headers["ETag"] = etag
+            conditional(environ, response, etag)
         return response
 
     @app.teardown_appcontext
     def _release(exc: BaseException | None) -> None:
         session: Session | None = g.pop("db", None)
-        token = g.pop("db_deadline", None)
-        try:
-            if session is not None:
-                session.rollback()  # read-only API: nothing to commit, end the transaction
-                session.close()
-        finally:
-            if token is not None:
-                dbtimeouts.end_deadline(token)
+        if session is not None:
+            session.rollback()  # read-only API: nothing to commit, end the transaction
+            session.close()
 
     return app
 

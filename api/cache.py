@@ -1,11 +1,11 @@
-"""A tiny per-worker TTL cache of rendered responses for the hottest read (the latest forecast).
+"""A tiny per-worker TTL cache of responses for the hottest reads (the latest forecast, chart
+ranges), and the entity-tag helpers of conditional requests.
 
 Forecasts change once a day; clients are already told they may cache for
-STOCKCAST_API_CACHE_MAX_AGE seconds. Holding the rendered body for a few seconds
+STOCKCAST_API_CACHE_MAX_AGE seconds. Holding the response for a few seconds
 (STOCKCAST_API_RESPONSE_TTL, 0 disables) takes the database off most requests.
-Only successful responses are cached, so a new ticker or forecast shows up within the TTL.
-The forecast view keeps the body with its ETag (`Rendered`), so the hash is computed once per
-render, not once per request.
+Only successful responses are kept (api/middleware.py), so a new ticker or forecast shows up
+within the TTL.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable
-from typing import Generic, NamedTuple, TypeVar
+from typing import Generic, TypeVar
 
 V = TypeVar("V")
 
@@ -38,17 +38,6 @@ def if_none_match(header: str, tag: str) -> bool:
         if item == tag:
             return True
     return False
-
-
-class Rendered(NamedTuple):
-    """A response body and its ETag header value."""
-
-    body: bytes
-    etag: str
-
-    @classmethod
-    def of(cls, body: bytes) -> Rendered:
-        return cls(body, etag_of(body))
 
 
 class ResponseCache(Generic[V]):

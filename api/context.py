@@ -7,14 +7,14 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable
 
-from flask import Response, current_app, g
+from flask import current_app, g
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.cache import Rendered, ResponseCache
+from api.cache import ResponseCache
 from api.metrics import Metrics
+from api.middleware import Replayed
 from forecaster import storage
 from forecaster.errors import DatabaseUnavailable, UnknownTicker
 from forecaster.settings import Settings
@@ -28,7 +28,7 @@ class ApiState:
     def __init__(self, settings: Settings, engine: Engine) -> None:
         self.settings = settings
         self.engine = engine
-        # The latest forecast's one read (api/fastpath.py): a single SELECT needs no transaction,
+        # The latest forecast's one read (api/forecasts.py): a single SELECT needs no transaction,
         # and without one PostgreSQL is spared a BEGIN and a ROLLBACK round trip per request
         # (the same pool, so the same deadlines and pre-ping). SQLite's driver begins none for a
         # SELECT, and setting autocommit there costs a PRAGMA on every return to the pool.
@@ -39,7 +39,7 @@ class ApiState:
         )
         self.sessions: sessionmaker[Session] = storage.make_session_factory(engine)
         self.metrics = Metrics()
-        self.responses: ResponseCache[Rendered] = ResponseCache(settings.api_response_ttl)
+        self.responses: ResponseCache[Replayed] = ResponseCache(settings.api_response_ttl)
         self.cache_control = f"public, max-age={settings.api_cache_max_age}"
         # SQLite: the file this worker opened. Deleted or replaced while serving, it must never
         # keep answering from the old file (its open descriptors would still read it).
@@ -85,16 +85,3 @@ def ticker_or_404(symbol: str) -> storage.Ticker:
     if row is None:
         raise UnknownTicker(symbol, "not tracked by this service")
     return row
-
-
-def cached_json(key: str, render: Callable[[], bytes]) -> Response:
-    """The JSON body held under `key` in the per-worker response cache (`render` makes it on a
-    miss), sent with the ETag computed once when it was rendered (api/__init__.py keeps it)."""
-    cache = state().responses
-    rendered = cache.get(key)
-    if rendered is None:
-        rendered = Rendered.of(render())
-        cache.put(key, rendered)
-    response = Response(rendered.body, mimetype="application/json")
-    response.headers["ETag"] = rendered.etag
-    return response

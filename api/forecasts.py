@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Flask, Response, current_app, request
+from flask.json.provider import DefaultJSONProvider
 
 import api.queries as queries
 import api.schemas as schemas
-from api.context import cached_json, db, state, ticker_or_404
+from api.context import db, state, ticker_or_404
 from api.errors import ApiError
-from api.fastpath import READ_KEY, sends_stored_bytes, stored_body
 from api.params import parse_query, respond, ticker_param
 from api.routes import Operation, route
 from api.serialize import forecast
@@ -18,7 +18,6 @@ from forecaster import forecast_record, storage
 from forecaster.predict import live_figures
 
 bp = Blueprint("forecasts", __name__)
-_UNREAD = object()  # no read was done before Flask
 
 
 @route(
@@ -35,28 +34,25 @@ _UNREAD = object()  # no read was done before Flask
         "MAE as a ratio to persistence (below 1 means it beat 'tomorrow = today').",
         not_found="Unknown ticker, or no forecast yet.",
         statuses={"304": "Not modified (If-None-Match matched the ETag)."},
+        replayed=True,
     ),
 )
 def latest(ticker: str) -> Response:
     symbol = ticker_param(ticker)
-    if request.args:  # no parameter is allowed: only a query string can fail
+    if request.query_string:  # no parameter is allowed: only a query string can fail
         parse_query(queries.NoQuery)
-    return cached_json(symbol, lambda: _render_latest(symbol))
+    return Response(_render_latest(symbol), mimetype="application/json")
 
 
 def _render_latest(symbol: str) -> bytes:
-    """The body: the document stored with the prediction (one indexed read, usually done by
-    api/fastpath.py before Flask), or, for rows stored without one, rendered from the rows."""
-    found = request.environ.pop(READ_KEY, _UNREAD)
-    if isinstance(found, Exception):  # the read before Flask failed: answer it, do not retry
-        raise found
-    if found is _UNREAD:
-        with state().reader.connect() as conn:  # inside the request's database deadline
-            found = storage.latest_document(conn, symbol)
+    """The body: the document stored with the prediction (one indexed read, no ORM session),
+    or, for rows stored without one, rendered from the rows."""
+    with state().reader.connect() as conn:  # inside the request's database deadline
+        found = storage.latest_document(conn, symbol)
     if found is not None:
-        body = stored_body(found) if sends_stored_bytes(current_app) else None
-        if body is not None:
-            return body
+        document = found[0]  # kept current when its version is promoted or retired
+        if document is not None and sends_stored_bytes(current_app):
+            return document.encode()
         row = storage.latest_forecast(db(), symbol)  # one query
         if row is not None:
             prediction, version = row
@@ -139,3 +135,16 @@ def _history_item(r: forecast_record.RecordItem) -> schemas.HistoryItem:
     if low is not None and high is not None:
         box = {"low": low, "high": high, "coverage": coverage, "calibrated": None}
     return schemas.HistoryItem.model_validate({**fields, "interval": box})
+
+
+def sends_stored_bytes(app: Flask) -> bool:
+    """Whether the app's JSON provider writes what documents.dumps stored (Flask's default
+    provider in production, keys unsorted); in debug mode or with compact=False it indents, and
+    the view renders the rows instead."""
+    provider = app.json
+    return (
+        isinstance(provider, DefaultJSONProvider)
+        and provider.ensure_ascii
+        and not provider.sort_keys
+        and (provider.compact is True or (provider.compact is None and not app.debug))
+    )

@@ -37,6 +37,9 @@ class Operation:
     statuses: Mapping[str, str] = field(default_factory=dict)  # other statuses it may answer
     csv: str | None = None  # the header line when the route also answers text/csv
     cached: bool = True  # ETag and Cache-Control on the 200
+    # The worker's response cache replays the 200 of a GET for STOCKCAST_API_RESPONSE_TTL
+    # seconds (api/middleware.py): for the hottest reads, whose answer changes once a night.
+    replayed: bool = False
 
     @property
     def path(self) -> str:

@@ -16,7 +16,7 @@ from flask import Blueprint, Response, request
 
 import api.queries as queries
 import api.schemas as schemas
-from api.context import cached_json, db, state, ticker_or_404
+from api.context import db, state, ticker_or_404
 from api.params import parse_query, respond, ticker_param
 from api.routes import Operation, route
 from api.serialize import change_pct, interval, num, pvalue
@@ -234,6 +234,7 @@ def universe(
         "the pipeline stores when the ticker's data changes, read in one query and sent "
         "gzip-compressed to a client that accepts gzip.",
         not_found="Unknown ticker.",
+        replayed=True,
     ),
 )
 def series(ticker: str) -> Response:
@@ -245,11 +246,8 @@ def series(ticker: str) -> Response:
         if stored is not None:
             return _gzipped(stored)
     row = ticker_or_404(symbol)
-    key = f"series:{symbol}:{start}:{end}:{limit}"
-    # the same short per-worker TTL as the latest forecast
-    return cached_json(
-        key, lambda: dumps(series_document.render(db(), row, start, end, limit)).encode()
-    )
+    body = dumps(series_document.render(db(), row, start, end, limit)).encode()
+    return Response(body, mimetype="application/json")
 
 
 def _gzipped(stored: bytes) -> Response:

@@ -2,20 +2,23 @@
 side by side with two bare Flask routes under the same gunicorn configuration, in one run.
 
 For each database: migrate a fresh one, backfill ^GSPC from the offline sample provider, train
-and predict (real model, small epoch budget), then start gunicorn four times, one after another,
-and drive each with wrk (if installed: `apt-get install wrk`) or a bounded Python keep-alive
-client:
+and predict (real model, small epoch budget), then start three gunicorns side by side:
 - stockcast `GET /v1/forecasts/^GSPC`, started the way `stockcast serve` does (workers sharing
   a prometheus multiprocess folder), with the per-worker response micro-cache
   (STOCKCAST_API_RESPONSE_TTL=5, the default) and without it (0: every request reads the
   database);
 - bench/bare_app.py: `/hello` (a constant body) and `/read` (one read of the newest prediction
   through SQLAlchemy Core), the same worker class, workers and threads.
-It prints requests/second and p50/p99 latency for each, and the ratios the service is held to:
-uncached / bare one-read route and cached / bare hello-world. Traffic goes to 127.0.0.1 only
-and every run is bounded in time.
+Each of the four targets is driven with wrk (if installed: `apt-get install wrk`) or a bounded
+Python keep-alive client for `--seconds`, one after another, in `--rounds` rounds whose order
+rotates. A shared machine's speed swings several-fold within minutes, so each ratio the service
+is held to (uncached / bare one-read route, cached / bare hello-world) is taken within a round,
+between runs seconds apart, and the median over rounds is printed, with every target's median
+requests/second and p50/p99 latency. Traffic goes to 127.0.0.1 only and every run is bounded in
+time.
 
-Run: .venv/bin/python bench/api_load.py [--seconds 10] [--connections 16] [--workers 2] [--threads 4]
+Run: .venv/bin/python bench/api_load.py [--seconds 3] [--rounds 5] [--connections 16]
+     [--workers 2] [--threads 4]
 """
 
 from __future__ import annotations
@@ -154,69 +157,91 @@ def bare_argv(port: int, workers: int, threads: int) -> list[str]:
     ]
 
 
-def load(
-    argv: list[str], env: dict[str, str], path: str, args: argparse.Namespace
-) -> tuple[float, float, float]:
-    """Start one gunicorn, wait until `path` answers, warm it up, measure, stop it."""
+def start(argv: list[str], env: dict[str, str], path: str) -> subprocess.Popen[bytes]:
+    """Start one gunicorn and wait until `path` answers."""
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://{argv[argv.index('--bind') + 1]}{path}"
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(url, timeout=1).read()
-                break
-            except OSError:
-                time.sleep(0.1)
-        runner = run_wrk if shutil.which("wrk") and not args.python_client else run_python
-        runner(url, 2, args.connections)  # warm-up
-        return runner(url, args.seconds, args.connections)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
+    for _ in range(150):
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.terminate()
+    raise RuntimeError(f"{' '.join(argv[:2])} did not answer {path}")
 
 
 def measure(label: str, url: str, args: argparse.Namespace) -> None:
-    """Prepare one database, then load stockcast with and without its micro-cache and the two
-    bare routes, one after another, and print them with the ratios."""
+    """Prepare one database, start stockcast with and without its micro-cache and the bare app,
+    then load the four targets in rotating order for `args.rounds` rounds and print medians."""
+    runner = run_wrk if shutil.which("wrk") and not args.python_client else run_python
     with tempfile.TemporaryDirectory() as tmp:
         prepare(url, Path(tmp))
-        results: dict[str, tuple[float, float, float]] = {}
-        for ttl in ("5", "0"):
+        targets: dict[str, str] = {}
+        servers: list[subprocess.Popen[bytes]] = []
+        try:
+            for name, ttl in (("cached 5s", "5"), ("uncached", "0")):
+                port = free_port()
+                # As `stockcast serve` runs it: workers share a metrics folder (multiprocess mode).
+                env = {
+                    **metrics_env(Path(tmp) / "prometheus" / str(port)),
+                    "DATABASE_URL": url,
+                    "STOCKCAST_DATA_DIR": tmp,
+                    "STOCKCAST_LOG_LEVEL": "WARNING",
+                    "STOCKCAST_API_RESPONSE_TTL": ttl,
+                }
+                argv = gunicorn_argv("127.0.0.1", port, args.workers, args.threads)
+                servers.append(start(argv, env, PATH))
+                targets[name] = f"http://127.0.0.1:{port}{PATH}"
             port = free_port()
-            # As `stockcast serve` runs it: workers share a metrics folder (multiprocess mode).
-            env = {
-                **metrics_env(Path(tmp) / "prometheus" / str(port)),
-                "DATABASE_URL": url,
-                "STOCKCAST_DATA_DIR": tmp,
-                "STOCKCAST_LOG_LEVEL": "WARNING",
-                "STOCKCAST_API_RESPONSE_TTL": ttl,
-            }
-            argv = gunicorn_argv("127.0.0.1", port, args.workers, args.threads)
-            results["cached 5s" if ttl != "0" else "uncached"] = load(argv, env, PATH, args)
-        env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
-        for name, path in (("bare hello", "/hello"), ("bare 1 read", "/read")):
-            argv = bare_argv(free_port(), args.workers, args.threads)
-            results[name] = load(argv, env, path, args)
-        tool = "wrk" if shutil.which("wrk") and not args.python_client else "python client"
+            env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
+            servers.append(start(bare_argv(port, args.workers, args.threads), env, "/hello"))
+            targets["bare hello"] = f"http://127.0.0.1:{port}/hello"
+            targets["bare 1 read"] = f"http://127.0.0.1:{port}/read"
+            for target in targets.values():
+                runner(target, 1, args.connections)  # warm-up: pools, caches, first imports
+            runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in targets}
+            names = list(targets)
+            for r in range(args.rounds):
+                for name in names[r % len(names) :] + names[: r % len(names)]:
+                    runs[name].append(runner(targets[name], args.seconds, args.connections))
+        finally:
+            for proc in servers:
+                proc.terminate()
+            for proc in servers:
+                proc.wait(timeout=15)
+    tool = "wrk" if runner is run_wrk else "python client"
+    print(
+        f"{label}: {tool}, {args.connections} connections, {args.rounds} rounds of "
+        f"{args.seconds}s per target, {args.workers} workers x {args.threads} threads"
+    )
+    for name, results in runs.items():
+        rates = [rps for rps, _, _ in results]
+        rps, p50, p99 = sorted(results)[len(results) // 2]
         print(
-            f"{label}: {tool}, {args.connections} connections, {args.seconds}s each, "
-            f"{args.workers} workers x {args.threads} threads"
+            f"  {name:<12} {rps:9,.0f} req/s (rounds {min(rates):,.0f}-{max(rates):,.0f})"
+            f"   p50 {p50:7.2f} ms   p99 {p99:7.2f} ms"
         )
-        for mode, (rps, p50, p99) in results.items():
-            print(f"  {mode:<12} {rps:9,.0f} req/s   p50 {p50:7.2f} ms   p99 {p99:7.2f} ms")
-        print(
-            f"  ratios: uncached / bare 1 read {results['uncached'][0] / results['bare 1 read'][0]:.2f}x"
-            f" (target >= 0.8), cached / bare hello "
-            f"{results['cached 5s'][0] / results['bare hello'][0]:.2f}x (target >= 0.8)",
-            flush=True,
+
+    def ratio(a: str, b: str) -> str:
+        per_round = sorted(x[0] / y[0] for x, y in zip(runs[a], runs[b], strict=True))
+        return (
+            f"{statistics.median(per_round):.2f}x (rounds {per_round[0]:.2f}-{per_round[-1]:.2f})"
         )
+
+    print(
+        f"  median ratio per round: uncached / bare 1 read {ratio('uncached', 'bare 1 read')}, "
+        f"cached / bare hello {ratio('cached 5s', 'bare hello')} (each held to >= 0.8)",
+        flush=True,
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=3, help="per target and round")
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--threads", type=int, default=4)

@@ -282,81 +282,95 @@ def test_conditional_requests(app: Flask) -> None:
         ("GET", {"If-None-Match": '"other"'}),
     ],
 )
-def test_answers_before_flask_are_the_flask_answers(
+@pytest.mark.parametrize("path", ["/v1/forecasts/GOOG", "/v1/series/GOOG?limit=5"])
+def test_a_replayed_response_is_what_flask_answered(
     app: Flask,
     settings: Settings,
     engine: Engine,
     sessions: sessionmaker[Session],
+    path: str,
     method: str,
     headers: dict[str, str],
 ) -> None:
+    """The response cache (api/middleware.py) replays the status, headers and body Flask gave,
+    counted in the same metrics; Flask is the one handler."""
     with sessions.begin() as s:
         add_champion(s, "GOOG", 4)
     with sessions.begin() as s:
         service.predict_ticker(s, settings, "GOOG")
-    etag = app.test_client().get("/v1/forecasts/GOOG").headers["ETag"]
+    etag = app.test_client().get(path).headers["ETag"]
     headers = {k: v.replace("ETAG", etag) for k, v in headers.items()}
 
     def answer(application: Flask) -> tuple[str, list[tuple[str, str]], bytes]:
-        r = application.test_client().open("/v1/forecasts/GOOG", method=method, headers=headers)
+        r = application.test_client().open(path, method=method, headers=headers)
         return r.status, list(r.headers.items()), r.get_data()
 
     flask_only = uncached(app, settings, engine)
-    flask_only.wsgi_app = flask_only.wsgi_app.wsgi_app  # type: ignore[attr-defined,method-assign]
     flask_path = answer(flask_only)
-    read = uncached(app, settings, engine)  # read before Flask, every time
-    assert answer(read) == flask_path
     cached = create_app(settings, engine)
-    assert answer(cached) == flask_path  # read before Flask, then cached
-    assert cached.extensions["stockcast"].responses.get("GOOG") is not None
-    assert answer(cached) == flask_path
+    cached.test_client().get(path)  # kept
+    reads: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        reads.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert answer(cached) == flask_path
+        assert answer(cached) == flask_path
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert reads == []  # replayed: no database read
     status = flask_path[0].split()[0]
-    for application, count in ((read, 1), (cached, 2)):
+    rule = "/v1/forecasts/<ticker>" if "forecasts" in path else "/v1/series/<ticker>"
+    kept = 1 if (method, status) == ("GET", "200") else 0  # the GET that filled the cache
+    for application, count in ((flask_only, 1), (cached, 2 + kept)):
         text = application.test_client().get("/metrics").get_data(as_text=True)
         expected = (
             f'stockcast_http_requests_total{{method="{method}",'
-            f'route="/v1/forecasts/<ticker>",status="{status}"}} {count}.0'
+            f'route="{rule}",status="{status}"}} {count}.0'
         )
         assert expected in text
 
 
-def test_what_the_read_before_flask_found_is_not_read_again(
+def test_what_is_not_a_plain_200_is_never_replayed(
     app: Flask, settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Flask answers what the read before it could not (no forecast, an unknown ticker, a row
-    without a document, a database error) from that read's outcome: one read per request."""
-    reads: list[str] = []
-    real = storage.latest_document
-    failing = {"GOOG"}
+    """Errors, a whole series sent gzip per client (Vary), HEAD and routes not declared
+    `replayed` go to Flask every time; a database error is Flask's 503, then a 200 once it is
+    back."""
+    client = create_app(settings, engine).test_client()
+    responses = client.application.extensions["stockcast"].responses
+    for path in ("/v1/forecasts/NOPE", "/v1/forecasts/%5EGSPC", "/v1/forecasts/GOOG?x=1"):
+        assert client.get(path).status_code in (400, 404)
+    assert client.head("/v1/forecasts/GOOG").status_code == 200
+    assert client.get("/v1/series/GOOG", headers={"Accept-Encoding": "gzip"}).status_code == 200
+    assert client.get("/v1/tickers").status_code == 200
+    assert responses._items == {}
 
-    def counted(conn: Any, symbol: str) -> Any:
-        reads.append(symbol)
-        if symbol in failing:
-            failing.discard(symbol)
+    real = storage.latest_document
+    calls: list[str] = []
+
+    def failing_once(conn: Any, symbol: str) -> Any:
+        calls.append(symbol)
+        if len(calls) == 1:
             raise OperationalError("SELECT", {}, Exception("server closed the connection"))
         return real(conn, symbol)
 
-    monkeypatch.setattr(storage, "latest_document", counted)
-    client = uncached(app, settings, engine).test_client()
+    monkeypatch.setattr(storage, "latest_document", failing_once)
     down = client.get("/v1/forecasts/GOOG")
     assert down.status_code == 503 and down.headers["Retry-After"] == "5"
     assert down.get_json()["error"]["code"] == "database_unavailable"
-    assert reads == ["GOOG"]
-    for symbol, status in (("GOOG", 200), ("NOPE", 404), ("^GSPC", 404)):
-        reads.clear()
-        assert client.get(f"/v1/forecasts/{symbol}").status_code == status
-        assert reads == [symbol]
-    reads.clear()
-    assert client.get("/v1/forecasts/goog").status_code == 200  # Flask normalizes, then reads
-    assert reads == ["GOOG"]
+    assert client.get("/v1/forecasts/GOOG").status_code == 200
+    assert client.get("/v1/forecasts/GOOG").status_code == 200
+    assert calls == ["GOOG", "GOOG"]  # the third answer was replayed
 
-    # Any other failure of the read before Flask is Flask's JSON 500, not the server's own page.
     def broken(_conn: object, _symbol: str) -> tuple[str | None] | None:
         raise RuntimeError("a bug in the read")
 
     monkeypatch.setattr(storage, "latest_document", broken)
-    broken = client.get("/v1/forecasts/GOOG")
-    assert broken.status_code == 500
-    assert broken.get_json() == {
+    failed = uncached(app, settings, engine).test_client().get("/v1/forecasts/GOOG")
+    assert failed.status_code == 500
+    assert failed.get_json() == {
         "error": {"code": "internal_error", "message": "internal server error"}
     }
