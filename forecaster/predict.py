@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import forecaster.series_document  # noqa: F401  (its commit hook renders the series)
@@ -170,6 +171,24 @@ def render_again(session: Session, row: storage.Ticker) -> None:
     prediction = storage.latest_prediction(session, row.id)
     if prediction is None or prediction.document is None:  # none, or served from its rows
         return
+    _render(session, row, prediction)
+
+
+def render_missing_documents(session: Session) -> int:
+    """Render the document of each ticker's newest forecast stored without one (written before
+    documents existed, or cleared by migration 0015), so the API serves every ticker's latest
+    forecast with one read. Returns how many were rendered."""
+    rendered = 0
+    for row in session.scalars(select(storage.Ticker).order_by(storage.Ticker.id)):
+        prediction = storage.latest_prediction(session, row.id)
+        if prediction is not None and prediction.document is None:
+            _render(session, row, prediction)
+            rendered += 1
+    session.flush()
+    return rendered
+
+
+def _render(session: Session, row: storage.Ticker, prediction: storage.Prediction) -> None:
     version = session.get(storage.ModelVersion, prediction.model_version_id)
     assert version is not None
     record, is_demoted = live_figures(session, row, version)

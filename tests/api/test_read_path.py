@@ -145,11 +145,12 @@ def test_a_promotion_after_the_forecast_shows_in_its_model_status(
     assert served.get_data() == rendered_from_rows(sessions, uncached(app, settings, engine))
 
 
-def test_migration_0015_clears_documents_a_promotion_left_stale(
+def test_migrations_0015_and_0016_replace_stale_and_missing_documents(
     app: Flask, settings: Settings, engine: Engine, sessions: sessionmaker[Session]
 ) -> None:
-    """Before 0015 a promotion left the document saying "champion" (readers patched it): the
-    migration clears it, and the API renders that forecast from its rows."""
+    """Before 0015 a promotion left the document saying "champion" (readers patched it): 0015
+    clears it, and 0016 renders each ticker's newest forecast without a document (this one, and
+    rows written before documents existed), as a forecast stored now would be."""
     with sessions.begin() as s:
         add_champion(s, "GOOG", 4)
     with sessions.begin() as s:
@@ -166,14 +167,20 @@ def test_migration_0015_clears_documents_a_promotion_left_stale(
             .where(storage.Prediction.document.is_not(None))
             .values(document=stale)
         )
-    migrate.upgrade(url)
+    migrate.upgrade(url, "0015")
     with sessions() as s:
         documents = s.scalars(select(storage.Prediction.document)).all()
     assert documents and all(d is None for d in documents)  # every seeded forecast is v2's or v4's
-    client = uncached(app, settings, engine).test_client()
-    served = client.get("/v1/forecasts/GOOG")
+    expected = rendered_from_rows(sessions, uncached(app, settings, engine))
+    engine.dispose()
+    migrate.upgrade(url)
+    with sessions() as s:
+        newest = s.scalar(select(storage.Prediction).order_by(storage.Prediction.as_of_date.desc()))
+        assert newest is not None and newest.document is not None
+        assert sum(d is not None for d in s.scalars(select(storage.Prediction.document))) == 1
+    served = uncached(app, settings, engine).test_client().get("/v1/forecasts/GOOG")
     assert served.get_json()["model"]["status"] == "retired"
-    assert served.get_data() == rendered_from_rows(sessions, uncached(app, settings, engine))
+    assert served.get_data() == expected == newest.document.encode()
 
 
 def test_the_hot_path_is_one_select_and_no_session(
