@@ -10,14 +10,14 @@ and predict (real model, small epoch budget), then start three gunicorns side by
 - bench/bare_app.py: `/hello` (a constant body) and `/read` (one read of the newest prediction
   through SQLAlchemy Core), the same worker class, workers and threads.
 Each of the four targets is driven with wrk (if installed: `apt-get install wrk`) or a bounded
-Python keep-alive client for `--seconds`, one after another, in `--rounds` rounds whose order
-rotates. A shared machine's speed swings several-fold within minutes, so each ratio the service
-is held to (uncached / bare one-read route, cached / bare hello-world) is taken within a round,
-between runs seconds apart, and the median over rounds is printed, with every target's median
-requests/second and p50/p99 latency. Traffic goes to 127.0.0.1 only and every run is bounded in
-time.
+Python keep-alive client for `--seconds`, one after another, in `--rounds` rounds. A shared
+machine's speed swings several-fold within minutes, so each ratio the service is held to
+(uncached / bare one-read route, cached / bare hello-world) is taken between its two targets
+run back to back (which goes first alternates), and the median over rounds is printed, with
+every target's median requests/second and p50/p99 latency. Traffic goes to 127.0.0.1 only and
+every run is bounded in time.
 
-Run: .venv/bin/python bench/api_load.py [--seconds 3] [--rounds 5] [--connections 16]
+Run: .venv/bin/python bench/api_load.py [--seconds 2] [--rounds 9] [--connections 16]
      [--workers 2] [--threads 4]
 """
 
@@ -173,7 +173,7 @@ def start(argv: list[str], env: dict[str, str], path: str) -> subprocess.Popen[b
 
 def measure(label: str, url: str, args: argparse.Namespace) -> None:
     """Prepare one database, start stockcast with and without its micro-cache and the bare app,
-    then load the four targets in rotating order for `args.rounds` rounds and print medians."""
+    then load the four targets, each ratio's two back to back, and print medians."""
     runner = run_wrk if shutil.which("wrk") and not args.python_client else run_python
     with tempfile.TemporaryDirectory() as tmp:
         prepare(url, Path(tmp))
@@ -201,10 +201,12 @@ def measure(label: str, url: str, args: argparse.Namespace) -> None:
             for target in targets.values():
                 runner(target, 1, args.connections)  # warm-up: pools, caches, first imports
             runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in targets}
-            names = list(targets)
+            # Each ratio's two targets run back to back, first one then the other first.
+            pairs = [("uncached", "bare 1 read"), ("cached 5s", "bare hello")]
             for r in range(args.rounds):
-                for name in names[r % len(names) :] + names[: r % len(names)]:
-                    runs[name].append(runner(targets[name], args.seconds, args.connections))
+                for pair in pairs if r % 2 == 0 else pairs[::-1]:
+                    for name in pair if r % 2 == 0 else pair[::-1]:
+                        runs[name].append(runner(targets[name], args.seconds, args.connections))
         finally:
             for proc in servers:
                 proc.terminate()
@@ -240,8 +242,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--seconds", type=int, default=3, help="per target and round")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=int, default=2, help="per target and round")
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--threads", type=int, default=4)
