@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         rule = request.url_rule
         if rule is not None:
             environ[RULE_KEY] = rule.rule
-        path = environ["PATH_INFO"]
+        path = environ.get("PATH_INFO", "")
         if path.startswith("/v1/") or path == "/readyz":
             api_state.check_database_file()  # a 503 from the error handlers if it is gone
 
@@ -64,10 +64,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         if response.status_code != 200:
             return response
         environ = request.environ
-        if environ["PATH_INFO"].startswith("/v1/") and environ["REQUEST_METHOD"] in (
-            "GET",
-            "HEAD",
-        ):
+        if environ.get("PATH_INFO", "").startswith("/v1/") and request.method in ("GET", "HEAD"):
             headers = response.headers
             headers["Cache-Control"] = api_state.cache_control
             etag = etag_of(response.get_data())

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 V = TypeVar("V")
@@ -50,10 +50,10 @@ class ResponseCache(Generic[V]):
         self.ttl = ttl_seconds
         self.max_entries = max_entries
         self.clock = clock  # seconds, never going back
-        self._items: dict[str, tuple[float, V]] = {}
+        self._items: dict[Hashable, tuple[float, V]] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> V | None:
+    def get(self, key: Hashable) -> V | None:
         if self.ttl <= 0:
             return None
         item = self._items.get(key)
@@ -65,7 +65,7 @@ class ResponseCache(Generic[V]):
         with self._lock:
             self._items.clear()
 
-    def put(self, key: str, value: V) -> None:
+    def put(self, key: Hashable, value: V) -> None:
         if self.ttl <= 0:
             return
         with self._lock:

@@ -40,6 +40,7 @@ class ApiState:
         self.sessions: sessionmaker[Session] = storage.make_session_factory(engine)
         self.metrics = Metrics()
         self.responses: ResponseCache[Replayed] = ResponseCache(settings.api_response_ttl)
+        self.generation = 0  # bumped when a replaced database file empties `responses`
         self.cache_control = f"public, max-age={settings.api_cache_max_age}"
         # SQLite: the file this worker opened. Deleted or replaced while serving, it must never
         # keep answering from the old file (its open descriptors would still read it).
@@ -65,6 +66,7 @@ class ApiState:
                     log.warning("database file replaced: reconnecting")
                     self.engine.dispose()  # pooled connections still read the old file
                     self.responses.clear()
+                    self.generation += 1  # responses read from the old file are never kept
                     self._db_identity = identity
 
 

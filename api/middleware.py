@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple, Protocol
 
-from werkzeug.http import is_entity_header
+from werkzeug.http import remove_entity_headers
 
 from api.cache import ResponseCache, if_none_match
 from api.metrics import Metrics
@@ -24,6 +24,7 @@ from forecaster import dbtimeouts
 from forecaster.errors import DatabaseUnavailable
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # The URL rule the request matched (set by the app's first hook, or by a replay), for the
 # metrics and the cache; absent when Flask matched none.
 RULE_KEY = "stockcast.rule"
@@ -48,8 +49,9 @@ class RequestScope:
             return self.wsgi_app(environ, record_status)
         finally:
             dbtimeouts.end_deadline(token)
+            method = environ.get("REQUEST_METHOD", "").upper()
             self.metrics.observe(
-                environ["REQUEST_METHOD"],
+                method if method in _METHODS else "OTHER",  # a bounded label
                 environ.get(RULE_KEY, "<unmatched>"),
                 int(sent[-1][:3]) if sent else 500,
                 time.perf_counter() - started,
@@ -59,7 +61,7 @@ class RequestScope:
 class Replayed(NamedTuple):
     """A 200 response as Flask sent it."""
 
-    headers: list[tuple[str, str]]
+    headers: tuple[tuple[str, str], ...]
     body: bytes
     etag: str
     rule: str
@@ -69,8 +71,13 @@ class CacheOwner(Protocol):
     """What the replay needs of the app's state (api/context.py ApiState)."""
 
     responses: ResponseCache[Replayed]
+    generation: int  # bumped whenever the cache is emptied for a replaced database file
 
     def check_database_file(self) -> None: ...
+
+
+# Headers that make a response one client's, never another's.
+_PERSONAL = ("set-cookie", "vary", "content-encoding")
 
 
 class ResponseReplay:
@@ -80,7 +87,7 @@ class ResponseReplay:
         self.rules = rules  # the URL rules whose GET responses are kept
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        method = environ["REQUEST_METHOD"]
+        method = environ.get("REQUEST_METHOD", "").upper()
         cache = self.state.responses
         if (
             (method != "GET" and method != "HEAD")
@@ -88,7 +95,7 @@ class ResponseReplay:
             or "HTTP_IF_MATCH" in environ  # rare: werkzeug answers it (412)
         ):
             return self.wsgi_app(environ, start_response)
-        key = f"{environ.get('PATH_INFO', '')}?{environ.get('QUERY_STRING', '')}"
+        key = (environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""))
         if cache.get(key) is not None:
             try:
                 # A replaced SQLite file empties the cache; a deleted one is Flask's 503.
@@ -110,40 +117,75 @@ class ResponseReplay:
         start_response: Callable[..., Any],
     ) -> list[bytes]:
         environ[RULE_KEY] = kept.rule
+        headers = list(kept.headers)  # the server may add to the list it is given
         header = environ.get("HTTP_IF_NONE_MATCH")
         if header and if_none_match(header, kept.etag[1:-1]):
-            # What werkzeug sends for a 304: the same headers but the entity ones.
-            start_response(
-                "304 NOT MODIFIED", [(k, v) for k, v in kept.headers if not is_entity_header(k)]
-            )
+            remove_entity_headers(headers)  # what werkzeug sends with a 304
+            start_response("304 NOT MODIFIED", headers)
             return []
-        start_response("200 OK", kept.headers)
+        start_response("200 OK", headers)
         return [] if method == "HEAD" else [kept.body]
 
     def _keep(
-        self, key: str, environ: dict[str, Any], start_response: Callable[..., Any]
+        self, key: tuple[str, str], environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
-        """Run Flask; keep its answer when it is a plain 200 of a replayed route."""
+        """Run Flask and keep its answer when it is a plain 200 of a replayed route. A 304 (a
+        client revalidating) fills the cache from an unconditional GET, so that clients which
+        only revalidate are replayed too."""
+        generation = self.state.generation
         answer: list[Any] = []
 
         def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            answer[:] = [status, headers]
+            answer[:] = [status, tuple(headers)]  # as Flask gave it, before the server sees it
             return start_response(status, headers, exc_info)
 
         body = self.wsgi_app(environ, capture)
         rule = environ.get(RULE_KEY)
-        if not answer or answer[0] != "200 OK" or rule not in self.rules:
+        if not answer or rule not in self.rules:
             return body
-        headers: list[tuple[str, str]] = answer[1]
-        names = {k.lower() for k, _ in headers}
-        if "vary" in names or "content-encoding" in names or "etag" not in names:
-            return body  # a per-client variant (gzip) or no validator: not replayed
+        if answer[0].startswith("304"):
+            unconditional = {k: v for k, v in environ.items() if k != "HTTP_IF_NONE_MATCH"}
+            fill: list[Any] = []
+            self._store(
+                key,
+                rule,
+                generation,
+                fill,
+                self.wsgi_app(unconditional, lambda *args: fill.extend([args[0], tuple(args[1])])),
+            )
+            return body
+        return self._store(key, rule, generation, answer, body)
+
+    def _store(
+        self,
+        key: tuple[str, str],
+        rule: str,
+        generation: int,
+        answer: list[Any],
+        body: Iterable[bytes],
+    ) -> Iterable[bytes]:
+        """Keep a 200 (`answer`: status, headers) that no client has a claim of its own on;
+        the body as it must then be sent."""
+        if not answer or answer[0] != "200 OK":
+            return body
+        headers: tuple[tuple[str, str], ...] = answer[1]
+        values = {k.lower(): v.lower() for k, v in headers}
+        control = values.get("cache-control", "")
+        if (
+            any(name in values for name in _PERSONAL)  # a per-client variant (gzip), a cookie
+            or "private" in control
+            or "no-store" in control
+            or "etag" not in values
+        ):
+            return body
         try:
             data = b"".join(body)
         finally:
             close = getattr(body, "close", None)
             if close is not None:
                 close()
-        etag = next(v for k, v in headers if k.lower() == "etag")
-        self.state.responses.put(key, Replayed(list(headers), data, etag, str(rule)))
+        # A response read before the database file was replaced is never kept.
+        if self.state.generation == generation:
+            etag = next(v for k, v in headers if k.lower() == "etag")
+            self.state.responses.put(key, Replayed(headers, data, etag, rule))
         return [data]

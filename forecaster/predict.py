@@ -177,13 +177,19 @@ def render_again(session: Session, row: storage.Ticker) -> None:
 def render_missing_documents(session: Session) -> int:
     """Render the document of each ticker's newest forecast stored without one (written before
     documents existed, or cleared by migration 0015), so the API serves every ticker's latest
-    forecast with one read. Returns how many were rendered."""
+    forecast with one read. Returns how many were rendered. Flushed and let go of every 100
+    tickers, so a large universe does not pile up in the session."""
     rendered = 0
-    for row in session.scalars(select(storage.Ticker).order_by(storage.Ticker.id)):
-        prediction = storage.latest_prediction(session, row.id)
-        if prediction is not None and prediction.document is None:
+    ids = session.scalars(select(storage.Ticker.id).order_by(storage.Ticker.id)).all()
+    for n, ticker_id in enumerate(ids, 1):
+        row = session.get(storage.Ticker, ticker_id)
+        prediction = storage.latest_prediction(session, ticker_id)
+        if row is not None and prediction is not None and prediction.document is None:
             _render(session, row, prediction)
             rendered += 1
+        if n % 100 == 0:
+            session.flush()
+            session.expunge_all()
     session.flush()
     return rendered
 

@@ -67,7 +67,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 # longest: a few long tests can outweigh many short ones, and a long module that starts last
 # ends the run on one worker while the others idle.
 MODULE_SECONDS = {
-    "test_celery.py": 220,
+    "test_celery.py": 245,
     "test_pipeline_processes.py": 150,
     "test_pipeline.py": 130,
     "test_celery_faults.py": 125,

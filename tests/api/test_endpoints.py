@@ -376,7 +376,7 @@ def test_database_down_is_503(settings: Settings) -> None:
 def test_latest_forecast_micro_cache(
     app: Flask, settings: Settings, engine: Any, sessions: Any
 ) -> None:
-    """A worker reuses a rendered forecast for at most STOCKCAST_API_RESPONSE_TTL seconds (on an
+    """A worker replays a forecast it sent for at most STOCKCAST_API_RESPONSE_TTL seconds (on an
     injected clock); errors are never cached, so a ticker's first forecast shows up at once."""
 
     from sqlalchemy import update

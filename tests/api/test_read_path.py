@@ -381,3 +381,37 @@ def test_what_is_not_a_plain_200_is_never_replayed(
     assert failed.get_json() == {
         "error": {"code": "internal_error", "message": "internal server error"}
     }
+
+
+def test_revalidations_fill_the_cache_and_a_read_of_a_replaced_file_is_not_kept(
+    app: Flask, settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Clients that only revalidate (If-None-Match) are replayed too: the first one's 304 fills
+    the cache. A response read while the database file was being replaced is never kept."""
+    etag = app.test_client().get("/v1/forecasts/GOOG").headers["ETag"]
+    cached = create_app(settings, engine)
+    state = cached.extensions["stockcast"]
+    client = cached.test_client()
+    revalidate = {"If-None-Match": etag}
+    assert client.get("/v1/forecasts/GOOG", headers=revalidate).status_code == 304
+    assert state.responses.get(("/v1/forecasts/GOOG", "")) is not None
+    reads: list[str] = []
+    real = storage.latest_document
+
+    def counted(conn: Any, symbol: str) -> Any:
+        reads.append(symbol)
+        return real(conn, symbol)
+
+    monkeypatch.setattr(storage, "latest_document", counted)
+    assert client.get("/v1/forecasts/GOOG", headers=revalidate).status_code == 304
+    assert reads == []  # replayed
+
+    state.responses.clear()
+
+    def replaced_meanwhile(conn: Any, symbol: str) -> Any:
+        state.generation += 1  # as check_database_file does when another request sees a new file
+        return real(conn, symbol)
+
+    monkeypatch.setattr(storage, "latest_document", replaced_meanwhile)
+    assert client.get("/v1/forecasts/GOOG").status_code == 200
+    assert state.responses._items == {}

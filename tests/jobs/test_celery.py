@@ -240,6 +240,65 @@ def test_a_worker_process_killed_mid_task_is_redelivered_and_completes_once(
     assert all(proc.poll() is None for proc in workers.procs.values())  # the workers live on
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the lock row names its process
+def test_the_universe_step_killed_mid_fit_is_delivered_again_and_fits_once(
+    celery_settings: Settings, sessions: sessionmaker[Session], workers: Workers
+) -> None:
+    """Universe scope on Celery: each ticker's step fans out, then the one universe step. Its
+    pool process SIGKILLed while it holds the universe lock, the broker delivers the step again,
+    the new delivery takes over the dead process's lock, and every ticker is registered and
+    forecast once, by one step of the run."""
+    settings = celery_settings.replace(
+        model_scope="universe",
+        ensemble=2,
+        backtest_days=120,
+        backtest_refit_every=60,
+        min_backtest_forecasts=0,
+    )
+    workers.env.update(  # the run's configuration, or the workers refuse its steps
+        STOCKCAST_MODEL_SCOPE="universe",
+        STOCKCAST_ENSEMBLE="2",
+        STOCKCAST_BACKTEST_DAYS="120",
+        STOCKCAST_BACKTEST_REFIT_EVERY="60",
+        STOCKCAST_MIN_BACKTEST_FORECASTS="0",
+    )
+    symbols = ["SYN-AR30-5", "SYN-RW-5", "SYN-GARCH-5"]
+    register(sessions, symbols)
+    workers.start_ready(settings, "alpha", "beta")
+    result: dict[str, RunReport] = {}
+    run = threading.Thread(
+        target=lambda: result.update(r=run_pipeline(settings, symbols, fetch=False))
+    )
+    run.start()
+    killed = None
+    deadline = time.monotonic() + 120
+    while killed is None and time.monotonic() < deadline:
+        with sessions() as s:
+            lock = s.get(storage.Lock, "universe")
+        if lock is not None:
+            killed = int(lock.owner.split(":")[1])  # host:pid:random: the pool process
+            os.kill(killed, signal.SIGKILL)
+        else:
+            time.sleep(0.05)
+    assert killed is not None, "the universe step never started"
+    run.join(300)
+    assert not run.is_alive()
+    report = result["r"]
+    assert report.status == "succeeded", [(o.ticker, o.error) for o in report.steps]
+    with sessions() as s:
+        steps = s.scalars(select(storage.JobStep).where(storage.JobStep.run_id == report.run_id))
+        assert sorted(step.ticker for step in steps) == sorted([*symbols, "universe"])
+        for symbol in symbols:
+            ticker = storage.get_ticker(s, symbol)
+            assert ticker is not None
+            versions = storage.model_versions(s, ticker.id)
+            assert [(v.version, v.config["scope"]) for v in versions] == [(1, "universe")]
+            assert storage.latest_prediction(s, ticker.id) is not None
+            assert set(artifacts.sizes(s, ticker.id)) == {versions[0].id}, symbol
+        assert s.scalars(select(storage.Lock)).all() == []
+    assert all(proc.poll() is None for proc in workers.procs.values())  # the workers live on
+
+
 def children(pid: int) -> list[int]:
     """The processes whose parent is `pid` (a Celery worker's pool processes)."""
     found = []
