@@ -166,7 +166,11 @@ def timed_run(
         with storage.make_session_factory(engine)() as s:
             run = s.get(storage.JobRun, report.run_id)
             assert run is not None
-            seconds = {step.ticker: step.duration_seconds or 0.0 for step in run.steps}
+            seconds: dict[str, float] = {}
+            for step in run.steps:  # universe scope: a ticker's fetch and forecast steps
+                seconds[step.ticker] = seconds.get(step.ticker, 0.0) + (
+                    step.duration_seconds or 0.0
+                )
     finally:
         engine.dispose()
     return report, seconds

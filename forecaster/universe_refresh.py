@@ -1,10 +1,12 @@
 """The universe step (STOCKCAST_MODEL_SCOPE=universe): one fit for every tracked ticker, then each
-ticker's version registered and its forecast stored under that ticker's lock.
+ticker's version registered under that ticker's lock; and the forecast step that follows it for
+each ticker.
 
-The pipeline first fetches and validates every ticker's new days (one step per ticker, fanned
-out on the executor, nothing trained), then runs this step once, in one process with all its
-cores. One universe fit at a time: the step holds the `universe` lock for its whole length. A
-ticker another run holds is left to that run (its forecast is not written by this step).
+A universe night is a chord on the executor: every ticker's new days fetched and validated (one
+step per ticker, fanned out, nothing trained), then this step once, in one process with all its
+cores, then one forecast step per ticker, fanned out again (`forecast_locked`). One universe
+fit at a time: the step holds the `universe` lock for its whole length. A ticker another run
+holds is left to that run.
 """
 
 from __future__ import annotations
@@ -60,13 +62,13 @@ def refresh_universe_locked(
 def refresh_universe(
     settings: Settings, symbols: list[str], options: RefreshOptions, engine: Engine
 ) -> StepOutcome:
-    """Fit the universe network on every ticker, register each ticker's version, forecast each.
-    A fit that fails fails the step, and each ticker's champion still forecasts the next session
-    (as a ticker whose own training failed keeps its champion)."""
+    """Fit the universe network on every ticker and register each ticker's version. A fit that
+    fails fails the step, and each ticker's champion still forecasts the next session (as a
+    ticker whose own training failed keeps its champion)."""
     outcome = StepOutcome(UNIVERSE)
     sessions = storage.make_session_factory(engine)
     try:
-        universe, previous, stale, suspects = {}, {}, False, []
+        universe, previous, stale = {}, {}, False
         with sessions.begin() as s:
             for symbol in symbols:
                 try:
@@ -78,7 +80,6 @@ def refresh_universe(
                     outcome.notes.append(
                         f"{symbol}: suspect move on {row.suspect_day}: not trained"
                     )
-                    suspects.append(symbol)
                     continue
                 universe[symbol] = prices
                 previous[symbol] = previous_training(s, row)
@@ -95,20 +96,29 @@ def refresh_universe(
                 _failed(outcome, exc)
                 outcome.notes.append("the universe fit failed: each ticker's champion forecasts")
                 trained_symbols = []
-        forecasts = sum(
-            _under_lock(
-                engine,
-                sessions,
-                symbol,
-                outcome,
-                "no forecast",
-                partial(predict_ticker, settings=settings, ticker=symbol),
-            )
-            for symbol in [*universe, *suspects]
-        )
-        outcome.notes.append(f"{forecasts} forecast(s) stored")
+        outcome.notes.append(f"{len(trained_symbols)} ticker(s) registered")
         if trained_symbols:
             outcome.promoted = True
+    except Exception as exc:
+        _failed(outcome, exc)
+    return outcome
+
+
+def forecast_locked(settings: Settings, symbol: str, engine: Engine) -> StepOutcome:
+    """The forecast step of a universe night: the ticker's next-session forecast from its
+    champion (the version the universe step just registered, or the one it keeps), under the
+    ticker's lock, in one transaction. A ticker another run holds is skipped."""
+    outcome = StepOutcome(symbol)
+    sessions = storage.make_session_factory(engine)
+    try:
+        with locks.hold(engine, locks.ticker_lock_name(symbol)), sessions.begin() as s:
+            prediction = predict_ticker(s, settings, symbol)
+            outcome.notes.append(
+                f"forecast for {prediction.target_date} stored ({prediction.method})"
+            )
+    except LockBusy:
+        outcome.status = "skipped"
+        outcome.notes.append("another run holds it: no forecast")
     except Exception as exc:
         _failed(outcome, exc)
     return outcome

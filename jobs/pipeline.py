@@ -45,7 +45,7 @@ from forecaster.refresh import ProviderFactory, RefreshOptions, StepOutcome
 from forecaster.settings import Settings
 from forecaster.universe import tracked_universe
 from jobs.executors import Executor, InlineExecutor, LocalPool, StepTask
-from jobs.executors.base import refused
+from jobs.executors.base import UNIVERSE, refused
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def make_executor(
 
 def plan(settings: Settings, symbols: list[str], options: RefreshOptions) -> list[StepTask]:
     """One step per ticker. In universe scope they fetch and store only: the universe step that
-    follows trains every ticker at once and forecasts each."""
+    follows trains every ticker at once, then one forecast step per ticker forecasts each."""
     if settings.model_scope == "universe":
         options = replace(options, train=False)
     return [StepTask.for_ticker(symbol, options, settings) for symbol in symbols]
@@ -237,6 +237,16 @@ def run_pipeline(
                 if settings.model_scope == "universe" and not (stop and stop.is_set()):
                     universe = universe_task(sessions, settings, symbols, options)
                     executor.run([universe], step_started, step_finished)
+                    fitted = outcomes[-1] if outcomes and outcomes[-1].ticker == UNIVERSE else None
+                    # then each ticker's forecast, fanned out again (unless another run is
+                    # fitting the universe: that run forecasts once its versions are registered)
+                    if (
+                        fitted is not None
+                        and fitted.status != "skipped"
+                        and not (stop and stop.is_set())
+                    ):
+                        forecasts = [StepTask.for_forecast(t, settings) for t in universe.symbols]
+                        executor.run(forecasts, step_started, step_finished)
         except BaseException as exc:
             record_failed_run(sessions, run_id, exc)
             raise

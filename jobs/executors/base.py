@@ -37,7 +37,8 @@ Started = Callable[[str], None]
 Finished = Callable[[StepOutcome, float], None]
 
 TICKER = "ticker"  # one ticker's refresh: fetch -> validate -> train -> evaluate -> predict
-UNIVERSE = "universe"  # one fit for every ticker, then each ticker's version and forecast
+UNIVERSE = "universe"  # one fit for every ticker, then each ticker's version registered
+FORECAST = "forecast"  # one ticker's forecast from its champion (after a universe fit)
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _EXIT_ORPHANED = 70  # the parent died: the work was abandoned
 
@@ -71,6 +72,13 @@ class StepTask:
     ) -> StepTask:
         config = run_config(settings)
         return cls(UNIVERSE, UNIVERSE, options, config, config_hash(config), tuple(symbols))
+
+    @classmethod
+    def for_forecast(cls, symbol: str, settings: Settings) -> StepTask:
+        config = run_config(settings)
+        return cls(
+            FORECAST, symbol, RefreshOptions(fetch=False, train=False), config, config_hash(config)
+        )
 
     def to_json(self) -> dict[str, Any]:
         options = asdict(self.options)
@@ -187,8 +195,16 @@ def _universe(
     return refresh_universe_locked(settings, list(task.symbols), task.options, engine)
 
 
+def _forecast(
+    task: StepTask, settings: Settings, engine: Engine, provider_factory: ProviderFactory | None
+) -> StepOutcome:
+    from forecaster.universe_refresh import forecast_locked
+
+    return forecast_locked(settings, task.target, engine)
+
+
 Handler = Callable[[StepTask, Settings, Engine, ProviderFactory | None], StepOutcome]
-HANDLERS: dict[str, Handler] = {TICKER: _refresh, UNIVERSE: _universe}
+HANDLERS: dict[str, Handler] = {TICKER: _refresh, UNIVERSE: _universe, FORECAST: _forecast}
 
 
 def run_step(

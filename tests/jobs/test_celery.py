@@ -287,7 +287,9 @@ def test_the_universe_step_killed_mid_fit_is_delivered_again_and_fits_once(
     assert report.status == "succeeded", [(o.ticker, o.error) for o in report.steps]
     with sessions() as s:
         steps = s.scalars(select(storage.JobStep).where(storage.JobStep.run_id == report.run_id))
-        assert sorted(step.ticker for step in steps) == sorted([*symbols, "universe"])
+        # each ticker's fetch step, the universe step (once, though delivered twice), then each
+        # ticker's forecast step
+        assert sorted(step.ticker for step in steps) == sorted([*symbols, *symbols, "universe"])
         for symbol in symbols:
             ticker = storage.get_ticker(s, symbol)
             assert ticker is not None

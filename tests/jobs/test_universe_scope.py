@@ -59,6 +59,23 @@ def test_one_fit_for_the_universe_then_every_ticker_is_registered_and_forecast(
     steps = run_steps(sessions, report.run_id)
     assert set(steps) == {*SYMBOLS, "universe"}
     assert all(steps[s].model_version_id is None for s in SYMBOLS)  # they only store prices
+    # a chord: each ticker's fetch step, then the universe step, then each ticker's forecast
+    assert [o.ticker for o in report.steps].count("universe") == 1
+    with sessions() as s:
+        rows = s.scalars(
+            select(storage.JobStep)
+            .where(storage.JobStep.run_id == report.run_id)
+            .order_by(storage.JobStep.id)
+        ).all()
+    kinds = [
+        "universe"
+        if r.ticker == "universe"
+        else "forecast"
+        if "forecast for" in (r.detail or "")
+        else "fetch"
+        for r in rows
+    ]
+    assert kinds == ["fetch"] * 3 + ["universe"] + ["forecast"] * 3
     assert "universe fit on 3 tickers" in (steps["universe"].detail or "")
     for symbol in SYMBOLS:
         version = newest(sessions, symbol)
@@ -112,7 +129,10 @@ def test_a_ticker_added_is_forecast_the_same_night_and_a_removed_one_leaves_the_
     step = run_steps(sessions, report.run_id)["universe"]
     assert step.status == "failed" and step.error_code == "internal_error"
     assert "the universe fit failed" in (step.detail or "")
-    assert "3 forecast(s) stored" in (step.detail or "")
+    with sessions() as s:  # then each ticker's forecast step, fanned out after it
+        rows = s.scalars(select(storage.JobStep).where(storage.JobStep.run_id == report.run_id))
+        forecasts = {r.ticker for r in rows if "forecast for" in (r.detail or "")}
+    assert forecasts == {"SYN-AR30-5", "SYN-GARCH-5", "SYN-AR50-5"}
 
 
 def test_ticker_scope_keeps_todays_configuration(pipeline_settings: Settings) -> None:
