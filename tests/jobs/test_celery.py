@@ -120,6 +120,25 @@ def workers(env: dict[str, str], celery_settings: Settings, tmp_path: Path) -> I
     pool.stop()
 
 
+def kill_lock_holder(sessions: sessionmaker[Session], name: str | None = None) -> int:
+    """SIGKILL the process holding the lock `name` (any lock: None) once it holds it; its pid.
+    The lock row names its owner host:pid:random (SQLite keeps locks in a table)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        with sessions() as s:
+            lock = (
+                s.scalars(select(storage.Lock)).first()
+                if name is None
+                else s.get(storage.Lock, name)
+            )
+        if lock is not None:
+            pid = int(lock.owner.split(":")[1])
+            os.kill(pid, signal.SIGKILL)
+            return pid
+        time.sleep(0.05)
+    raise AssertionError(f"no step took the lock {name or '(any)'}")
+
+
 def register(sessions: sessionmaker[Session], symbols: list[str]) -> None:
     with sessions.begin() as s:
         for symbol in symbols:  # ~280 days each: enough for the tiny backtest, quick to train
@@ -223,17 +242,7 @@ def test_a_worker_process_killed_mid_task_is_redelivered_and_completes_once(
     result: dict[str, RunReport] = {}
     run = threading.Thread(target=lambda: result.update(r=run_pipeline(celery_settings, symbols)))
     run.start()
-    killed = None
-    deadline = time.monotonic() + 120
-    while killed is None and time.monotonic() < deadline:  # a task holds its ticker's lock
-        with sessions() as s:
-            lock = s.scalars(select(storage.Lock)).first()
-        if lock is not None:
-            killed = int(lock.owner.split(":")[1])  # host:pid:random: the pool process
-            os.kill(killed, signal.SIGKILL)
-        else:
-            time.sleep(0.05)
-    assert killed is not None, "no task started"
+    kill_lock_holder(sessions)  # a task holds its ticker's lock
     run.join(300)
     assert not run.is_alive()
     check_each_trained_once(sessions, celery_settings, result["r"], symbols)
@@ -270,17 +279,7 @@ def test_the_universe_step_killed_mid_fit_is_delivered_again_and_fits_once(
         target=lambda: result.update(r=run_pipeline(settings, symbols, fetch=False))
     )
     run.start()
-    killed = None
-    deadline = time.monotonic() + 120
-    while killed is None and time.monotonic() < deadline:
-        with sessions() as s:
-            lock = s.get(storage.Lock, "universe")
-        if lock is not None:
-            killed = int(lock.owner.split(":")[1])  # host:pid:random: the pool process
-            os.kill(killed, signal.SIGKILL)
-        else:
-            time.sleep(0.05)
-    assert killed is not None, "the universe step never started"
+    kill_lock_holder(sessions, "universe")
     run.join(300)
     assert not run.is_alive()
     report = result["r"]
