@@ -125,7 +125,7 @@ def forecast_locked(settings: Settings, symbol: str, engine: Engine) -> StepOutc
 
 
 def _failed(outcome: StepOutcome, exc: Exception) -> None:
-    """Record why the universe step failed (the run goes on)."""
+    """Record why the universe step or a forecast step failed (the run goes on)."""
     outcome.status = "failed"
     if isinstance(exc, OperationalError):
         outcome.error_code = "database_unavailable"
@@ -133,7 +133,7 @@ def _failed(outcome: StepOutcome, exc: Exception) -> None:
     elif isinstance(exc, StockcastError):
         outcome.error, outcome.error_code = str(exc), exc.code
     else:  # a training or library bug
-        log.error("universe step crashed", exc_info=exc)
+        log.error("step crashed", extra={"target": outcome.ticker}, exc_info=exc)
         outcome.error, outcome.error_code = f"{type(exc).__name__}: {exc}", "internal_error"
 
 
