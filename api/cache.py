@@ -41,16 +41,25 @@ def if_none_match(header: str, tag: str) -> bool:
 
 
 class ResponseCache(Generic[V]):
+    """Values kept for `ttl_seconds`, at most `max_entries` of them and `max_bytes` in all (as
+    `size` measures a value): when either is reached, expired entries go, then all of them."""
+
     def __init__(
         self,
         ttl_seconds: float,
         max_entries: int = 1024,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        max_bytes: int = 64 * 1024 * 1024,
+        size: Callable[[V], int] = lambda _value: 0,
     ) -> None:
         self.ttl = ttl_seconds
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.size = size
         self.clock = clock  # seconds, never going back
-        self._items: dict[Hashable, tuple[float, V]] = {}
+        self._items: dict[Hashable, tuple[float, V, int]] = {}
+        self._bytes = 0
         self._lock = threading.Lock()
 
     def get(self, key: Hashable) -> V | None:
@@ -63,15 +72,22 @@ class ResponseCache(Generic[V]):
 
     def clear(self) -> None:
         with self._lock:
-            self._items.clear()
+            self._items = {}
+            self._bytes = 0
 
     def put(self, key: Hashable, value: V) -> None:
         if self.ttl <= 0:
             return
+        size = self.size(value)
         with self._lock:
-            if len(self._items) >= self.max_entries:
+            old = self._items.pop(key, None)
+            self._bytes -= 0 if old is None else old[2]
+            if len(self._items) >= self.max_entries or self._bytes + size > self.max_bytes:
                 now = self.clock()
                 self._items = {k: v for k, v in self._items.items() if v[0] >= now}
-                if len(self._items) >= self.max_entries:
-                    self._items.clear()  # bounded memory whatever the key pattern
-            self._items[key] = (self.clock() + self.ttl, value)
+                self._bytes = sum(v[2] for v in self._items.values())
+                if len(self._items) >= self.max_entries or self._bytes + size > self.max_bytes:
+                    self._items = {}  # bounded memory whatever the key pattern
+                    self._bytes = 0
+            self._items[key] = (self.clock() + self.ttl, value, size)
+            self._bytes += size

@@ -39,7 +39,9 @@ class ApiState:
         )
         self.sessions: sessionmaker[Session] = storage.make_session_factory(engine)
         self.metrics = Metrics()
-        self.responses: ResponseCache[Replayed] = ResponseCache(settings.api_response_ttl)
+        self.responses: ResponseCache[Replayed] = ResponseCache(
+            settings.api_response_ttl, size=lambda kept: len(kept.body)
+        )
         self.generation = 0  # bumped when a replaced database file empties `responses`
         self.cache_control = f"public, max-age={settings.api_cache_max_age}"
         # SQLite: the file this worker opened. Deleted or replaced while serving, it must never

@@ -405,6 +405,12 @@ def test_latest_forecast_micro_cache(
     for i in range(10):
         bounded.put(f"T{i}", b"x")
     assert len(bounded._items) <= 3 and bounded.get("T9") == b"x"
+    by_bytes = ResponseCache(60, max_bytes=1000, size=len)  # a ranged series can be ~550 KB
+    for i in range(10):
+        by_bytes.put(f"T{i}", b"x" * 300)
+        assert sum(len(v[1]) for v in by_bytes._items.values()) <= 1000
+    by_bytes.put("T9", b"y" * 100)  # replacing an entry counts its new size only
+    assert by_bytes.get("T9") == b"y" * 100 and by_bytes._bytes <= 1000
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
