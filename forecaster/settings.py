@@ -314,7 +314,7 @@ class Settings(BaseSettings):
     )
     api_response_ttl: float = variable(
         "STOCKCAST_API_RESPONSE_TTL",
-        "seconds an API worker replays a latest forecast or chart range it sent (0: off)",
+        "seconds an API worker replays a latest forecast or chart series it sent (0: off)",
         rule="must be a number >= 0",
         default=5.0,
         ge=0,
