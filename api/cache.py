@@ -1,5 +1,5 @@
 """A tiny per-worker TTL cache of responses for the hottest reads (the latest forecast, chart
-ranges), and the entity-tag helpers of conditional requests.
+series), and the entity-tag helpers of conditional requests.
 
 Forecasts change once a day; clients are already told they may cache for
 STOCKCAST_API_CACHE_MAX_AGE seconds. Holding the response for a few seconds

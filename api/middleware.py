@@ -146,13 +146,16 @@ class ResponseReplay:
         if answer[0].startswith("304"):
             unconditional = {k: v for k, v in environ.items() if k != "HTTP_IF_NONE_MATCH"}
             fill: list[Any] = []
-            self._store(
+            unsent = self._store(
                 key,
                 rule,
                 generation,
                 fill,
                 self.wsgi_app(unconditional, lambda *args: fill.extend([args[0], tuple(args[1])])),
             )
+            close = getattr(unsent, "close", None)  # not kept: nobody sends it, so end it here
+            if close is not None:
+                close()
             return body
         return self._store(key, rule, generation, answer, body)
 
