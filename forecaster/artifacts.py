@@ -1,8 +1,10 @@
 """Model artifacts in the database: what a version's network is, stored with its version row.
 
 An artifact is the Keras `.keras` file of the served network (about 70 KB) and a JSON document
-with what loads it (the feature statistics, the network's parameters, the interval). It is a row
-of `model_artifacts`, added in the same transaction as its `model_versions` row, so a version
+with what loads it (the feature statistics, the network's parameters, the interval). In universe
+scope every ticker's network is the same ensemble plus its own linear highway: the ensemble is
+packed once per fit and stored once (`shared_networks`, by digest), and each ticker's artifact
+keeps only its highway in its meta document (format 2). It is a row of `model_artifacts`, added in the same transaction as its `model_versions` row, so a version
 without its artifact, or an artifact without its version, can never be committed: a process
 killed in between leaves neither. Every machine that can reach the database can load every
 model; no shared disk is involved.
@@ -10,10 +12,12 @@ model; no shared disk is involved.
 Keras reads and writes `.keras` files by path, so packing and unpacking go through a private
 temporary file; loading keeps Keras' safe mode (no arbitrary code in a stored artifact runs).
 Loaded bundles are cached per process by the artifact's digest, so a version's network is read
-and deserialised once per worker, whichever database it came from.
+and deserialised once per worker, whichever database it came from; a shared network is
+deserialised once per worker for all the versions that use it.
 
 Retention (`prune`): a ticker keeps the artifacts of its champion and of its newest
-`STOCKCAST_KEEP_VERSIONS` versions; older versions keep their row (figures, configuration).
+`STOCKCAST_KEEP_VERSIONS` versions; older versions keep their row (figures, configuration). A
+shared network goes with the last artifact that uses it.
 """
 
 from __future__ import annotations
@@ -37,23 +41,27 @@ from sqlalchemy.orm import Session
 
 from forecaster import storage
 from forecaster.errors import ModelArtifactError
+from forecaster.storage.upsert import insert_for
 
 if TYPE_CHECKING:
-    from forecaster.model import ForecastBundle
+    from forecaster.model import ForecastBundle, SharedPart
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1  # of the meta document; a different one is refused, never guessed at
+FORMAT = 1  # of the meta document: the artifact's own network
+SHARED_FORMAT = 2  # a shared network plus the version's highway; others are refused, not guessed
 NETWORK_FILE = "model.keras"  # the names a directory artifact (migration 0011) used
 META_FILE = "meta.json"
 
 
 @dataclass(frozen=True)
 class Artifact:
-    """A version's artifact as stored: the `.keras` bytes and the meta document."""
+    """A version's artifact as stored: the `.keras` bytes (its own network, or the shared one
+    whose digest is `shared`) and the meta document."""
 
     network: bytes
     meta: dict[str, Any]
+    shared: str | None = None
 
     @cached_property  # hashed once: storing and caching both key on it
     def sha256(self) -> str:
@@ -70,7 +78,8 @@ def digest(network: bytes, meta: dict[str, Any]) -> str:
 
 
 def pack(bundle: ForecastBundle) -> Artifact:
-    """The bundle as bytes and JSON (nothing is written anywhere but a private temporary file)."""
+    """The bundle as bytes and JSON (nothing is written anywhere but a private temporary file).
+    A bundle with a shared part keeps only its highway: the network is the shared one's."""
     meta = {
         "format": FORMAT,
         "stats": bundle.stats.to_dict(),
@@ -80,34 +89,58 @@ def pack(bundle: ForecastBundle) -> Artifact:
         "config": bundle.config,
         "metadata": bundle.metadata,
     }
+    if bundle.shared is not None:
+        from forecaster.pooled import highway_of
+
+        coef, bias = highway_of(bundle.model.model_)
+        meta |= {
+            "format": SHARED_FORMAT,
+            "shared": bundle.shared.sha256,
+            "highway": {"coef": coef, "bias": bias},
+        }
     # Round-trip through JSON: what is stored is exactly what a load will see.
     meta = json.loads(json.dumps(meta, default=str))
+    if bundle.shared is not None:
+        return Artifact(bundle.shared.network, meta, shared=bundle.shared.sha256)
+    return Artifact(_save(bundle.model.model_), meta)
+
+
+def pack_shared(network: Any) -> SharedPart:
+    """A Keras model several versions share (forecaster.pooled.UniverseForecaster.shared_network),
+    packed once."""
+    from forecaster.model import SharedPart
+
+    data = _save(network)
+    return SharedPart(data, hashlib.sha256(data).hexdigest())
+
+
+def _save(network: Any) -> bytes:
     with tempfile.TemporaryDirectory(prefix="stockcast-artifact-") as tmp:
         path = Path(tmp) / NETWORK_FILE
-        bundle.model.model_.save(path)
-        return Artifact(path.read_bytes(), meta)
+        network.save(path)
+        return path.read_bytes()
 
 
 def unpack(artifact: Artifact, label: str = "model artifact") -> ForecastBundle:
     """The bundle an artifact holds; ModelArtifactError (one line) if it cannot be loaded."""
     from forecaster.model import ForecastBundle, LSTMForecaster
-    from forecaster.network import tf_runtime
     from forecaster.windows import FeatureStats
 
     meta = artifact.meta
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        found = meta.get("format") if isinstance(meta, dict) else None
+    found = meta.get("format") if isinstance(meta, dict) else None
+    if found not in (FORMAT, SHARED_FORMAT):
         raise ModelArtifactError(f"{label}: unsupported artifact format {found}")
     if not zipfile.is_zipfile(io.BytesIO(artifact.network)):
         raise ModelArtifactError(f"cannot load {label}: the network is not a .keras archive")
-    tmp = tempfile.mkdtemp(prefix="stockcast-artifact-")
     try:
-        tf_runtime()
-        import keras
+        if found == SHARED_FORMAT:
+            from forecaster.pooled import compose, members_of
 
-        path = Path(tmp) / NETWORK_FILE
-        path.write_bytes(artifact.network)
-        network = keras.models.load_model(path, compile=False, safe_mode=True)
+            members = members_of(_load_shared(meta["shared"], artifact.network))
+            highway = meta["highway"]
+            network = compose(members, highway["coef"], float(highway["bias"]))
+        else:
+            network = _load_keras(artifact.network)
         return ForecastBundle(
             model=LSTMForecaster.from_keras(network, meta["params"]),
             stats=FeatureStats.from_dict(meta["stats"]),
@@ -116,11 +149,52 @@ def unpack(artifact: Artifact, label: str = "model artifact") -> ForecastBundle:
             config=meta.get("config", {}),
             metadata=meta.get("metadata", {}),
         )
+    except ModelArtifactError:
+        raise
     except Exception as exc:  # corrupt archive, incompatible weights, missing keys ...
-        why = str(exc).replace(tmp, "<artifact>").splitlines()[0] if str(exc) else ""
+        why = str(exc).splitlines()[0] if str(exc) else ""
         raise ModelArtifactError(f"cannot load {label}: {type(exc).__name__}: {why}") from exc
+
+
+def _load_keras(data: bytes) -> Any:
+    """A `.keras` file's model, loaded in Keras' safe mode from a private temporary file (whose
+    path never reaches an error message)."""
+    from forecaster.network import tf_runtime
+
+    tmp = tempfile.mkdtemp(prefix="stockcast-artifact-")
+    try:
+        tf_runtime()
+        import keras
+
+        path = Path(tmp) / NETWORK_FILE
+        path.write_bytes(data)
+        try:
+            return keras.models.load_model(path, compile=False, safe_mode=True)
+        except Exception as exc:
+            why = str(exc).replace(tmp, "<artifact>").splitlines()[0] if str(exc) else ""
+            raise ModelArtifactError(f"{type(exc).__name__}: {why}") from exc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+_SHARED: OrderedDict[str, Any] = OrderedDict()  # digest -> loaded shared network
+_SHARED_SIZE = 4
+
+
+def _load_shared(sha: str, data: bytes) -> Any:
+    """A shared network, deserialised once per process for every version that uses it."""
+    with _CACHE_LOCK:
+        if sha in _SHARED:
+            _SHARED.move_to_end(sha)
+            return _SHARED[sha]
+    if hashlib.sha256(data).hexdigest() != sha:
+        raise ModelArtifactError("the shared network does not match its digest")
+    network = _load_keras(data)
+    with _CACHE_LOCK:
+        _SHARED[sha] = network
+        while len(_SHARED) > _SHARED_SIZE:
+            _SHARED.popitem(last=False)
+    return network
 
 
 # --------------------------------------------------------------------------- the table
@@ -132,18 +206,27 @@ def store(
     artifact: Artifact,
     bundle: ForecastBundle | None = None,
 ) -> None:
-    """Add `version`'s artifact in the caller's transaction (flushed: the version has an id).
+    """Add `version`'s artifact in the caller's transaction (flushed: the version has an id), and
+    its shared network if no version stored it yet.
     With the `bundle` it was packed from, this process's cache gets it too: the forecast that
     follows a training does not read back what it just wrote (if the transaction rolls back,
     the entry is only an unreachable cache line: nothing points at its digest)."""
     if bundle is not None:
         _remember(artifact.sha256, bundle)
+    if artifact.shared is not None:
+        insert = insert_for(session, storage.SharedNetwork)
+        session.execute(
+            insert.values(
+                sha256=artifact.shared, size=len(artifact.network), network=artifact.network
+            ).on_conflict_do_nothing(index_elements=["sha256"])
+        )
     session.add(
         storage.ModelArtifact(
             model_version_id=version.id,
             sha256=artifact.sha256,
             size=len(artifact.network),
-            network=artifact.network,
+            network=None if artifact.shared is not None else artifact.network,
+            shared_sha256=artifact.shared,
             meta=artifact.meta,
         )
     )
@@ -151,12 +234,21 @@ def store(
 
 
 def read(session: Session, version_id: int) -> Artifact | None:
+    shared = storage.SharedNetwork
     row = session.execute(
-        select(storage.ModelArtifact.network, storage.ModelArtifact.meta).where(
-            storage.ModelArtifact.model_version_id == version_id
+        select(
+            storage.ModelArtifact.network,
+            storage.ModelArtifact.meta,
+            storage.ModelArtifact.shared_sha256,
+            shared.network.label("shared_network"),
         )
+        .outerjoin(shared, shared.sha256 == storage.ModelArtifact.shared_sha256)
+        .where(storage.ModelArtifact.model_version_id == version_id)
     ).first()
-    return None if row is None else Artifact(bytes(row.network), row.meta)
+    if row is None:
+        return None
+    network = row.network if row.shared_sha256 is None else row.shared_network
+    return Artifact(bytes(network), row.meta, shared=row.shared_sha256)
 
 
 _CACHE: OrderedDict[str, ForecastBundle] = OrderedDict()
@@ -167,6 +259,7 @@ _CACHE_LOCK = threading.Lock()
 def clear_cache() -> None:
     with _CACHE_LOCK:
         _CACHE.clear()
+        _SHARED.clear()
 
 
 def load(session: Session, version: storage.ModelVersion) -> ForecastBundle:
@@ -223,5 +316,6 @@ def prune(session: Session, ticker_id: int, keep: int) -> int:
     )
     count = int(deleted.rowcount or 0)  # type: ignore[attr-defined]
     if count:
+        storage.delete_unused_networks(session)
         log.info("old model artifacts pruned", extra={"ticker_id": ticker_id, "artifacts": count})
     return count

@@ -14,23 +14,26 @@ from sqlalchemy import Engine
 from forecaster.storage import ensure_sqlite_dir
 
 
-def alembic_config(url: str) -> Config:
+def alembic_config(url: str, x: dict[str, str] | None = None) -> Config:
+    """`x`: the migrations' `-x` arguments (e.g. {"artifacts": "retrain"})."""
+    import argparse
+
     import migrations
 
-    config = Config()
+    config = Config(cmd_opts=argparse.Namespace(x=[f"{k}={v}" for k, v in (x or {}).items()]))
     config.set_main_option("script_location", str(Path(migrations.__file__).parent))
     # ConfigParser interpolation: a literal % in a URL (encoded password) must be doubled.
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
 
 
-def upgrade(url: str, revision: str = "head") -> None:
+def upgrade(url: str, revision: str = "head", x: dict[str, str] | None = None) -> None:
     ensure_sqlite_dir(url)
-    command.upgrade(alembic_config(url), revision)
+    command.upgrade(alembic_config(url, x), revision)
 
 
-def downgrade(url: str, revision: str) -> None:
-    command.downgrade(alembic_config(url), revision)
+def downgrade(url: str, revision: str, x: dict[str, str] | None = None) -> None:
+    command.downgrade(alembic_config(url, x), revision)
 
 
 @cache

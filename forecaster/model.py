@@ -217,9 +217,20 @@ class NextDayForecast:
     predicted_log_return: float
 
 
+@dataclass(frozen=True)
+class SharedPart:
+    """The part of a version's network that other versions share (universe scope: the ensemble
+    of one fit), packed once as a `.keras` file and stored once (forecaster.artifacts)."""
+
+    network: bytes
+    sha256: str
+
+
 @dataclass
 class ForecastBundle:
-    """What a model version is: the network, the statistics it was fitted with, and its interval."""
+    """What a model version is: the network, the statistics it was fitted with, and its interval.
+    `shared`: the part of the network stored once for every version that uses it (its own part,
+    the highway, is stored with the version)."""
 
     model: LSTMForecaster
     stats: FeatureStats
@@ -227,6 +238,7 @@ class ForecastBundle:
     coverage: float  # nominal coverage of that interval
     config: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    shared: SharedPart | None = None
 
     def predict_log_returns(self, X: np.ndarray) -> np.ndarray:
         return self.model.predict(X).astype("float64") * self.stats.return_std

@@ -270,33 +270,66 @@ class UniverseForecaster:
         """One ticker's forecaster as one Keras model, with the same forecasts as `predict`: the
         members' mean, plus its highway (a frozen Dense layer on the flattened window) whose bias
         also takes out its centring. Saved like a ticker-scope network, it serves through the
-        same artifact, registry and prediction code."""
-        import keras
-
+        same artifact, registry and prediction code; every ticker's model calls the same member
+        networks (stored once: forecaster.artifacts)."""
         if symbol not in self.highways_:
             raise KeyError(f"{symbol} was not fitted or adopted")
-        first = self.networks_[0]
-        inputs = keras.Input(shape=first.input_shape[1:], name="window")
-        outs = [network(inputs) for network in self.networks_]
-        shared = keras.layers.Average(name="members")(outs) if len(outs) > 1 else outs[0]
-        linear = keras.layers.Dense(1, name="highway", trainable=False)
-        highway_out = linear(keras.layers.Flatten(name="flat_window")(inputs))
         highway = self.highways_[symbol]
-        n_inputs = int(np.prod(first.input_shape[1:]))
+        n_inputs = int(np.prod(self.networks_[0].input_shape[1:]))
         coef = highway.coef if highway is not None else np.zeros(n_inputs)
         intercept = highway.intercept if highway is not None else 0.0
-        linear.set_weights(
-            [
-                np.asarray(coef, dtype="float32").reshape(-1, 1),
-                np.array([intercept - self.shifts_[symbol]], dtype="float32"),
-            ]
+        return compose(self.networks_, coef, intercept - self.shifts_[symbol])
+
+    def shared_network(self) -> Any:
+        """The member networks as one Keras model (one output each): what every ticker's
+        network shares, saved once per fit."""
+        import keras
+
+        first = self.networks_[0]
+        inputs = keras.Input(shape=first.input_shape[1:], name="window")
+        return keras.Model(
+            inputs, [network(inputs) for network in self.networks_], name="universe_members"
         )
-        outputs = keras.layers.Add(name="forecast")([shared, highway_out])
-        return keras.Model(inputs, outputs, name="stockcast_universe_lstm")
 
     @property
     def best_epoch_(self) -> int:
         return round(float(np.median([f.best_epoch for f in self.fits_])))
+
+
+def compose(members: Sequence[Any], coef: Any, bias: float) -> Any:
+    """A ticker's network: the mean of the `members` (called, not copied: every ticker's model
+    shares them) plus a frozen linear highway on the flattened window with that `coef` and
+    `bias`."""
+    import keras
+
+    inputs = keras.Input(shape=members[0].input_shape[1:], name="window")
+    outs = [network(inputs) for network in members]
+    shared = keras.layers.Average(name="members")(outs) if len(outs) > 1 else outs[0]
+    linear = keras.layers.Dense(1, name="highway", trainable=False)
+    highway_out = linear(keras.layers.Flatten(name="flat_window")(inputs))
+    linear.set_weights(
+        [np.asarray(coef, dtype="float32").reshape(-1, 1), np.array([bias], dtype="float32")]
+    )
+    outputs = keras.layers.Add(name="forecast")([shared, highway_out])
+    return keras.Model(inputs, outputs, name="stockcast_universe_lstm")
+
+
+def highway_of(network: Any) -> tuple[list[float], float]:
+    """The highway's coefficients and bias in a ticker's network (compose)."""
+    kernel, bias = network.get_layer("highway").get_weights()
+    return [float(c) for c in kernel.reshape(-1)], float(bias[0])
+
+
+def members_of(shared: Any) -> list[Any]:
+    """The member networks inside a loaded shared network (shared_network)."""
+    found, k = [], 0
+    names = {layer.name for layer in shared.layers}
+    while f"member_{k}" in names:
+        found.append(shared.get_layer(f"member_{k}"))
+        k += 1
+    if not found:
+        raise ValueError("not a shared universe network: no member_0 layer")
+    return found
 
 
 def member_weights_of(network: Any) -> list[list[np.ndarray]]:

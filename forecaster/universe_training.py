@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from forecaster import backtest_record
+from forecaster import artifacts, backtest_record
 from forecaster.backtest import history_fingerprint, median_log_return
 from forecaster.errors import InsufficientHistory, StockcastError
 from forecaster.evaluation import ewma_volatility
@@ -153,6 +153,7 @@ def train_universe(
     }
     config = training_config(settings)
     share = (backtest_seconds + served.train_seconds_) / max(1, served.n_tickers_)
+    shared = artifacts.pack_shared(served.shared_network())  # once: every ticker serves it
     outcomes: dict[str, TrainingOutcome] = {}
     for symbol, prices in usable.items():
         if symbol not in summaries or symbol not in stats:
@@ -175,6 +176,7 @@ def train_universe(
                 "data_end": str(trained_through),
                 "trained_through": trained_through.isoformat(),
             },
+            shared=shared,
         )
         outcomes[symbol] = TrainingOutcome(
             bundle=bundle,
@@ -238,7 +240,6 @@ def _warm_start(
     """The previous universe networks fine-tuned on every ticker's windows for
     `warm_start_epochs` epochs at a tenth of the learning rate (as a ticker-scope warm start),
     each ticker's highway and centring refit on all its windows; None to refit from scratch."""
-    from forecaster import artifacts
     from forecaster.errors import ModelArtifactError
     from forecaster.model import FINE_TUNE_LR_FACTOR
     from forecaster.pooled import member_weights_of

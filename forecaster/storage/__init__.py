@@ -28,6 +28,7 @@ from forecaster.storage.engine import (
 from forecaster.storage.history import actions_of, replace_prices, store_actions
 from forecaster.storage.models import (
     champion,
+    delete_unused_networks,
     forecast_history,
     latest_document,
     latest_forecast,
@@ -71,6 +72,7 @@ from forecaster.storage.schema import (
     Prediction,
     Price,
     SeriesDocument,
+    SharedNetwork,
     Ticker,
     TickerStateRow,
     as_utc,
@@ -118,6 +120,7 @@ __all__ = [
     "Price",
     "PurgeCounts",
     "SeriesDocument",
+    "SharedNetwork",
     "Ticker",
     "TickerOverview",
     "TickerState",
@@ -134,6 +137,7 @@ __all__ = [
     "count_tickers",
     "dashboard_rows",
     "db_error_summary",
+    "delete_unused_networks",
     "ensure_sqlite_dir",
     "file_identity",
     "finish_run",

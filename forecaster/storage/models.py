@@ -10,18 +10,22 @@ from sqlalchemy import (
     Connection,
     and_,
     bindparam,
+    delete,
     func,
     select,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import (
     Session,
     aliased,
 )
 
 from forecaster.storage.schema import (
+    ModelArtifact,
     ModelVersion,
     Prediction,
     Price,
+    SharedNetwork,
     Ticker,
     utcnow,
 )
@@ -158,3 +162,18 @@ def latest_prediction(session: Session, ticker_id: int) -> Prediction | None:
         .order_by(Prediction.as_of_date.desc())
         .limit(1)
     )
+
+
+def delete_unused_networks(session: Session) -> int:
+    """Delete the shared networks no artifact uses any more (in the caller's transaction, inside
+    a savepoint). A network another transaction has just started to use stays: the foreign key
+    refuses its delete, the savepoint takes it back, and a later call collects it."""
+    used = select(ModelArtifact.model_version_id).where(
+        ModelArtifact.shared_sha256 == SharedNetwork.sha256
+    )
+    try:
+        with session.begin_nested():
+            deleted = session.execute(delete(SharedNetwork).where(~used.exists()))
+    except IntegrityError:
+        return 0
+    return int(deleted.rowcount or 0)  # type: ignore[attr-defined]

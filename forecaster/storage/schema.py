@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     JSON,
     Boolean,
+    CheckConstraint,
     Date,
     DateTime,
     Double,
@@ -179,19 +180,41 @@ class ModelVersion(Base):
         return found if isinstance(found, dict) else None
 
 
+class SharedNetwork(Base):
+    """A network several versions serve through (universe scope: the ensemble every ticker of one
+    fit shares), stored once and addressed by the digest of its `.keras` file. Deleted with the
+    last artifact that uses it (forecaster.storage.models.delete_unused_networks)."""
+
+    __tablename__ = "shared_networks"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int]  # bytes of the network file
+    network: Mapped[bytes] = mapped_column(LargeBinary)  # the `.keras` file
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class ModelArtifact(Base):
     """A model version's artifact, committed in the same transaction as its version row
-    (forecaster.artifacts): the Keras network file and the JSON that loads it. Retention deletes
-    old versions' rows; the versions keep their metadata."""
+    (forecaster.artifacts): the Keras network file, or the shared network it uses, and the JSON
+    that loads it. Retention deletes old versions' rows; the versions keep their metadata."""
 
     __tablename__ = "model_artifacts"
+    __table_args__ = (
+        CheckConstraint(
+            "(network IS NULL) <> (shared_sha256 IS NULL)", name="own_or_shared_network"
+        ),
+    )
 
     model_version_id: Mapped[int] = mapped_column(
         ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True
     )
     sha256: Mapped[str] = mapped_column(String(64))  # of the network bytes and the meta JSON
-    size: Mapped[int]  # bytes of the network file
-    network: Mapped[bytes] = mapped_column(LargeBinary)  # the `.keras` file
+    size: Mapped[int]  # bytes of the network file (its own or the shared one)
+    network: Mapped[bytes | None] = mapped_column(LargeBinary)  # its own `.keras` file
+    # or the network it shares with other versions, stored once
+    shared_sha256: Mapped[str | None] = mapped_column(
+        ForeignKey("shared_networks.sha256"), index=True
+    )
     meta: Mapped[dict[str, Any]] = mapped_column(JSON)  # statistics, parameters, interval
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -22,6 +22,7 @@ from sqlalchemy.orm import (
     aliased,
 )
 
+from forecaster.storage.models import delete_unused_networks
 from forecaster.storage.schema import (
     BacktestRecord,
     CorporateAction,
@@ -153,6 +154,7 @@ def purge_ticker(session: Session, ticker: Ticker) -> PurgeCounts:
     session.execute(
         delete(ModelArtifact).where(ModelArtifact.model_version_id.in_(ticker_versions))
     )
+    delete_unused_networks(session)  # the shared networks only its versions used
     versions = session.execute(delete(ModelVersion).where(ModelVersion.ticker_id == ticker.id))
     prices = session.execute(delete(Price).where(Price.ticker_id == ticker.id))
     session.execute(delete(CorporateAction).where(CorporateAction.ticker_id == ticker.id))

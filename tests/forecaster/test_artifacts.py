@@ -3,15 +3,23 @@ version row or not at all, cached by digest, pruned by retention, on SQLite and 
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
+from tinymodel import TINY
 
 from forecaster import artifacts, registry, storage
 from forecaster.errors import ModelArtifactError
+from forecaster.model import ForecastBundle
 from forecaster.settings import Settings
 from forecaster.training import TrainingOutcome
+
+FEATURES = ("open", "high", "low", "volume", "close")
 
 pytestmark = pytest.mark.slow
 
@@ -100,3 +108,115 @@ def test_retention_keeps_the_champion_and_the_newest_versions(
         s.flush()
         assert artifacts.prune(s, ticker_id, 1) == 1  # v3 is neither any more
         assert set(artifacts.sizes(s, ticker_id)) == {versions[4].id}
+
+
+def _universe_bundles(seed: int) -> tuple[Any, dict[str, ForecastBundle], dict[str, np.ndarray]]:
+    """A tiny universe fit and each ticker's bundle as universe_training builds it (its network
+    sharing the fit's ensemble, packed once)."""
+    from forecaster.model import LSTMForecaster
+    from forecaster.pooled import Panel, UniverseForecaster
+    from forecaster.providers.synthetic import SyntheticProvider
+    from forecaster.windows import fit_stats, make_windows
+
+    params = TINY.model.replace(seed=seed)
+    panels, stats = [], {}
+    for symbol in ("SYN-AR30-8", "SYN-RW-8"):
+        prices = SyntheticProvider().fetch(symbol, None, None).iloc[-300:]
+        stats[symbol] = fit_stats(prices, 7, FEATURES, prices.index[256].date())
+        ws = make_windows(prices, stats[symbol])
+        panels.append(Panel(symbol, ws.X[:200], ws.y[:200], ws.X[200:250], ws.y[200:250]))
+    model = UniverseForecaster(params, members=2, feature_names=FEATURES).fit(panels)
+    shared = artifacts.pack_shared(model.shared_network())
+    bundles = {
+        p.symbol: ForecastBundle(
+            LSTMForecaster.from_keras(model.ticker_network(p.symbol), params.to_dict()),
+            stats[p.symbol],
+            0.01,
+            0.9,
+            shared=shared,
+        )
+        for p in panels
+    }
+    expected = {p.symbol: model.predict(p.symbol, p.X_val) for p in panels}
+    windows = {p.symbol: p.X_val for p in panels}
+    return shared, bundles, {"expected": expected, "windows": windows}  # type: ignore[dict-item]
+
+
+def _shared_rows(sessions: sessionmaker[Session]) -> list[str]:
+    with sessions() as s:
+        return sorted(s.scalars(select(storage.SharedNetwork.sha256)).all())
+
+
+def test_a_shared_network_is_stored_once_and_goes_with_the_last_artifact_using_it(
+    outcome: TrainingOutcome, settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    """Universe scope: every ticker's version serves the fit's ensemble plus its own highway;
+    the ensemble is one row, each artifact keeps its highway, and loading any ticker's version
+    gives the universe model's forecasts (the ensemble deserialised once per process)."""
+    shared, bundles, seen = _universe_bundles(42)
+    keep1 = settings.replace(keep_versions=1)
+    ids = {}
+    with sessions.begin() as s:
+        for symbol, bundle in bundles.items():
+            ticker = storage.get_or_create_ticker(s, symbol, "synthetic")
+            ids[symbol] = ticker.id
+            registry.register(s, keep1, ticker, replace(outcome, bundle=bundle))
+    assert _shared_rows(sessions) == [shared.sha256]
+    with sessions() as s:
+        rows = s.scalars(select(storage.ModelArtifact)).all()
+        assert [(r.network, r.shared_sha256) for r in rows] == [(None, shared.sha256)] * 2
+        assert all(r.meta["format"] == artifacts.SHARED_FORMAT for r in rows)
+        assert all(r.size == len(shared.network) for r in rows)
+    artifacts.clear_cache()  # a new worker: everything comes from the database
+    loaded = {}
+    with sessions() as s:
+        for symbol in bundles:
+            _, loaded[symbol] = registry.load_champion(s, s.get_one(storage.Ticker, ids[symbol]))
+            np.testing.assert_allclose(
+                loaded[symbol].model.predict(seen["windows"][symbol]),
+                seen["expected"][symbol],
+                rtol=1e-5,
+                atol=1e-6,
+            )
+    first, second = (b.model.model_.get_layer("member_0") for b in loaded.values())
+    assert first is second  # one deserialised ensemble for both tickers
+
+    # A newer fit for one ticker: the old ensemble stays while the other ticker uses it ...
+    newer, again, _ = _universe_bundles(7)
+    symbol, other = list(bundles)
+    with sessions.begin() as s:
+        registry.register(
+            s, keep1, s.get_one(storage.Ticker, ids[symbol]), replace(outcome, bundle=again[symbol])
+        )
+    assert _shared_rows(sessions) == sorted([shared.sha256, newer.sha256])
+    # ... and goes with the last artifact using it (here: its ticker purged)
+    with sessions.begin() as s:
+        storage.purge_ticker(s, s.get_one(storage.Ticker, ids[other]))
+    assert _shared_rows(sessions) == [newer.sha256]
+
+
+def test_a_downgrade_below_shared_networks_stops_unless_told_to_retrain(
+    outcome: TrainingOutcome, settings: Settings, sessions: sessionmaker[Session], db_url: str
+) -> None:
+    from forecaster import migrate
+
+    _, bundles, _ = _universe_bundles(42)
+    symbol, bundle = next(iter(bundles.items()))
+    with sessions.begin() as s:
+        ticker = storage.get_or_create_ticker(s, symbol, "synthetic")
+        registry.register(s, settings, ticker, replace(outcome, bundle=bundle))
+        own = storage.get_or_create_ticker(s, "GOOG", "sample")
+        registry.register(s, settings, own, outcome)  # an artifact with its own network
+    with pytest.raises(RuntimeError, match=r"1 model artifact\(s\) use a shared network"):
+        migrate.downgrade(db_url, "0016")
+    assert _shared_rows(sessions) != []  # nothing changed
+    migrate.downgrade(db_url, "0016", x={"artifacts": "retrain"})
+    engine = storage.make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM model_artifacts")).scalar_one() == 1
+            assert conn.execute(text("SELECT count(*) FROM model_versions")).scalar_one() == 2
+        migrate.upgrade(db_url)
+        assert migrate.is_at_head(engine)
+    finally:
+        engine.dispose()
