@@ -170,6 +170,8 @@ def main() -> None:
         f"{settings.model.highway}; serving rule DM p < {settings.skill_alpha}"
     )
     decisions = []
+    count = len(symbols) if args.ticker_scope is None else args.ticker_scope
+    real: dict[str, list[tuple[int, float, float, float]]] = defaultdict(list)
     for seed in [int(s) for s in args.seeds.split(",")]:
         params = settings.model.replace(seed=seed)
         started = time.perf_counter()
@@ -180,20 +182,46 @@ def main() -> None:
         label = f"universe scope (seed {seed}, {args.members} members, folds {len(bt.folds)})"
         decisions.append(table(label, bt.results, universe, settings, wall))
         print(f"  best epochs per fold {bt.best_epochs}; pooled windows {bt.n_windows}")
-    if len(decisions) > 1:
-        same = sum(len({d[s] for d in decisions}) == 1 for s in symbols)
-        print(f"\nserved method identical over {len(decisions)} seeds: {same}/{len(symbols)}")
-    count = len(symbols) if args.ticker_scope is None else args.ticker_scope
-    if count:
+        if not count:
+            continue
         started = time.perf_counter()
         results = {
-            s: run_backtest(
-                universe[s], settings.window, settings.features, settings.model, config, s
-            )
+            s: run_backtest(universe[s], settings.window, settings.features, params, config, s)
             for s in symbols[:count]
         }
         wall = time.perf_counter() - started
-        table("ticker scope (one network per ticker)", results, universe, settings, wall)
+        table(
+            f"ticker scope (seed {seed}, one network per ticker)", results, universe, settings, wall
+        )
+        for s in symbols[:count]:
+            if not s.startswith("SYN-"):
+                mine, theirs = bt.results[s], results[s]
+                # on the days both scopes forecast (the universe's common fold origins can
+                # start a fold later than the ticker's own)
+                days = mine.target_dates.intersection(theirs.target_dates)
+                a = mine.errors("model")[mine.target_dates.get_indexer(days)]
+                b = theirs.errors("model")[theirs.target_dates.get_indexer(days)]
+                naive = theirs.errors("persistence")[theirs.target_dates.get_indexer(days)]
+                one_sided = diebold_mariano(a, b).pvalue
+                p = 2 * min(one_sided, 1 - one_sided)  # either scope better
+                scale = np.mean(np.abs(naive))
+                real[s].append(
+                    (seed, np.mean(np.abs(a)) / scale, np.mean(np.abs(b)) / scale, float(p))
+                )
+                print(
+                    f"  {s}: {len(days)} common days (universe {mine.n}, ticker {theirs.n}); "
+                    f"whole records: universe {mine.summary['mae_ratio']:.4f}, "
+                    f"ticker {theirs.summary['mae_ratio']:.4f}"
+                )
+    if len(decisions) > 1:
+        same = sum(len({d[s] for d in decisions}) == 1 for s in symbols)
+        print(f"\nserved method identical over {len(decisions)} seeds: {same}/{len(symbols)}")
+    for s, rows in real.items():
+        print(f"\n{s}: network MAE ratio to persistence on the common days, universe vs ticker")
+        for seed, u, t, p in rows:
+            print(f"  seed {seed:>3}: universe {u:.4f}  ticker {t:.4f}  two-sided DM p {p:.3f}")
+        mean = np.array([(u, t) for _, u, t, _ in rows]).mean(axis=0)
+        print(f"  mean    : universe {mean[0]:.4f}  ticker {mean[1]:.4f}")
 
 
 if __name__ == "__main__":
