@@ -89,8 +89,8 @@ class Settings(BaseSettings):
     model: ModelParams = Field(default_factory=ModelParams)
     model_scope: Annotated[str, BeforeValidator(choice(SCOPES))] = variable(
         "STOCKCAST_MODEL_SCOPE",
-        "`ticker`: one network per ticker; `universe`: one network for every tracked ticker",
-        default="ticker",
+        "`universe`: one network for every tracked ticker; `ticker`: one network per ticker",
+        default="universe",
     )
     ensemble: Integer = variable(
         "STOCKCAST_ENSEMBLE",

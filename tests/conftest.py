@@ -188,8 +188,11 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def settings(db_url: str, tmp_path: Path) -> Settings:
-    """Tiny, fast model settings on the parametrised database."""
+    """Tiny, fast model settings on the parametrised database. Ticker scope: these tests are
+    about a ticker's own training, steps and processes; universe scope (the default) has its
+    own (tests/jobs/test_universe_scope.py, tests/forecaster/test_pooled.py, test_celery.py)."""
     return Settings().replace(
+        model_scope="ticker",
         data_dir=tmp_path / "data",
         database_url=db_url,
         model=TINY_MODEL,
@@ -234,6 +237,7 @@ def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
         "STOCKCAST_BACKTEST_DAYS": str(settings.backtest_days),
         "STOCKCAST_BACKTEST_REFIT_EVERY": str(settings.backtest_refit_every),
         "STOCKCAST_LOG_FORMAT": "text",
+        "STOCKCAST_MODEL_SCOPE": settings.model_scope,
     }
     for key, value in values.items():
         monkeypatch.setenv(key, value)

@@ -117,12 +117,14 @@ def test_processes_share_postgres_and_models(
         [STOCKCAST, "run-now", "GOOG"], env=prod_env, capture_output=True, text=True, timeout=600
     )
     assert run.returncode == 0, run.stderr
-    assert "GOOG: succeeded" in run.stdout and "trained v1" in run.stdout
+    # the default scope: one universe step fits and registers, then GOOG's forecast step
+    assert "GOOG: succeeded" in run.stdout and "1 ticker(s) registered" in run.stdout
 
     status, body, headers = get(f"{base}/v1/forecasts/GOOG")
     assert status == 200, body
     assert body["as_of"] == "2013-03-01" and body["target_date"] == "2013-03-04"
     assert body["model"]["version"] == 1 and body["model"]["status"] == "champion"
+    assert body["model"]["scope"] == "universe"
     assert body["interval"]["low"] < body["predicted_close"] < body["interval"]["high"]
     # the served weights saw the last stored day; the skill claim is a rolling-origin backtest
     model, backtest = body["model"], body["model"]["backtest"]
