@@ -58,7 +58,9 @@ def oracle(ticker: str, prices: pd.DataFrame, start: str) -> tuple[float, float]
 
 
 def main(tickers: list[str]) -> None:
-    settings = Settings.from_env()
+    # One network per ticker (forecaster.training.train); universe scope, the default, is
+    # measured side by side with it by bench/universe_model.py.
+    settings = Settings.from_env().replace(model_scope="ticker")
     p = settings.model
     print(
         f"settings: window={settings.window} features={','.join(settings.features)} "

@@ -53,7 +53,8 @@ def main() -> None:
     parser.add_argument("tickers", nargs="*", default=["^GSPC", "GOOG", "SYN-RW-1"])
     parser.add_argument("--against", action="append", default=[], dest="assignments")
     args = parser.parse_args()
-    settings = Settings.from_env()
+    # A ticker's own network (forecaster.training.train): the cost of a ticker-scope night.
+    settings = Settings.from_env().replace(model_scope="ticker")
     variants = [("configured", settings)]
     if args.assignments:
         label = ",".join(args.assignments)

@@ -51,7 +51,8 @@ def main() -> None:
     parser.add_argument("tickers", nargs="*", default=list(TUNING))
     parser.add_argument("--set", action="append", default=[], dest="assignments")
     args = parser.parse_args()
-    settings = Settings.from_env()
+    # The network's own choices, made one ticker at a time (forecaster.training.train).
+    settings = Settings.from_env().replace(model_scope="ticker")
     settings = settings.replace(model=override(settings.model, args.assignments))
     print(f"model: {settings.model}")
     print(
