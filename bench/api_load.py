@@ -61,6 +61,7 @@ def prepare(url: str, data_dir: Path) -> None:
     migrate.upgrade(url)
     # A served forecast, not a good one: a short model and a one-fold backtest keep set-up quick.
     settings = Settings().replace(
+        model_scope="ticker",  # one ticker trained on its own (service.train_ticker)
         database_url=url,
         data_dir=data_dir,
         model=Settings().model.replace(epochs=5),

@@ -9,7 +9,8 @@ Printed per night: wall time, tickers/minute, per-ticker step p50/p95, per-ticke
 wall time minus time spent fitting networks), peak RSS per worker process, speed-up over the
 first worker count.
 
-A big universe's quiet night (`--clone K`): a cold night for every ticker would take hours, so
+A big universe's quiet night in ticker scope (`--clone K`, where `--scopes` defaults to ticker:
+the copies were never in a universe fit): a cold night for every ticker would take hours, so
 only K distinct tickers are trained cold; the other N - K are copies (CLONE00001...) of their
 prices and champion version (row and artifact, as a cold night would have left them). Then
 the quiet night runs for real on all N: each copy's step reuses its backtest, refits or
@@ -93,6 +94,7 @@ def clone(url: str, sources: list[str], count: int) -> list[str]:
                     sha256=stored.sha256,
                     size=stored.size,
                     network=stored.network,
+                    shared_sha256=stored.shared_sha256,  # universe scope: the fit's ensemble
                     meta=stored.meta,
                 )
             )
@@ -252,7 +254,8 @@ def main() -> None:
         t0 = time.perf_counter()
         seed(f"sqlite:///{template}", symbols, date.fromisoformat(args.start))
         print(f"  seeded in {time.perf_counter() - t0:.1f}s")
-        scopes = (args.scopes or base_settings.model_scope).split(",")
+        # --clone measures a ticker-scope night: copies were never in a universe fit
+        scopes = (args.scopes or ("ticker" if args.clone else base_settings.model_scope)).split(",")
         speed_bases: dict[str, dict[str, float]] = {}
         for scope, workers in [(scope, w) for scope in scopes for w in counts]:
             bases = speed_bases.setdefault(scope, {})  # speed-up over the first worker count

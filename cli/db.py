@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import click
 
 from cli.context import AppContext, pass_app
@@ -13,12 +16,42 @@ def db() -> None:
     """Database schema (Alembic migrations)."""
 
 
+def _x_arguments(values: tuple[str, ...]) -> dict[str, str]:
+    """`-x KEY=VALUE` options, as Alembic's own `-x` (e.g. `-x artifacts=retrain`)."""
+    pairs = {}
+    for value in values:
+        key, sep, rest = value.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{value!r}: expected KEY=VALUE", param_hint="-x")
+        pairs[key] = rest
+    return pairs
+
+
+def _migrating(step: Callable[..., None], *args: Any) -> None:
+    """A migration that stops on purpose (it says why and what to do, and changed nothing) is a
+    one-line error, not a traceback."""
+    try:
+        step(*args)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc).splitlines()[0]) from exc
+
+
+X_OPTION = click.option(
+    "-x",
+    "x",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="An argument for the migrations, e.g. `-x artifacts=retrain` (see docs/operations.md).",
+)
+
+
 @db.command()
 @click.option("--revision", default="head", show_default=True, help="Target revision.")
+@X_OPTION
 @pass_app
-def upgrade(app: AppContext, revision: str) -> None:
+def upgrade(app: AppContext, revision: str, x: tuple[str, ...]) -> None:
     """Apply migrations up to REVISION (creates the SQLite file if needed)."""
-    migrate.upgrade(app.url, revision)
+    _migrating(migrate.upgrade, app.url, revision, _x_arguments(x))
     click.echo(
         f"database at {migrate.current_revision(app.engine)} ({app.engine.url.render_as_string()})"
     )
@@ -26,10 +59,11 @@ def upgrade(app: AppContext, revision: str) -> None:
 
 @db.command()
 @click.argument("revision")
+@X_OPTION
 @pass_app
-def downgrade(app: AppContext, revision: str) -> None:
+def downgrade(app: AppContext, revision: str, x: tuple[str, ...]) -> None:
     """Revert migrations down to REVISION (`base` drops everything)."""
-    migrate.downgrade(app.url, revision)
+    _migrating(migrate.downgrade, app.url, revision, _x_arguments(x))
     click.echo(f"database at {migrate.current_revision(app.engine) or 'base'}")
 
 

@@ -149,9 +149,9 @@ def unpack(artifact: Artifact, label: str = "model artifact") -> ForecastBundle:
             config=meta.get("config", {}),
             metadata=meta.get("metadata", {}),
         )
-    except ModelArtifactError:
-        raise
-    except Exception as exc:  # corrupt archive, incompatible weights, missing keys ...
+    except ModelArtifactError as exc:  # the archive or the shared network would not load
+        raise ModelArtifactError(f"cannot load {label}: {exc}") from exc
+    except Exception as exc:  # incompatible weights, missing keys ...
         why = str(exc).splitlines()[0] if str(exc) else ""
         raise ModelArtifactError(f"cannot load {label}: {type(exc).__name__}: {why}") from exc
 
@@ -177,21 +177,28 @@ def _load_keras(data: bytes) -> Any:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-_SHARED: OrderedDict[str, Any] = OrderedDict()  # digest -> loaded shared network
+_SHARED: OrderedDict[str, tuple[Any, int]] = OrderedDict()  # digest -> (network, tickers)
 _SHARED_SIZE = 4
+# Each ticker's model calls the shared members, and Keras keeps a node per call on them (about
+# 80 KB with the ticker's highway): after this many tickers the members are loaded afresh, so a
+# process forecasting thousands of tickers does not keep every one of their models alive.
+_SHARED_USES = 256
 
 
 def _load_shared(sha: str, data: bytes) -> Any:
-    """A shared network, deserialised once per process for every version that uses it."""
+    """A shared network, deserialised once per process for (up to _SHARED_USES) versions."""
     with _CACHE_LOCK:
-        if sha in _SHARED:
+        if sha in _SHARED and _SHARED[sha][1] < _SHARED_USES:
+            network, uses = _SHARED[sha]
+            _SHARED[sha] = (network, uses + 1)
             _SHARED.move_to_end(sha)
-            return _SHARED[sha]
+            return network
     if hashlib.sha256(data).hexdigest() != sha:
         raise ModelArtifactError("the shared network does not match its digest")
     network = _load_keras(data)
     with _CACHE_LOCK:
-        _SHARED[sha] = network
+        _SHARED[sha] = (network, 1)
+        _SHARED.move_to_end(sha)
         while len(_SHARED) > _SHARED_SIZE:
             _SHARED.popitem(last=False)
     return network
@@ -214,12 +221,7 @@ def store(
     if bundle is not None:
         _remember(artifact.sha256, bundle)
     if artifact.shared is not None:
-        insert = insert_for(session, storage.SharedNetwork)
-        session.execute(
-            insert.values(
-                sha256=artifact.shared, size=len(artifact.network), network=artifact.network
-            ).on_conflict_do_nothing(index_elements=["sha256"])
-        )
+        _share(session, artifact.shared, artifact.network)
     session.add(
         storage.ModelArtifact(
             model_version_id=version.id,
@@ -231,6 +233,25 @@ def store(
         )
     )
     session.flush()
+
+
+def _share(session: Session, sha: str, network: bytes) -> None:
+    """The shared network's row, present until the caller's transaction ends: found and locked
+    against a concurrent delete (FOR KEY SHARE, what the artifact's foreign key takes anyway), or
+    inserted, its bytes sent once per fit rather than with every ticker."""
+    shared = storage.SharedNetwork
+    found = select(shared.sha256).where(shared.sha256 == sha).with_for_update(key_share=True)
+    for _ in range(3):  # found, or inserted; a concurrent insert or delete: look again
+        if session.scalar(found) is not None:
+            return
+        inserted = session.execute(
+            insert_for(session, shared)
+            .values(sha256=sha, size=len(network), network=network)
+            .on_conflict_do_nothing(index_elements=["sha256"])
+        )
+        if inserted.rowcount:  # type: ignore[attr-defined]
+            return
+    raise ModelArtifactError("the shared network could not be stored: try again")
 
 
 def read(session: Session, version_id: int) -> Artifact | None:

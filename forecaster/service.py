@@ -70,9 +70,12 @@ def train_ticker(session: Session, settings: Settings, ticker: str) -> TrainResu
     return register_candidate(session, settings, row.symbol, outcome)
 
 
-def previous_training(session: Session, row: storage.Ticker) -> dict[str, Any] | None:
+def previous_training(
+    session: Session, row: storage.Ticker, with_artifact: bool = True
+) -> dict[str, Any] | None:
     """The newest version's configuration, backtest and serving record: what a quiet night may
-    reuse instead of a full backtest (forecaster.training.reusable_backtest)."""
+    reuse instead of a full backtest (forecaster.training.reusable_backtest). `with_artifact`:
+    also its artifact, to warm-start from (a universe night needs only one ticker's)."""
     versions = storage.model_versions(session, row.id)
     if not versions:
         return None
@@ -86,7 +89,7 @@ def previous_training(session: Session, row: storage.Ticker) -> dict[str, Any] |
         "serving": metrics.get("serving"),
         "version": newest.version,
         # a quiet night warm-starts from its network (None once retention pruned it)
-        "artifact": artifacts.read(session, newest.id),
+        "artifact": artifacts.read(session, newest.id) if with_artifact else None,
     }
 
 

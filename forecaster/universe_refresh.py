@@ -69,6 +69,7 @@ def refresh_universe(
     sessions = storage.make_session_factory(engine)
     try:
         universe, previous, stale = {}, {}, False
+        warm_from = None  # the universe artifact a warm start reads
         with sessions.begin() as s:
             for symbol in symbols:
                 try:
@@ -82,7 +83,17 @@ def refresh_universe(
                     )
                     continue
                 universe[symbol] = prices
-                previous[symbol] = previous_training(s, row)
+                record = previous_training(s, row, with_artifact=False)
+                # Its artifact only if it is its own network (a ticker trained outside the
+                # universe warm-starts from it) or the first universe one (they all hold the same
+                # ensemble): not the shared network's bytes once per ticker.
+                if record is not None and (
+                    warm_from is None or "universe" not in (record.get("backtest") or {})
+                ):
+                    record = previous_training(s, row)
+                    if record is not None and "universe" in (record.get("backtest") or {}):
+                        warm_from = warm_from or record.get("artifact")
+                previous[symbol] = record
                 stale = stale or latest_model_covers_data(s, settings, symbol) is None
         if not (stale or options.force_train):
             outcome.notes.append("no new prices since the universe was trained: retraining skipped")

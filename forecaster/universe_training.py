@@ -244,7 +244,7 @@ def _warm_start(
     from forecaster.model import FINE_TUNE_LR_FACTOR
     from forecaster.pooled import member_weights_of
 
-    artifact = next(iter(reused.values())).get("artifact")
+    artifact = next((r["artifact"] for r in reused.values() if r.get("artifact")), None)
     try:
         start = member_weights_of(artifacts.unpack(artifact).model.model_) if artifact else None
     except (ModelArtifactError, ValueError) as exc:

@@ -14,7 +14,7 @@ from sqlalchemy import (
     func,
     select,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import (
     Session,
     aliased,
@@ -167,13 +167,14 @@ def latest_prediction(session: Session, ticker_id: int) -> Prediction | None:
 def delete_unused_networks(session: Session) -> int:
     """Delete the shared networks no artifact uses any more (in the caller's transaction, inside
     a savepoint). A network another transaction has just started to use stays: the foreign key
-    refuses its delete, the savepoint takes it back, and a later call collects it."""
+    (or its lock, forecaster.artifacts._share) refuses its delete, the savepoint takes it back,
+    and a later call collects it."""
     used = select(ModelArtifact.model_version_id).where(
         ModelArtifact.shared_sha256 == SharedNetwork.sha256
     )
     try:
         with session.begin_nested():
             deleted = session.execute(delete(SharedNetwork).where(~used.exists()))
-    except IntegrityError:
+    except (IntegrityError, OperationalError):  # in use meanwhile, or two collectors deadlocked
         return 0
     return int(deleted.rowcount or 0)  # type: ignore[attr-defined]

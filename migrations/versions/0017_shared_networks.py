@@ -52,7 +52,7 @@ def upgrade() -> None:
             ["sha256"],
         )
         batch.create_check_constraint(
-            "ck_model_artifacts_own_or_shared_network",
+            op.f("ck_model_artifacts_own_or_shared_network"),
             "(network IS NULL) <> (shared_sha256 IS NULL)",
         )
         batch.create_index("ix_model_artifacts_shared_sha256", ["shared_sha256"])
@@ -74,7 +74,7 @@ def downgrade() -> None:
         log.info("model artifacts using a shared network deleted: %d", shared)
     with op.batch_alter_table("model_artifacts") as batch:
         batch.drop_index("ix_model_artifacts_shared_sha256")
-        batch.drop_constraint("ck_model_artifacts_own_or_shared_network", type_="check")
+        batch.drop_constraint(op.f("ck_model_artifacts_own_or_shared_network"), type_="check")
         batch.drop_constraint(
             "fk_model_artifacts_shared_sha256_shared_networks", type_="foreignkey"
         )

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, inspect, select, text
 from sqlalchemy.orm import Session, sessionmaker
 from tinymodel import TINY
 
@@ -196,8 +196,11 @@ def test_a_shared_network_is_stored_once_and_goes_with_the_last_artifact_using_i
 
 
 def test_a_downgrade_below_shared_networks_stops_unless_told_to_retrain(
-    outcome: TrainingOutcome, settings: Settings, sessions: sessionmaker[Session], db_url: str
+    outcome: TrainingOutcome, settings: Settings, sessions: sessionmaker[Session], env: dict
 ) -> None:
+    from click.testing import CliRunner
+
+    from cli.main import cli
     from forecaster import migrate
 
     _, bundles, _ = _universe_bundles(42)
@@ -207,16 +210,39 @@ def test_a_downgrade_below_shared_networks_stops_unless_told_to_retrain(
         registry.register(s, settings, ticker, replace(outcome, bundle=bundle))
         own = storage.get_or_create_ticker(s, "GOOG", "sample")
         registry.register(s, settings, own, outcome)  # an artifact with its own network
-    with pytest.raises(RuntimeError, match=r"1 model artifact\(s\) use a shared network"):
-        migrate.downgrade(db_url, "0016")
+    runner = CliRunner()
+    refused = runner.invoke(cli, ["db", "downgrade", "0016"])
+    assert refused.exit_code == 1 and refused.exception is not None
+    assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.output
+    assert "1 model artifact(s) use a shared network" in refused.stderr
+    assert "-x artifacts=retrain" in refused.stderr
     assert _shared_rows(sessions) != []  # nothing changed
-    migrate.downgrade(db_url, "0016", x={"artifacts": "retrain"})
-    engine = storage.make_engine(db_url)
+    done = runner.invoke(cli, ["db", "downgrade", "0016", "-x", "artifacts=retrain"])
+    assert done.exit_code == 0, done.output
+    engine = storage.make_engine(settings.resolved_database_url)
     try:
         with engine.connect() as conn:
             assert conn.execute(text("SELECT count(*) FROM model_artifacts")).scalar_one() == 1
             assert conn.execute(text("SELECT count(*) FROM model_versions")).scalar_one() == 2
-        migrate.upgrade(db_url)
+        migrate.upgrade(settings.resolved_database_url)
         assert migrate.is_at_head(engine)
+        checks = {c["name"] for c in inspect(engine).get_check_constraints("model_artifacts")}
+        assert checks == {"ck_model_artifacts_own_or_shared_network"}  # the model's name
     finally:
         engine.dispose()
+
+
+def test_a_shared_network_that_will_not_load_names_the_version(
+    outcome: TrainingOutcome,
+) -> None:
+    shared, bundles, _ = _universe_bundles(42)
+    packed = artifacts.pack(next(iter(bundles.values())))
+    assert packed.shared == shared.sha256 and packed.network == shared.network
+    artifacts.clear_cache()
+    damaged = shared.network[: len(shared.network) // 2] + bytes(len(shared.network) // 2)
+    with pytest.raises(ModelArtifactError, match=r"^cannot load v9: ") as err:
+        artifacts.unpack(replace(packed, network=damaged), "v9")  # its digest no longer matches
+    assert "\n" not in str(err.value)
+    with pytest.raises(ModelArtifactError, match=r"^cannot load v9: ") as err:
+        artifacts.unpack(replace(packed, meta={**packed.meta, "shared": "0" * 64}), "v9")
+    assert "\n" not in str(err.value)
