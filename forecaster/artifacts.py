@@ -4,10 +4,11 @@ An artifact is the Keras `.keras` file of the served network (about 70 KB) and a
 with what loads it (the feature statistics, the network's parameters, the interval). In universe
 scope every ticker's network is the same ensemble plus its own linear highway: the ensemble is
 packed once per fit and stored once (`shared_networks`, by digest), and each ticker's artifact
-keeps only its highway in its meta document (format 2). It is a row of `model_artifacts`, added in the same transaction as its `model_versions` row, so a version
-without its artifact, or an artifact without its version, can never be committed: a process
-killed in between leaves neither. Every machine that can reach the database can load every
-model; no shared disk is involved.
+keeps only its highway in its meta document (format 2). It is a row of `model_artifacts`, added
+in the same transaction as its `model_versions` row, so a version without its artifact, or an
+artifact without its version, can never be committed: a process killed in between leaves
+neither. Every machine that can reach the database can load every model; no shared disk is
+involved.
 
 Keras reads and writes `.keras` files by path, so packing and unpacking go through a private
 temporary file; loading keeps Keras' safe mode (no arbitrary code in a stored artifact runs).

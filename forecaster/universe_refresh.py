@@ -85,8 +85,8 @@ def refresh_universe(
                 universe[symbol] = prices
                 record = previous_training(s, row, with_artifact=False)
                 # Its artifact only if it is its own network (a ticker trained outside the
-                # universe warm-starts from it) or the first universe one (they all hold the same
-                # ensemble): not the shared network's bytes once per ticker.
+                # universe warm-starts from it) or the first universe one (a warm start takes
+                # one ticker's ensemble): not the shared network's bytes once per ticker.
                 if record is not None and (
                     warm_from is None or "universe" not in (record.get("backtest") or {})
                 ):
