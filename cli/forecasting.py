@@ -275,9 +275,11 @@ def _scope(backtest: dict) -> str:
     if not isinstance(info, dict):
         return "ticker"
     how = ", warm start" if info.get("warm_start") else ""
+    tickers, members = info.get("tickers"), info.get("members")
     return (
-        f"universe ({info.get('tickers')} tickers, {info.get('windows')} windows, "
-        f"{info.get('members')} networks, through {info.get('trained_through')}{how})"
+        f"universe ({tickers} ticker{'' if tickers == 1 else 's'}, {info.get('windows')} windows, "
+        f"{members} network{'' if members == 1 else 's'}, through {info.get('trained_through')}"
+        f"{how})"
     )
 
 

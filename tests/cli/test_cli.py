@@ -81,3 +81,17 @@ def test_backfill_before_the_stored_range(runner: CliRunner) -> None:
     run(runner, "backfill", "GOOG", "--start", "2013-02-01")
     code, out, _ = run(runner, "backfill", "GOOG", "--end", "2013-01-31")
     assert code == 0 and "GOOG: fetched 2128, inserted 2128" in out  # 2004-08-19 .. 2013-01-31
+
+
+def test_the_model_list_says_a_universe_of_one_in_the_singular() -> None:
+    from cli.forecasting import _scope
+
+    one = {
+        "universe": {"tickers": 1, "windows": 5024, "members": 3, "trained_through": "2018-12-31"}
+    }
+    assert _scope(one) == "universe (1 ticker, 5024 windows, 3 networks, through 2018-12-31)"
+    many = {"universe": {"tickers": 4, "windows": 9, "members": 1, "trained_through": "x"}}
+    assert _scope({**many, "universe": {**many["universe"], "warm_start": True}}) == (
+        "universe (4 tickers, 9 windows, 1 network, through x, warm start)"
+    )
+    assert _scope({}) == "ticker"
