@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -71,11 +72,14 @@ def train_ticker(session: Session, settings: Settings, ticker: str) -> TrainResu
 
 
 def previous_training(
-    session: Session, row: storage.Ticker, with_artifact: bool = True
+    session: Session,
+    row: storage.Ticker,
+    artifact_if: Callable[[dict[str, Any]], bool] = lambda _record: True,
 ) -> dict[str, Any] | None:
     """The newest version's configuration, backtest and serving record: what a quiet night may
-    reuse instead of a full backtest (forecaster.training.reusable_backtest). `with_artifact`:
-    also its artifact, to warm-start from (a universe night needs only one ticker's)."""
+    reuse instead of a full backtest (forecaster.training.reusable_backtest), and its artifact
+    to warm-start from when `artifact_if` says so of the record (a universe night needs only
+    one ticker's ensemble)."""
     versions = storage.model_versions(session, row.id)
     if not versions:
         return None
@@ -83,14 +87,15 @@ def previous_training(
     metrics = newest.metrics if isinstance(newest.metrics, dict) else {}
     if newest.status == "rejected" or "backtest" not in metrics:  # legacy rows have none
         return None
-    return {
+    record = {
         "config": newest.config,
         "backtest": metrics["backtest"],
         "serving": metrics.get("serving"),
         "version": newest.version,
-        # a quiet night warm-starts from its network (None once retention pruned it)
-        "artifact": artifacts.read(session, newest.id) if with_artifact else None,
     }
+    # a quiet night warm-starts from its network (None once retention pruned it)
+    record["artifact"] = artifacts.read(session, newest.id) if artifact_if(record) else None
+    return record
 
 
 def training_data(

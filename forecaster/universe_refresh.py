@@ -70,6 +70,13 @@ def refresh_universe(
     try:
         universe, previous, stale = {}, {}, False
         warm_from = None  # the universe artifact a warm start reads
+
+        def needs_artifact(record: dict[str, Any]) -> bool:
+            """A ticker's own network (trained outside the universe, it warm-starts from it),
+            or the first universe one (a warm start takes one ticker's ensemble): not the
+            shared network's bytes once per ticker."""
+            return warm_from is None or "universe" not in (record["backtest"] or {})
+
         with sessions.begin() as s:
             for symbol in symbols:
                 try:
@@ -83,16 +90,9 @@ def refresh_universe(
                     )
                     continue
                 universe[symbol] = prices
-                record = previous_training(s, row, with_artifact=False)
-                # Its artifact only if it is its own network (a ticker trained outside the
-                # universe warm-starts from it) or the first universe one (a warm start takes
-                # one ticker's ensemble): not the shared network's bytes once per ticker.
-                if record is not None and (
-                    warm_from is None or "universe" not in (record.get("backtest") or {})
-                ):
-                    record = previous_training(s, row)
-                    if record is not None and "universe" in (record.get("backtest") or {}):
-                        warm_from = warm_from or record.get("artifact")
+                record = previous_training(s, row, needs_artifact)
+                if record is not None and "universe" in (record["backtest"] or {}):
+                    warm_from = warm_from or record["artifact"]
                 previous[symbol] = record
                 stale = stale or latest_model_covers_data(s, settings, symbol) is None
         if not (stale or options.force_train):
