@@ -4,7 +4,6 @@ version row or not at all, cached by digest, pruned by retention, on SQLite and 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,7 +14,7 @@ from tinymodel import TINY
 
 from forecaster import artifacts, registry, storage
 from forecaster.errors import ModelArtifactError
-from forecaster.model import ForecastBundle
+from forecaster.model import ForecastBundle, SharedPart
 from forecaster.settings import Settings
 from forecaster.training import TrainingOutcome
 
@@ -110,9 +109,12 @@ def test_retention_keeps_the_champion_and_the_newest_versions(
         assert set(artifacts.sizes(s, ticker_id)) == {versions[4].id}
 
 
-def _universe_bundles(seed: int) -> tuple[Any, dict[str, ForecastBundle], dict[str, np.ndarray]]:
+def _universe_bundles(
+    seed: int,
+) -> tuple[SharedPart, dict[str, ForecastBundle], dict[str, tuple[np.ndarray, np.ndarray]]]:
     """A tiny universe fit and each ticker's bundle as universe_training builds it (its network
-    sharing the fit's ensemble, packed once)."""
+    sharing the fit's ensemble, packed once); and each ticker's validation windows with the
+    universe model's forecasts of them."""
     from forecaster.model import LSTMForecaster
     from forecaster.pooled import Panel, UniverseForecaster
     from forecaster.providers.synthetic import SyntheticProvider
@@ -137,9 +139,8 @@ def _universe_bundles(seed: int) -> tuple[Any, dict[str, ForecastBundle], dict[s
         )
         for p in panels
     }
-    expected = {p.symbol: model.predict(p.symbol, p.X_val) for p in panels}
-    windows = {p.symbol: p.X_val for p in panels}
-    return shared, bundles, {"expected": expected, "windows": windows}  # type: ignore[dict-item]
+    seen = {p.symbol: (p.X_val, model.predict(p.symbol, p.X_val)) for p in panels}
+    return shared, bundles, seen
 
 
 def _shared_rows(sessions: sessionmaker[Session]) -> list[str]:
@@ -172,9 +173,10 @@ def test_a_shared_network_is_stored_once_and_goes_with_the_last_artifact_using_i
     with sessions() as s:
         for symbol in bundles:
             _, loaded[symbol] = registry.load_champion(s, s.get_one(storage.Ticker, ids[symbol]))
+            windows, expected = seen[symbol]
             np.testing.assert_allclose(
-                loaded[symbol].model.predict(seen["windows"][symbol]),
-                seen["expected"][symbol],
+                loaded[symbol].model.predict(windows),
+                expected,
                 rtol=1e-5,
                 atol=1e-6,
             )
